@@ -1,0 +1,26 @@
+"""Shared test fixtures."""
+
+from __future__ import annotations
+
+import itertools
+import os
+
+import pytest
+
+_domain_ids = itertools.count()
+
+
+def next_ros_domain_id() -> int:
+    """A ROS_DOMAIN_ID no other test in this run (or a parallel run) uses.
+
+    Domains 1..101 are spread by process id so that two pytest runs on one
+    machine do not cross-talk; within a run each call gets the next id.
+    """
+    base = (os.getpid() * 7) % 50
+    return 1 + (base + next(_domain_ids) * 53) % 101
+
+
+@pytest.fixture
+def ros_domain_id() -> int:
+    """A fresh ROS_DOMAIN_ID for the processes one test starts."""
+    return next_ros_domain_id()
