@@ -1,0 +1,84 @@
+"""Builds the SAM backend (encoder + guided decoder) from a pipeline config."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import torch
+
+from perovss_ros.core.checkpoints import CHECKPOINTS
+from perovss_ros.core.errors import InvalidInputError
+from perovss_ros.core.sam.decoder import SamMaskDecoder
+from perovss_ros.core.sam.encoder import SamImageEncoder
+from perovss_ros.core.sam.guided import guided_decoder_from
+from perovss_ros.core.sam.registry import SAM_MODELS, build_sam_model, sam_spec
+from perovss_ros.core.sam.weights import checkpoint_present, load_official_weights
+
+RUNTIMES = ("torch",)
+
+
+def _option(config: object, key: str, default: object) -> object:
+    """``config.key`` for a PipelineConfig-like object, ``config[key]`` for a mapping, else ``default``."""
+    if config is None:
+        return default
+    if isinstance(config, Mapping):
+        return config.get(key, default)
+    return getattr(config, key, default)
+
+
+def _device(name: str) -> torch.device:
+    if name == "cuda" and not torch.cuda.is_available():
+        raise InvalidInputError("device 'cuda' requested but no CUDA device is available; set device: cpu")
+    try:
+        return torch.device(name)
+    except RuntimeError:
+        raise InvalidInputError(f"unknown device {name!r}; use 'cpu' or 'cuda'") from None
+
+
+def sam_model_id(model: str, seed: int) -> str:
+    """``sam-tiny-seed0`` for seeded models, ``sam-vit_b-ec2df627`` (checkpoint SHA-256 prefix) otherwise."""
+    spec = sam_spec(model)
+    if spec.checkpoint is None:
+        return f"sam-{model}-seed{int(seed)}"
+    return f"sam-{model}-{CHECKPOINTS[spec.checkpoint].sha256[:8]}"
+
+
+def sam_checkpoint_available(config: object) -> bool:
+    """True when the official checkpoint of ``config.model`` is present (exists, right size; not hashed).
+
+    ``tiny`` has no checkpoint (seeded random weights, for tests and
+    benchmarks), so this is False for it and ``backend: auto`` picks classic.
+    """
+    spec = SAM_MODELS.get(str(_option(config, "model", "vit_b")))
+    if spec is None or spec.checkpoint is None:
+        return False
+    return checkpoint_present(CHECKPOINTS[spec.checkpoint], _option(config, "checkpoint", "") or None)
+
+
+def build_sam_backend(config: object) -> tuple[SamImageEncoder, SamMaskDecoder]:
+    """Encoder and guided decoder sharing one ``Sam`` built from ``config``.
+
+    ``config`` is a PipelineConfig (or any object/mapping with ``model``,
+    ``checkpoint``, ``device``, ``runtime``, ``seed``). Official models load
+    their verified checkpoint (CheckpointError naming the file and the
+    ``perovss models download`` command if missing or corrupt); ``tiny`` uses
+    seeded random weights.
+    """
+    model = str(_option(config, "model", "vit_b"))
+    seed = int(_option(config, "seed", 0))
+    runtime = str(_option(config, "runtime", "torch"))
+    if runtime not in RUNTIMES:
+        raise InvalidInputError(
+            f"SAM runtime {runtime!r} is not available here; use one of: {', '.join(RUNTIMES)}"
+        )
+    device = _device(str(_option(config, "device", "cpu")))
+    spec = sam_spec(model)
+    sam = build_sam_model(model, seed)
+    sam.mask_decoder = guided_decoder_from(sam.mask_decoder)
+    if spec.checkpoint is not None:
+        # Loaded into the guided modules: same parameter names as upstream, strict.
+        load_official_weights(sam, spec.checkpoint, _option(config, "checkpoint", "") or None)
+    sam = sam.to(device).eval()
+    for param in sam.parameters():
+        param.requires_grad_(False)
+    return SamImageEncoder(sam, sam_model_id(model, seed)), SamMaskDecoder(sam)

@@ -1,0 +1,197 @@
+"""SAM mask decoder behind the ``MaskDecoder`` protocol, batched over prompt sets, with PerSAM guidance.
+
+Prompt sets are decoded together when they produce the same number of prompt
+tokens (points, SAM's padding point when there is no box, box corners): in the
+usual case (every concept prompted alike) that is one decoder call for all K
+sets. Sets of another shape go in a second call instead of being padded, so a
+batched decode gives the same masks as decoding each set alone.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from segment_anything.modeling import Sam
+from segment_anything.utils.transforms import ResizeLongestSide
+from torch import Tensor
+
+from perovss_ros.core.errors import InvalidInputError
+from perovss_ros.core.sam.encoder import EMBEDDING_KEY, INPUT_HW_KEY
+from perovss_ros.core.sam.guided import GuidedMaskDecoder
+from perovss_ros.core.types import DecodeOutput, Features, Guidance, Prompts
+
+
+def _as_float_tensor(value: object, what: str, device: torch.device) -> Tensor:
+    """``value`` (tensor, array, numbers) as float32 on ``device``; InvalidInputError if not numeric."""
+    if isinstance(value, Tensor):
+        return value.detach().to(device=device, dtype=torch.float32)
+    try:
+        array = np.asarray(value, dtype=np.float32)
+    except (TypeError, ValueError) as exc:
+        raise InvalidInputError(f"{what} must be numeric, got {type(value).__name__}: {exc}") from None
+    return torch.from_numpy(array).to(device)
+
+
+class SamMaskDecoder:
+    """Decodes K prompt sets against one image's SAM embedding in batched decoder calls."""
+
+    supports_guidance = True
+
+    def __init__(self, sam: Sam) -> None:
+        if not isinstance(sam.mask_decoder, GuidedMaskDecoder):
+            raise TypeError("SamMaskDecoder needs a Sam whose mask_decoder is a GuidedMaskDecoder")
+        self.sam = sam
+        self.img_size = int(sam.image_encoder.img_size)
+        self.transform = ResizeLongestSide(self.img_size)
+        self.grid_hw = tuple(int(v) for v in sam.prompt_encoder.image_embedding_size)
+        self.mask_input_hw = tuple(int(v) for v in sam.prompt_encoder.mask_input_size)
+        self.embed_dim = int(sam.prompt_encoder.embed_dim)
+
+    @property
+    def device(self) -> torch.device:
+        """Device the model runs on."""
+        return self.sam.device
+
+    def decode_tensors(self, image_embedding: Tensor, sparse: Tensor, dense: Tensor, multimask: bool,
+                       bias: Tensor | None = None, bias_on: Tensor | None = None,
+                       target_embedding: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """Tensor layer: one decoder call for B prompt sets of equal token count.
+
+        ``image_embedding`` ``1×C×h×w``; ``sparse`` ``B×T×C`` and ``dense``
+        ``B×C×h×w`` prompt embeddings (segment_anything ``PromptEncoder``);
+        ``bias`` ``B×h·w`` attention bias with ``bias_on`` ``B`` bool (None = all
+        rows), ``target_embedding`` ``B×C``. Returns low-res logits ``B×M×4h×4w``
+        and predicted IoU ``B×M`` (M = 3 if ``multimask`` else 1).
+        """
+        with torch.inference_mode():
+            return self.sam.mask_decoder(
+                image_embeddings=image_embedding,
+                image_pe=self.sam.prompt_encoder.get_dense_pe(),
+                sparse_prompt_embeddings=sparse,
+                dense_prompt_embeddings=dense,
+                multimask_output=multimask,
+                bias=bias,
+                bias_on=bias_on,
+                target_embedding=target_embedding,
+            )
+
+    def embed_prompts(self, prompts: Prompts, image_hw: tuple[int, int]) -> tuple[Tensor, Tensor]:
+        """Sparse ``1×T×C`` and dense ``1×C×h×w`` embeddings of one prompt set given in image pixels."""
+        device = self.device
+        points = None
+        if prompts.points is not None:
+            points = _as_float_tensor(prompts.points, "prompt points", device)
+            if points.numel() == 0:
+                points = None
+            elif points.ndim != 2 or points.shape[1] != 2:
+                raise InvalidInputError(f"prompt points must be N×2 (x, y), got {tuple(points.shape)}")
+            elif not torch.isfinite(points).all():
+                raise InvalidInputError("prompt points must be finite")
+        labels = np.asarray(prompts.labels if prompts.labels is not None else [], dtype=np.int64).reshape(-1)
+        n_points = 0 if points is None else points.shape[0]
+        if labels.shape[0] != n_points:
+            raise InvalidInputError(f"prompt has {n_points} points but {labels.shape[0]} labels")
+        if not np.isin(labels, (-1, 0, 1)).all():
+            raise InvalidInputError(
+                f"point labels must be 1 (positive), 0 (negative) or -1, got {labels.tolist()}"
+            )
+        point_arg = None
+        if points is not None:
+            coords = self.transform.apply_coords_torch(points, image_hw)[None]
+            point_arg = (coords, torch.as_tensor(labels, device=device)[None])
+        box_arg = None
+        if prompts.box is not None:
+            box = _as_float_tensor(prompts.box, "prompt box", device).reshape(-1)
+            if box.shape[0] != 4 or not torch.isfinite(box).all():
+                raise InvalidInputError(f"prompt box must be 4 finite numbers XYXY, got {prompts.box!r}")
+            box_arg = self.transform.apply_boxes_torch(box[None], image_hw)
+        mask_arg = None
+        if prompts.mask_logits is not None:
+            mask = _as_float_tensor(prompts.mask_logits, "prompt mask_logits", device)
+            if tuple(mask.shape[-2:]) != self.mask_input_hw or mask.numel() != np.prod(self.mask_input_hw):
+                raise InvalidInputError(
+                    f"mask_logits must be 1×{self.mask_input_hw[0]}×{self.mask_input_hw[1]} "
+                    f"(this model's low-res logits), got {tuple(mask.shape)}"
+                )
+            mask_arg = mask.reshape(1, 1, *self.mask_input_hw)
+        with torch.inference_mode():
+            return self.sam.prompt_encoder(points=point_arg, boxes=box_arg, masks=mask_arg)
+
+    def _guidance_tensors(self, guidance: list[Guidance | None], rows: list[int]
+                          ) -> tuple[Tensor | None, Tensor | None, Tensor | None]:
+        """Stack the guidance of ``rows`` into (bias ``G×h·w``, bias_on ``G``, target ``G×C``) or Nones."""
+        biases = [guidance[i].attention_bias if guidance[i] is not None else None for i in rows]
+        targets = [guidance[i].target_embedding if guidance[i] is not None else None for i in rows]
+        bias = bias_on = target = None
+        if any(b is not None for b in biases):
+            bias = torch.zeros(len(rows), self.grid_hw[0] * self.grid_hw[1], device=self.device)
+            for j, b in enumerate(biases):
+                if b is not None:
+                    b = _as_float_tensor(b, "attention_bias", self.device)
+                    if tuple(b.shape) != self.grid_hw:
+                        raise InvalidInputError(
+                            f"attention_bias must be {self.grid_hw[0]}×{self.grid_hw[1]} (the feature grid), "
+                            f"got {tuple(b.shape)}"
+                        )
+                    bias[j] = b.reshape(-1)
+            present = [b is not None for b in biases]
+            bias_on = None if all(present) else torch.tensor(present, device=self.device)
+        if any(t is not None for t in targets):
+            # Zero rows leave the sets without a target exactly unguided (x + 0 == x).
+            target = torch.zeros(len(rows), self.embed_dim, device=self.device)
+            for j, t in enumerate(targets):
+                if t is not None:
+                    t = _as_float_tensor(t, "target_embedding", self.device).reshape(-1)
+                    if t.shape[0] != self.embed_dim:
+                        raise InvalidInputError(
+                            f"target_embedding must have {self.embed_dim} values, got {t.shape[0]}"
+                        )
+                    target[j] = t
+        return bias, bias_on, target
+
+    def decode(self, features: Features, rgb: np.ndarray, prompts: list[Prompts],
+               guidance: list[Guidance | None] | None = None) -> DecodeOutput:
+        """Numpy layer: decode K prompt sets (image pixels) against ``features`` from ``SamImageEncoder``.
+
+        All sets must agree on ``multimask``. Returns masks ``K×M×H×W`` bool at
+        image size, scores ``K×M`` float32 (predicted IoU) and low-res logits
+        ``K×M×4h×4w`` (feed one back as ``Prompts.mask_logits``). ``rgb`` is unused.
+        """
+        if EMBEDDING_KEY not in features.extra:
+            raise InvalidInputError("features were not made by the SAM encoder (no SAM embedding in extra)")
+        if guidance is not None and len(guidance) != len(prompts):
+            raise InvalidInputError(f"got {len(prompts)} prompt sets but {len(guidance)} guidance entries")
+        height, width = features.image_hw
+        multimask = {bool(p.multimask) for p in prompts}
+        if len(multimask) > 1:
+            raise InvalidInputError("prompt sets mix multimask=True and False; decode them in separate calls")
+        num_out = 3 if multimask == {True} else 1
+        if not prompts:
+            empty_logits = torch.zeros(0, num_out, *self.mask_input_hw)
+            return DecodeOutput(np.zeros((0, num_out, height, width), bool),
+                                np.zeros((0, num_out), np.float32), empty_logits)
+        guidance = guidance if guidance is not None else [None] * len(prompts)
+
+        embedded = [self.embed_prompts(p, features.image_hw) for p in prompts]
+        groups: dict[int, list[int]] = {}
+        for i, (sparse, _) in enumerate(embedded):
+            groups.setdefault(int(sparse.shape[1]), []).append(i)
+
+        embedding = features.extra[EMBEDDING_KEY]
+        with torch.inference_mode():
+            logits = torch.empty(len(prompts), num_out, *self.mask_input_hw, device=self.device)
+            scores = torch.empty(len(prompts), num_out, device=self.device)
+            for rows in groups.values():
+                sparse = torch.cat([embedded[i][0] for i in rows])
+                dense = torch.cat([embedded[i][1] for i in rows])
+                bias, bias_on, target = self._guidance_tensors(guidance, rows)
+                logits[rows], scores[rows] = self.decode_tensors(embedding, sparse, dense, num_out == 3,
+                                                                 bias, bias_on, target)
+        return DecodeOutput(masks=self.upscale(logits, features), scores=scores.float().cpu().numpy(),
+                            logits=logits)
+
+    def upscale(self, logits: Tensor, features: Features) -> np.ndarray:
+        """Low-res logits ``K×M×h'×w'`` → ``K×M×H×W`` bool masks at image size (SAM's postprocessing)."""
+        with torch.inference_mode():
+            full = self.sam.postprocess_masks(logits, features.extra[INPUT_HW_KEY], features.image_hw)
+            return (full > self.sam.mask_threshold).cpu().numpy()

@@ -1,0 +1,92 @@
+"""SAM image encoder behind the ``ImageEncoder`` protocol (the one expensive call per frame)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+from segment_anything.modeling import Sam
+from segment_anything.utils.transforms import ResizeLongestSide
+
+from perovss_ros.core.errors import InvalidInputError
+from perovss_ros.core.types import Features
+
+EMBEDDING_KEY = "sam_embedding"
+"""``Features.extra`` key of the raw ``1×C×h×w`` embedding the SAM decoder consumes."""
+INPUT_HW_KEY = "sam_input_hw"
+"""``Features.extra`` key of the resized (unpadded) input size ``(h, w)`` in pixels."""
+
+
+def check_rgb(rgb: object) -> np.ndarray:
+    """Return ``rgb`` if it is a non-empty ``H×W×3 uint8`` array, else raise InvalidInputError."""
+    if not isinstance(rgb, np.ndarray):
+        raise InvalidInputError(f"image must be a numpy array (H×W×3 uint8 RGB), got {type(rgb).__name__}")
+    if rgb.ndim != 3 or rgb.shape[2] != 3:
+        raise InvalidInputError(f"image must be H×W×3 (RGB), got shape {rgb.shape}")
+    if rgb.dtype != np.uint8:
+        raise InvalidInputError(f"image must be uint8, got {rgb.dtype}")
+    if rgb.shape[0] == 0 or rgb.shape[1] == 0:
+        raise InvalidInputError(f"image is empty ({rgb.shape[0]}×{rgb.shape[1]})")
+    return rgb
+
+
+class SamImageEncoder:
+    """Encodes ``H×W×3 uint8 RGB`` images with a SAM ViT into ``256×h×w`` embeddings.
+
+    The image is resized so its longest side is the model's input size
+    (segment_anything ``ResizeLongestSide``, as ``SamPredictor.set_image``),
+    normalised, padded bottom/right to a square and encoded.
+    """
+
+    def __init__(self, sam: Sam, model_id: str) -> None:
+        self.sam = sam
+        self.model_id = model_id
+        self.img_size = int(sam.image_encoder.img_size)
+        self.transform = ResizeLongestSide(self.img_size)
+
+    @property
+    def device(self) -> torch.device:
+        """Device the model runs on."""
+        return self.sam.device
+
+    def encode_tensor(self, images: torch.Tensor) -> torch.Tensor:
+        """Tensor layer: ``B×3×h×w`` float RGB in 0..255, already resized (longest side = input size).
+
+        Returns the ``B×256×H'×W'`` embeddings (``H' = W' = input size / 16``).
+        """
+        if images.ndim != 4 or images.shape[1] != 3:
+            raise InvalidInputError(f"encode_tensor expects B×3×h×w, got {tuple(images.shape)}")
+        if max(images.shape[-2:]) > self.img_size:
+            raise InvalidInputError(
+                f"encode_tensor expects images resized to at most {self.img_size} px, "
+                f"got {tuple(images.shape)}"
+            )
+        with torch.inference_mode():
+            x = self.sam.preprocess(images.to(self.device, torch.float32))
+            return self.sam.image_encoder(x)
+
+    def encode(self, rgb: np.ndarray) -> Features:
+        """Numpy layer: encode one ``H×W×3 uint8 RGB`` image into :class:`Features`.
+
+        ``Features.grid`` is the ``256×h×w`` float32 embedding (a view of
+        ``extra["sam_embedding"]``, ``1×256×h×w``), ``stride`` the input pixels per
+        grid cell, ``valid_hw`` the grid part covered by the unpadded image.
+        """
+        rgb = check_rgb(rgb)
+        height, width = rgb.shape[:2]
+        resized = self.transform.apply_image(np.ascontiguousarray(rgb))
+        tensor = torch.as_tensor(resized, device=self.device).permute(2, 0, 1)[None]
+        embedding = self.encode_tensor(tensor)
+        grid_h, grid_w = int(embedding.shape[-2]), int(embedding.shape[-1])
+        stride = self.img_size / grid_w
+        input_hw = (int(resized.shape[0]), int(resized.shape[1]))
+        return Features(
+            grid=embedding[0],
+            image_hw=(height, width),
+            scale=self.img_size / max(height, width),
+            stride=stride,
+            valid_hw=(min(grid_h, math.ceil(input_hw[0] / stride)),
+                      min(grid_w, math.ceil(input_hw[1] / stride))),
+            extra={EMBEDDING_KEY: embedding, INPUT_HW_KEY: input_hw},
+        )
