@@ -1,0 +1,59 @@
+"""Run the perovss node in this process (``perovss node``, the launch file's executable)."""
+
+from __future__ import annotations
+
+import sys
+
+import rclpy
+from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.lifecycle import TransitionCallbackReturn
+from rclpy.utilities import remove_ros_args
+
+from perovss_ros.ros.node import PerovssNode
+
+# Image callback, worker publishing, services, find goals and captures each hold a thread.
+EXECUTOR_THREADS = 8
+
+
+def run_node(argv: list[str] | None = None) -> int:
+    """Spin a PerovssNode until shutdown; ``argv`` holds ROS arguments (``--ros-args ...``).
+
+    With ``autostart`` true the node configures and activates itself; if that fails
+    (bad parameters, missing checkpoint) the reason is logged and 1 is returned.
+    """
+    args = ["perovss", *(argv or [])]
+    leftover = remove_ros_args(args)[1:]
+    if leftover:
+        print(f"perovss node: unrecognized arguments {' '.join(leftover)} "
+              "(ROS arguments go after --ros-args)", file=sys.stderr)
+        return 2
+    rclpy.init(args=args)
+    node = PerovssNode()
+    executor = MultiThreadedExecutor(num_threads=EXECUTOR_THREADS)
+    executor.add_node(node)
+    try:
+        if node.param("autostart"):
+            if node.trigger_configure() != TransitionCallbackReturn.SUCCESS:
+                node.get_logger().error("autostart: configure failed (reason above); exiting")
+                return 1
+            if node.trigger_activate() != TransitionCallbackReturn.SUCCESS:
+                node.get_logger().error("autostart: activate failed (reason above); exiting")
+                return 1
+        executor.spin()
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        node.release()
+        executor.shutdown(timeout_sec=1.0)
+        node.destroy_node()
+        rclpy.try_shutdown()
+    return 0
+
+
+def main() -> None:
+    """Console entry point: ``python -m perovss_ros.ros.main --ros-args ...``."""
+    sys.exit(run_node(sys.argv[1:]))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,81 @@
+"""The node's parameters: one table for declaration, validation and the launch file.
+
+``config/perovss.yaml`` documents the same keys and defaults (a test keeps them
+equal); ``launch/perovss.launch.py`` reads its defaults from that YAML and its
+descriptions and choices from here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+# When a parameter takes effect; a change while the node is past that point is refused.
+CONFIGURE = "configure"  # read when the pipeline is built (on_configure)
+ACTIVATE = "activate"  # read when subscriptions are made (on_activate)
+LIVE = "live"  # read on every frame / tick
+
+
+@dataclass(frozen=True)
+class ParamSpec:
+    """One node parameter: default (its type is the parameter's type), help text, allowed values."""
+
+    name: str
+    default: Any
+    description: str
+    choices: tuple[str, ...] = ()
+    applies: str = CONFIGURE
+    pipeline_key: bool = False  # passed to build_pipeline under the same name
+
+
+PARAMETERS: tuple[ParamSpec, ...] = (
+    ParamSpec("backend", "auto", "segmentation backend; auto = sam when a checkpoint for `model` is found, "
+              "else classic", ("auto", "classic", "sam"), pipeline_key=True),
+    ParamSpec("model", "vit_b", "SAM model variant (tiny = seeded random weights, for tests)",
+              ("tiny", "vit_b", "vit_l", "vit_h"), pipeline_key=True),
+    ParamSpec("checkpoint", "", "checkpoint path; empty = default model directory ($PEROVSS_MODEL_DIR "
+              "or ~/.cache/perovss/models)", pipeline_key=True),
+    ParamSpec("device", "cpu", "torch device", ("cpu", "cuda"), pipeline_key=True),
+    ParamSpec("runtime", "torch", "inference runtime", ("torch",), pipeline_key=True),
+    ParamSpec("concept_store", "~/.local/share/perovss/concepts",
+              "directory where taught concepts persist; empty = in memory only", pipeline_key=True),
+    ParamSpec("seed", 0, "random seed (tiny SAM weights, sampling)", pipeline_key=True),
+    ParamSpec("presence", True, "per-concept presence gate (false: decode every concept every frame)",
+              pipeline_key=True),
+    ParamSpec("max_image_pixels", 4096 * 4096, "largest accepted image (width×height), frames and "
+              "teaching images", pipeline_key=True),
+    ParamSpec("max_shots", 32, "most reference shots per concept (and images per teach request)",
+              pipeline_key=True),
+    ParamSpec("image_transport", "raw", "subscribe to `image` (sensor_msgs/Image) or `image/compressed` "
+              "(sensor_msgs/CompressedImage, jpeg/png)", ("raw", "compressed"), applies=ACTIVATE),
+    ParamSpec("reliability", "best_effort", "QoS reliability of the image subscription (depth 1); "
+              "best_effort accepts every camera", ("best_effort", "reliable"), applies=ACTIVATE),
+    ParamSpec("publish_overlay", True, "draw masks, boxes and labels on ~/overlay while it has subscribers",
+              applies=LIVE),
+    ParamSpec("autostart", True, "configure and activate at start (false: wait for a lifecycle manager)",
+              applies=LIVE),
+    ParamSpec("diagnostics_period", 1.0, "seconds between /diagnostics messages", applies=ACTIVATE),
+    ParamSpec("capture_timeout", 10.0, "seconds a live-capture teach request waits for its frames",
+              applies=LIVE),
+)
+
+BY_NAME: dict[str, ParamSpec] = {p.name: p for p in PARAMETERS}
+
+
+def defaults() -> dict[str, Any]:
+    """``{name: default}`` for every parameter."""
+    return {p.name: p.default for p in PARAMETERS}
+
+
+def check_value(name: str, value: Any) -> str | None:
+    """Return why ``value`` is not acceptable for parameter ``name``, or None if it is."""
+    spec = BY_NAME.get(name)
+    if spec is None:
+        return None  # not ours (e.g. use_sim_time)
+    if spec.choices and value not in spec.choices:
+        return f"{name} must be one of {', '.join(spec.choices)}, got {value!r}"
+    if name in ("max_image_pixels", "max_shots") and int(value) < 1:
+        return f"{name} must be >= 1, got {value!r}"
+    if name in ("diagnostics_period", "capture_timeout") and float(value) <= 0:
+        return f"{name} must be > 0, got {value!r}"
+    return None
