@@ -1,0 +1,50 @@
+"""perovss perception core (ROS-free): ``build_pipeline`` and the types it returns.
+
+    from perovss_ros.core import build_pipeline
+    pipe = build_pipeline({"backend": "classic", "concept_store": ""})
+    pipe.teach("my_mug", images=[rgb], masks=[mask])   # rgb H×W×3 uint8 RGB, mask H×W bool
+    result = pipe.process(frame)                       # FrameResult
+"""
+
+from __future__ import annotations
+
+import os
+
+from perovss_ros.core.config import PipelineConfig
+from perovss_ros.core.errors import (
+    CheckpointError,
+    ConceptStoreError,
+    InvalidInputError,
+    PerovssError,
+    UnknownConceptError,
+)
+from perovss_ros.core.memory import ConceptMemory
+from perovss_ros.core.pipeline import Pipeline
+from perovss_ros.core.registry import build_backend
+
+
+def build_pipeline(config: PipelineConfig | dict | str | os.PathLike | None = None) -> Pipeline:
+    """Build the pipeline from a dict, a YAML path, a PipelineConfig or None (defaults).
+
+    Resolves ``backend`` (auto: sam when a checkpoint for ``model`` exists, else classic), builds
+    encoder and decoder, and loads the concepts of ``concept_store`` (skipping unreadable ones
+    with a logged warning; ``pipeline.store_warnings`` lists them).
+    """
+    cfg = PipelineConfig.coerce(config)
+    name, encoder, decoder = build_backend(cfg)
+    memory = ConceptMemory(cfg.concept_store) if cfg.concept_store else None
+    pipeline = Pipeline(cfg, encoder, decoder, name, memory)
+    pipeline.store_warnings = pipeline.load_store()
+    return pipeline
+
+
+__all__ = [
+    "CheckpointError",
+    "ConceptStoreError",
+    "InvalidInputError",
+    "PerovssError",
+    "Pipeline",
+    "PipelineConfig",
+    "UnknownConceptError",
+    "build_pipeline",
+]

@@ -1,0 +1,143 @@
+"""PerSAM's decode cascade on any MaskDecoder, batched over K prompt sets.
+
+1. First decode: the points (and a tracking box when given), single mask, with guidance.
+   For a PerSAM-F concept instead: the 3 multimask logits from its positive point, combined
+   with the concept's scale weights (no negative point, no guidance).
+2. Refinement 1: the same points + the previous low-res logits as mask input, multimask,
+   the mask with the best score. Skipped when the decoder gives no logits (classic), since
+   it would repeat step 1 exactly.
+3. Refinement 2: adds the tight box of that mask (and its logits when available), multimask,
+   best score. An empty result keeps the previous step's mask.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import numpy as np
+import torch
+
+from perovss_ros.core.errors import PerovssError
+from perovss_ros.core.matching import tight_box
+from perovss_ros.core.protocols import MaskDecoder
+from perovss_ros.core.types import DecodeOutput, Features, Guidance, Prompts
+
+
+@dataclass
+class CascadeRequest:
+    """One prompt set for the cascade.
+
+    ``prompts``: first-decode points/labels (and optional box). ``guidance``: PerSAM guidance.
+    ``scale_weights``: PerSAM-F weights ``[3]`` or None; ``positive`` is its ``(x, y)`` point.
+    """
+
+    prompts: Prompts
+    guidance: Guidance | None = None
+    scale_weights: torch.Tensor | None = None
+    positive: tuple[float, float] | None = None
+
+
+@dataclass
+class CascadeResult:
+    """``masks`` ``K×H×W`` bool, ``scores`` ``K`` float32, ``logits`` ``K×h'×w'`` or None."""
+
+    masks: np.ndarray
+    scores: np.ndarray
+    logits: torch.Tensor | None
+
+
+def decoder_has_logits(decoder: MaskDecoder) -> bool:
+    """Whether ``decoder`` returns low-res logits (its ``provides_logits`` flag, default True)."""
+    return bool(getattr(decoder, "provides_logits", True))
+
+
+def best_of(out: DecodeOutput) -> CascadeResult:
+    """Per prompt set, the mask with the highest score of a ``K×M`` decode."""
+    best = np.asarray(out.scores).argmax(axis=1)
+    rows = np.arange(len(best))
+    logits = out.logits[torch.from_numpy(rows), torch.from_numpy(best)] if out.logits is not None else None
+    scores = np.asarray(out.scores)[rows, best]
+    return CascadeResult(masks=out.masks[rows, best], scores=scores, logits=logits)
+
+
+def _first_decode(
+    decoder: MaskDecoder, features: Features, rgb: np.ndarray, requests: list[CascadeRequest]
+) -> tuple[np.ndarray | None, torch.Tensor | None, np.ndarray]:
+    """Step 1 -> (masks K×H×W or None for PerSAM-F rows, logits K×h'×w' or None, scores K)."""
+    plain = [i for i, r in enumerate(requests) if r.scale_weights is None]
+    tuned = [i for i, r in enumerate(requests) if r.scale_weights is not None]
+    h, w = rgb.shape[:2]
+    masks = np.zeros((len(requests), h, w), bool)
+    scores = np.zeros(len(requests), np.float32)
+    logits: torch.Tensor | None = None
+    if plain:
+        out = decoder.decode(
+            features, rgb, [replace(requests[i].prompts, multimask=False, mask_logits=None) for i in plain],
+            [requests[i].guidance for i in plain],
+        )
+        masks[plain] = out.masks[:, 0]
+        scores[plain] = np.asarray(out.scores)[:, 0]
+        if out.logits is not None:
+            logits = torch.zeros((len(requests), *out.logits.shape[-2:]), dtype=out.logits.dtype)
+            logits[plain] = out.logits[:, 0]
+    if tuned:
+        try:
+            from perovss_ros.core.persam_f import combine_logits
+        except ImportError as exc:
+            raise PerovssError(f"PerSAM-F concepts need perovss_ros.core.persam_f ({exc})") from exc
+        prompts = [
+            Prompts(points=np.asarray([requests[i].positive], np.float32), labels=np.ones(1, np.int64),
+                    multimask=True)
+            for i in tuned
+        ]
+        out = decoder.decode(features, rgb, prompts, None)
+        if out.logits is None:
+            raise PerovssError("PerSAM-F needs a decoder with logits (the sam backend)")
+        combined = torch.stack([
+            combine_logits(out.logits[j], requests[i].scale_weights) for j, i in enumerate(tuned)
+        ])
+        if logits is None:
+            logits = torch.zeros((len(requests), *combined.shape[-2:]), dtype=combined.dtype)
+        logits[tuned] = combined.to(logits.dtype)
+        best = best_of(out)
+        masks[tuned] = best.masks
+        scores[tuned] = best.scores
+    return masks, logits, scores
+
+
+def run_cascade(
+    decoder: MaskDecoder, features: Features, rgb: np.ndarray, requests: list[CascadeRequest]
+) -> CascadeResult:
+    """Run the three cascade steps for K requests, each step one batched decode."""
+    if not requests:
+        h, w = rgb.shape[:2]
+        return CascadeResult(np.zeros((0, h, w), bool), np.zeros(0, np.float32), None)
+    masks, logits, scores = _first_decode(decoder, features, rgb, requests)
+    current = CascadeResult(masks=masks, scores=scores, logits=logits)
+
+    def points_of(r: CascadeRequest) -> Prompts:
+        if r.scale_weights is not None:
+            return Prompts(points=np.asarray([r.positive], np.float32), labels=np.ones(1, np.int64))
+        return r.prompts
+
+    if logits is not None:
+        refine1 = [
+            replace(points_of(r), mask_logits=logits[k:k + 1], multimask=True) for k, r in enumerate(requests)
+        ]
+        current = best_of(decoder.decode(features, rgb, refine1, None))
+
+    refine2 = []
+    for k, r in enumerate(requests):
+        box = tight_box(current.masks[k])
+        prompt = points_of(r)
+        mask_in = current.logits[k:k + 1] if current.logits is not None else None
+        refine2.append(replace(prompt, box=box if box is not None else prompt.box, mask_logits=mask_in,
+                               multimask=True))
+    final = best_of(decoder.decode(features, rgb, refine2, None))
+    empty = ~final.masks.reshape(len(requests), -1).any(axis=1)
+    if empty.any():
+        final.masks[empty] = current.masks[empty]
+        final.scores[empty] = current.scores[empty]
+        if final.logits is not None and current.logits is not None:
+            final.logits[torch.from_numpy(empty)] = current.logits[torch.from_numpy(empty)]
+    return final

@@ -1,0 +1,74 @@
+"""A taught concept: its shots, matching vectors, presence threshold and PerSAM-F weights."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from perovss_ros.core.errors import InvalidInputError
+from perovss_ros.core.types import ConceptInfo
+
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+
+
+def validate_name(name: object) -> str:
+    """Return ``name`` if it is a valid concept name, else raise InvalidInputError saying why."""
+    if not isinstance(name, str) or not name:
+        raise InvalidInputError("concept name must be a non-empty string")
+    if not NAME_PATTERN.fullmatch(name):
+        raise InvalidInputError(
+            f"invalid concept name {name!r}: use 1-64 letters, digits, '_', '.', '-', starting with a "
+            "letter or digit (no path separators)"
+        )
+    return name
+
+
+@dataclass
+class Shot:
+    """One reference shot: ``image`` H×W×3 uint8 RGB and its ``mask`` H×W bool."""
+
+    image: np.ndarray
+    mask: np.ndarray
+
+
+@dataclass
+class Concept:
+    """Everything the pipeline keeps about one concept (treated as immutable once built).
+
+    ``local``: per-shot masked local features, each ``n_i×C`` float32.
+    ``targets``: ``S×C`` L2-normalised per-shot target vectors used for matching.
+    ``embedding``: ``C`` un-normalised mean target feature (semantic prompting).
+    ``scale_weights``: PerSAM-F weights ``[3]`` or None.
+    """
+
+    name: str
+    instance_id: int
+    model_id: str
+    created: float
+    shots: list[Shot]
+    local: list[torch.Tensor]
+    targets: torch.Tensor
+    embedding: torch.Tensor
+    presence_threshold: float
+    scale_weights: torch.Tensor | None = None
+    calibration: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def num_shots(self) -> int:
+        """Number of reference shots."""
+        return len(self.shots)
+
+    def info(self) -> ConceptInfo:
+        """Public summary."""
+        return ConceptInfo(
+            name=self.name,
+            num_shots=self.num_shots,
+            fine_tuned=self.scale_weights is not None,
+            model=self.model_id,
+            created=self.created,
+            presence_threshold=float(self.presence_threshold),
+            instance_id=self.instance_id,
+        )

@@ -1,0 +1,121 @@
+"""Pipeline configuration: one dataclass, built from a dict, a YAML file or defaults."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from perovss_ros.core.errors import InvalidInputError
+
+BACKENDS = ("auto", "classic", "sam")
+MODELS = ("tiny", "vit_b", "vit_l", "vit_h")
+DEVICES = ("cpu", "cuda")
+RUNTIMES = ("torch",)
+
+
+def default_concept_store() -> str:
+    """``~/.local/share/perovss/concepts``: where taught concepts persist by default."""
+    return str(Path.home() / ".local" / "share" / "perovss" / "concepts")
+
+
+@dataclass
+class PipelineConfig:
+    """Every option of ``build_pipeline`` (the node's parameters use the same keys).
+
+    ``concept_store`` ``""``/None keeps concepts in memory only. ``presence`` False decodes
+    every concept in every frame (no presence gate). ``max_image_pixels`` bounds H*W of any
+    input image; ``max_shots`` bounds the reference shots per concept.
+    """
+
+    backend: str = "auto"
+    model: str = "vit_b"
+    checkpoint: str = ""
+    device: str = "cpu"
+    runtime: str = "torch"
+    concept_store: str | None = field(default_factory=default_concept_store)
+    seed: int = 0
+    presence: bool = True
+    max_image_pixels: int = 4096 * 4096
+    max_shots: int = 32
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        """Raise InvalidInputError naming the first bad value."""
+        _choice("backend", self.backend, BACKENDS)
+        _choice("model", self.model, MODELS)
+        _choice("device", self.device, DEVICES)
+        _choice("runtime", self.runtime, RUNTIMES)
+        if not isinstance(self.checkpoint, str | os.PathLike):
+            raise InvalidInputError(f"config 'checkpoint' must be a path string, got {self.checkpoint!r}")
+        self.checkpoint = os.fspath(self.checkpoint)
+        if self.concept_store is not None:
+            if not isinstance(self.concept_store, str | os.PathLike):
+                raise InvalidInputError(
+                    f"config 'concept_store' must be a directory path, '' or null, got {self.concept_store!r}"
+                )
+            self.concept_store = os.fspath(self.concept_store)
+        for key in ("seed", "max_image_pixels", "max_shots"):
+            value = getattr(self, key)
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise InvalidInputError(f"config '{key}' must be an integer, got {value!r}")
+        if self.max_image_pixels < 1 or self.max_shots < 1:
+            raise InvalidInputError("config 'max_image_pixels' and 'max_shots' must be >= 1")
+        if not isinstance(self.presence, bool):
+            raise InvalidInputError(f"config 'presence' must be true or false, got {self.presence!r}")
+
+    @classmethod
+    def keys(cls) -> tuple[str, ...]:
+        """The accepted configuration keys."""
+        return tuple(f.name for f in dataclasses.fields(cls))
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> PipelineConfig:
+        """Build from a mapping; an unknown key raises InvalidInputError naming it."""
+        if not isinstance(values, dict):
+            raise InvalidInputError(f"config must be a mapping, got {type(values).__name__}")
+        unknown = sorted(set(values) - set(cls.keys()))
+        if unknown:
+            raise InvalidInputError(
+                f"unknown config key(s) {', '.join(map(repr, unknown))}; accepted: {', '.join(cls.keys())}"
+            )
+        return cls(**values)
+
+    @classmethod
+    def from_yaml(cls, path: str | os.PathLike) -> PipelineConfig:
+        """Load a YAML mapping of config keys from ``path``."""
+        import yaml
+
+        try:
+            with open(path, encoding="utf-8") as handle:
+                values = yaml.safe_load(handle)
+        except OSError as exc:
+            raise InvalidInputError(f"cannot read config file {path}: {exc}") from exc
+        except yaml.YAMLError as exc:
+            raise InvalidInputError(f"config file {path} is not valid YAML: {exc}") from exc
+        return cls.from_dict(values or {})
+
+    @classmethod
+    def coerce(cls, config: PipelineConfig | dict | str | os.PathLike | None) -> PipelineConfig:
+        """Accept a PipelineConfig, a dict, a YAML path or None (defaults)."""
+        if config is None:
+            return cls()
+        if isinstance(config, PipelineConfig):
+            config.validate()
+            return config
+        if isinstance(config, dict):
+            return cls.from_dict(config)
+        if isinstance(config, str | os.PathLike):
+            return cls.from_yaml(config)
+        raise InvalidInputError(
+            f"config must be a dict, a YAML path, a PipelineConfig or None, got {type(config).__name__}"
+        )
+
+
+def _choice(key: str, value: object, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise InvalidInputError(f"config '{key}' must be one of {', '.join(allowed)}; got {value!r}")

@@ -1,0 +1,82 @@
+"""Following concepts frame to frame (PerSAM's video variant: last box, expanded, and its centre).
+
+A concept seen in the previous frame is prompted with that frame's mask box expanded by
+``margin_px`` (``BASE_MARGIN`` pixels at 640 px, scaled with the image's longest side) and the
+box centre as an extra positive point. A concept not seen is searched globally again.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from perovss_ros.core.matching import tight_box
+from perovss_ros.core.types import BoxXYXY
+
+BASE_MARGIN = 10.0
+BASE_SIDE = 640.0
+
+
+@dataclass
+class Track:
+    """Last known box of a concept (XYXY pixels) and the frame size it was seen in."""
+
+    box: BoxXYXY
+    image_hw: tuple[int, int]
+
+
+def margin_px(image_hw: tuple[int, int]) -> float:
+    """Box expansion in pixels for an image of ``(H, W)``."""
+    return max(2.0, BASE_MARGIN * max(image_hw) / BASE_SIDE)
+
+
+def expand_box(box: BoxXYXY, image_hw: tuple[int, int], margin: float | None = None) -> BoxXYXY:
+    """``box`` grown by ``margin`` pixels on every side (default ``margin_px``), clipped to the image."""
+    m = margin_px(image_hw) if margin is None else margin
+    h, w = image_hw
+    x0, y0, x1, y1 = box
+    return max(0.0, x0 - m), max(0.0, y0 - m), min(float(w), x1 + m), min(float(h), y1 + m)
+
+
+def box_centre(box: BoxXYXY) -> tuple[float, float]:
+    """Centre ``(x, y)`` of an XYXY box."""
+    return (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
+
+
+class Tracker:
+    """Per-concept track state. Not thread-safe by itself: the pipeline serialises access."""
+
+    def __init__(self) -> None:
+        self._tracks: dict[str, Track] = {}
+
+    def prompt(self, name: str, image_hw: tuple[int, int]) -> tuple[BoxXYXY, tuple[float, float]] | None:
+        """(expanded box, centre point) of a concept seen last frame in a same-size image, or None."""
+        track = self._tracks.get(name)
+        if track is None or track.image_hw != tuple(image_hw):
+            return None
+        return expand_box(track.box, image_hw), box_centre(track.box)
+
+    def update(self, name: str, mask: np.ndarray | None) -> None:
+        """Record this frame's ``H×W bool`` mask of ``name`` (None or empty: lost)."""
+        box = tight_box(mask) if mask is not None else None
+        if box is None:
+            self._tracks.pop(name, None)
+        else:
+            self._tracks[name] = Track(box=box, image_hw=(int(mask.shape[0]), int(mask.shape[1])))
+
+    def seed(self, name: str, box: BoxXYXY, image_hw: tuple[int, int]) -> None:
+        """Start following ``name`` from a known box (e.g. the teacher's box on the first frame)."""
+        self._tracks[name] = Track(box=tuple(float(v) for v in box), image_hw=tuple(image_hw))
+
+    def forget(self, name: str) -> None:
+        """Drop the track of ``name``."""
+        self._tracks.pop(name, None)
+
+    def reset(self) -> None:
+        """Drop every track (next frame searches globally)."""
+        self._tracks.clear()
+
+    def tracked(self) -> list[str]:
+        """Names currently followed."""
+        return list(self._tracks)
