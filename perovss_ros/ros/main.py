@@ -7,8 +7,8 @@ import sys
 import rclpy
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.lifecycle import TransitionCallbackReturn
-from rclpy.utilities import remove_ros_args
 
+from perovss_ros.ros.cli_args import ros_argv
 from perovss_ros.ros.node import PerovssNode
 
 # Image callback, worker publishing, services, find goals and captures each hold a thread.
@@ -21,11 +21,10 @@ def run_node(argv: list[str] | None = None) -> int:
     With ``autostart`` true the node configures and activates itself; if that fails
     (bad parameters, missing checkpoint) the reason is logged and 1 is returned.
     """
-    args = ["perovss", *(argv or [])]
-    leftover = remove_ros_args(args)[1:]
-    if leftover:
-        print(f"perovss node: unrecognized arguments {' '.join(leftover)} "
-              "(ROS arguments go after --ros-args)", file=sys.stderr)
+    try:
+        args = ros_argv("perovss", list(argv or []))
+    except ValueError as exc:
+        print(f"perovss node: {exc}", file=sys.stderr)
         return 2
     rclpy.init(args=args)
     node = PerovssNode()

@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from perovss_ros.core.config import BACKENDS, DEVICES, MODELS, RUNTIMES
+
 # When a parameter takes effect; a change while the node is past that point is refused.
 CONFIGURE = "configure"  # read when the pipeline is built (on_configure)
 ACTIVATE = "activate"  # read when subscriptions are made (on_activate)
@@ -30,13 +32,13 @@ class ParamSpec:
 
 PARAMETERS: tuple[ParamSpec, ...] = (
     ParamSpec("backend", "auto", "segmentation backend; auto = sam when a checkpoint for `model` is found, "
-              "else classic", ("auto", "classic", "sam"), pipeline_key=True),
+              "else classic", BACKENDS, pipeline_key=True),
     ParamSpec("model", "vit_b", "SAM model variant (tiny = seeded random weights, for tests)",
-              ("tiny", "vit_b", "vit_l", "vit_h"), pipeline_key=True),
+              MODELS, pipeline_key=True),
     ParamSpec("checkpoint", "", "checkpoint path; empty = default model directory ($PEROVSS_MODEL_DIR "
               "or ~/.cache/perovss/models)", pipeline_key=True),
-    ParamSpec("device", "cpu", "torch device", ("cpu", "cuda"), pipeline_key=True),
-    ParamSpec("runtime", "torch", "inference runtime", ("torch",), pipeline_key=True),
+    ParamSpec("device", "cpu", "torch device", DEVICES, pipeline_key=True),
+    ParamSpec("runtime", "torch", "inference runtime", RUNTIMES, pipeline_key=True),
     ParamSpec("concept_store", "~/.local/share/perovss/concepts",
               "directory where taught concepts persist; empty = in memory only", pipeline_key=True),
     ParamSpec("seed", 0, "random seed (tiny SAM weights, sampling)", pipeline_key=True),
