@@ -33,7 +33,9 @@ fi
 rm -f "$STAMP"
 
 echo "venv: installing pinned requirements"
-"$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -r requirements.txt
+"$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -r requirements.txt 2>&1 \
+  | { grep -v "^WARNING: Location .* is ignored" || true; }
+[[ ${PIPESTATUS[0]} -eq 0 ]] || { echo "venv: pip install failed"; exit 1; }
 
 # Lets ament_index find packages in the venv and tells tools where the ROS prefix
 # is, in every Python process of the venv (a .pth runs before the program).
@@ -44,6 +46,7 @@ PTH
 
 echo "venv: building perovss_interfaces with CMake"
 BUILD=$VENV/build/perovss_interfaces
+mkdir -p "$BUILD"
 cmake -S ros2_ws/src/perovss_interfaces -B "$BUILD" \
   -DCMAKE_PREFIX_PATH="$VENV" -DCMAKE_INSTALL_PREFIX="$VENV" \
   -DPython3_EXECUTABLE="$VENV/bin/python" -DBUILD_TESTING=OFF >"$BUILD.log" 2>&1 \

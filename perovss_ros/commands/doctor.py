@@ -1,0 +1,147 @@
+"""``perovss doctor``: what this machine can run, every line checked, not assumed."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import importlib.metadata
+import json
+import os
+import platform
+import sys
+from dataclasses import dataclass
+
+HELP = "check the installation: ROS, Python, torch and devices, runtimes, backends, checkpoints, concept store"
+
+
+@dataclass
+class Check:
+    """One line of the report: a topic, what was found, and whether it is fine."""
+
+    topic: str
+    value: str
+    ok: bool = True
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of ``perovss doctor``."""
+    parser.add_argument("--json", action="store_true", help="print the checks as JSON")
+    parser.add_argument("--config", default=None, help="pipeline config YAML to resolve the backend with")
+
+
+def _version(dist: str) -> str | None:
+    try:
+        return importlib.metadata.version(dist)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def _ros_checks() -> list[Check]:
+    checks = []
+    distro = os.environ.get("ROS_DISTRO")
+    rclpy_version = _version("ros-rclpy")
+    if not distro and rclpy_version:
+        distro = "kilted (PyPI wheels)"
+    checks.append(Check("ROS distro", distro or "not found", ok=bool(distro)))
+    try:
+        import rclpy  # noqa: F401
+        from rclpy.utilities import get_rmw_implementation_identifier
+
+        rmw = get_rmw_implementation_identifier()
+        checks.append(Check("rclpy", f"importable ({rclpy_version or 'system install'}), RMW {rmw}"))
+    except Exception as exc:  # any import/load failure is the finding itself
+        checks.append(Check("rclpy", f"not usable: {exc}", ok=False))
+    checks.append(Check("ROS_DOMAIN_ID", os.environ.get("ROS_DOMAIN_ID", "0 (default)")))
+    transports = os.environ.get("FASTDDS_BUILTIN_TRANSPORTS")
+    checks.append(
+        Check(
+            "Fast DDS transports",
+            transports or "default (large images may be dropped; see README 'Large images')",
+            ok=True,
+        )
+    )
+    try:
+        import perovss_interfaces.msg  # noqa: F401
+
+        checks.append(Check("perovss_interfaces", "importable"))
+    except Exception as exc:
+        checks.append(Check("perovss_interfaces", f"not importable: {exc} (run `make venv`)", ok=False))
+    return checks
+
+
+def _torch_checks() -> list[Check]:
+    try:
+        import torch
+    except Exception as exc:
+        return [Check("torch", f"not importable: {exc}", ok=False)]
+    cuda = torch.cuda.is_available()
+    device = f"cuda ({torch.cuda.get_device_name(0)})" if cuda else "cpu only (no CUDA device)"
+    return [Check("torch", f"{torch.__version__}, {torch.get_num_threads()} threads"), Check("device", device)]
+
+
+def _runtime_checks() -> list[Check]:
+    checks = []
+    try:
+        import onnxruntime
+
+        providers = ", ".join(onnxruntime.get_available_providers())
+        checks.append(Check("onnxruntime", f"{onnxruntime.__version__}: {providers}"))
+    except Exception as exc:
+        checks.append(Check("onnxruntime", f"not importable: {exc}", ok=False))
+    try:
+        trt = importlib.import_module("tensorrt")
+        checks.append(Check("TensorRT", f"{trt.__version__}"))
+    except Exception:
+        checks.append(Check("TensorRT", "not installed (engines cannot run here; torch/onnxruntime can)"))
+    return checks
+
+
+def _backend_checks(config_path: str | None) -> list[Check]:
+    checks = []
+    from perovss_ros.core.checkpoints import CHECKPOINTS, default_model_dir, find_checkpoint
+
+    model_dir = default_model_dir()
+    for name in CHECKPOINTS:
+        path = find_checkpoint(name)
+        where = str(path) if path else f"missing (perovss models download {name})"
+        checks.append(Check(f"checkpoint {name}", where, ok=True))
+    checks.append(Check("model directory", str(model_dir)))
+    try:
+        core = importlib.import_module("perovss_ros.core")
+        config = core.PipelineConfig.load(config_path) if config_path else core.PipelineConfig()
+        registry = importlib.import_module("perovss_ros.core.registry")
+        available = registry.available_backends()
+        checks.append(Check("backends that can run", ", ".join(available) if available else "none", bool(available)))
+        resolved = registry.resolve_backend(config)
+        checks.append(Check("backend that will run", f"{resolved} (config backend={config.backend}, model={config.model})"))
+        checks.append(Check("concept store", str(config.concept_store) or "in memory only"))
+    except Exception as exc:
+        checks.append(Check("perception core", f"not usable: {exc}", ok=False))
+    return checks
+
+
+def collect(config_path: str | None = None) -> list[Check]:
+    """Run every check and return the report lines."""
+    checks = [
+        Check("perovss", _version("perovss_ros") or "source tree"),
+        Check("Python", f"{platform.python_version()} ({sys.executable})"),
+        Check("platform", f"{platform.system()} {platform.machine()}"),
+    ]
+    checks += _ros_checks()
+    checks += _torch_checks()
+    checks += _runtime_checks()
+    checks += _backend_checks(config_path)
+    return checks
+
+
+def run(args: argparse.Namespace) -> int:
+    """Print the report; exit 1 when something required is broken."""
+    checks = collect(args.config)
+    if args.json:
+        print(json.dumps([c.__dict__ for c in checks], indent=2))
+    else:
+        width = max(len(c.topic) for c in checks)
+        for c in checks:
+            mark = "ok " if c.ok else "BAD"
+            print(f"[{mark}] {c.topic:<{width}}  {c.value}")
+    return 0 if all(c.ok for c in checks) else 1
