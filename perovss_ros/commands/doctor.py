@@ -107,15 +107,25 @@ def _backend_checks(config_path: str | None) -> list[Check]:
         checks.append(Check(f"checkpoint {name}", where, ok=True))
     checks.append(Check("model directory", str(model_dir)))
     try:
-        core = importlib.import_module("perovss_ros.core")
-        config = core.PipelineConfig.load(config_path) if config_path else core.PipelineConfig()
-        registry = importlib.import_module("perovss_ros.core.registry")
-        available = registry.available_backends()
-        checks.append(Check("backends that can run", ", ".join(available) if available else "none", bool(available)))
-        resolved = registry.resolve_backend(config)
-        checks.append(Check("backend that will run", f"{resolved} (config backend={config.backend}, model={config.model})"))
+        from perovss_ros.core.config import PipelineConfig
+        from perovss_ros.core.registry import BACKENDS, resolve_backend
+
+        config = PipelineConfig.coerce(config_path)
+        runnable = ["classic (weights-free, OpenCV)"]
+        if "sam" in BACKENDS:
+            found = [c.model for c in CHECKPOINTS.values() if c.family == "sam" and find_checkpoint(c.name)]
+            try:
+                importlib.import_module("perovss_ros.core.sam")
+                weights = ", ".join(found) if found else "no official checkpoint found"
+                runnable.append(f"sam ({weights}; tiny with random weights for tests)")
+            except ImportError as exc:
+                checks.append(Check("sam backend", f"not importable: {exc}", ok=False))
+        checks.append(Check("backends that can run", "; ".join(runnable)))
+        resolved = resolve_backend(config)
+        checks.append(Check("backend that will run",
+                            f"{resolved} (config backend={config.backend}, model={config.model})"))
         checks.append(Check("concept store", str(config.concept_store) or "in memory only"))
-    except Exception as exc:
+    except Exception as exc:  # the failure is the finding; doctor must still print the rest
         checks.append(Check("perception core", f"not usable: {exc}", ok=False))
     return checks
 
