@@ -120,7 +120,7 @@ def image_to_mask(msg: Image, max_pixels: int | None = None) -> np.ndarray:
 def _bytes_of(arr: np.ndarray) -> array.array:
     # array.array is the field's native type: assigning it avoids a per-element conversion.
     out = array.array("B")
-    out.frombytes(np.ascontiguousarray(arr).data)
+    out.frombytes(np.ascontiguousarray(arr).reshape(-1).view(np.uint8).data)
     return out
 
 

@@ -25,7 +25,7 @@ from rclpy.time import Time
 from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Header
 
-from perovss_ros.core.errors import InvalidInputError, PerovssError, UnknownConceptError
+from perovss_ros.core.errors import InvalidInputError, PerovssError
 from perovss_ros.ros import params as P
 from perovss_ros.ros.diagnostics import StreamStats, build_diagnostics
 from perovss_ros.ros.find_action import FindServer
@@ -371,11 +371,7 @@ class PerovssNode(LifecycleNode):
             if pipeline is None:
                 raise InvalidInputError(NOT_CONFIGURED)
             pipeline.forget(request.name)
-        except (UnknownConceptError, InvalidInputError) as exc:
-            known = ", ".join(sorted(self._concept_names())) or "none"
-            response.success, response.message = False, f"{exc} (taught: {known})"
-            return response
-        except PerovssError as exc:
+        except PerovssError as exc:  # unknown or invalid name: the core's message lists what is taught
             response.success, response.message = False, str(exc)
             return response
         self.get_logger().info(f"forgot '{request.name}'")
