@@ -66,3 +66,20 @@ def test_fit_inside_inference_mode_and_bad_shapes() -> None:
         fit_scale_weights(torch.zeros(2, 8, 8), torch.zeros(8, 8, dtype=torch.bool))
     with pytest.raises(InvalidInputError, match="match"):
         fit_scale_weights(torch.zeros(3, 8, 8), torch.zeros(8, 9, dtype=torch.bool))
+
+
+def test_hand_written_gradient_matches_autograd() -> None:
+    from perovss_ros.core.persam_f import _loss_and_grad, full_weights
+
+    gen = torch.Generator().manual_seed(4)
+    logits = 3 * torch.randn(3, 20, 20, generator=gen, dtype=torch.float64)
+    target = (logits[1] > 0.5).double()
+    w12 = torch.tensor([0.2, 0.5], dtype=torch.float64, requires_grad=True)
+    mixed = combine_logits(logits, full_weights(w12))
+    loss = dice_loss(mixed, target) + sigmoid_focal_loss(mixed, target)
+    loss.backward()
+    maps, flat_t = logits.numpy().reshape(3, -1), target.numpy().reshape(-1)
+    value, grad = _loss_and_grad(w12.detach().numpy(), maps[2], maps[0] - maps[2], maps[1] - maps[2],
+                                 flat_t, 0.25 * flat_t + 0.75 * (1 - flat_t))
+    assert value == pytest.approx(float(loss.detach()), rel=1e-9)
+    assert grad.tolist() == pytest.approx(w12.grad.tolist(), rel=1e-7)
