@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import pickle
 from pathlib import Path
 
 import torch
@@ -115,7 +116,13 @@ def load_weights(path: str | os.PathLike, hint: str = "") -> dict[str, torch.Ten
     suffix = f"; {hint}" if hint else ""
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises many types here (UnpicklingError, RuntimeError, EOFError...)
+    except pickle.UnpicklingError:
+        # torch's own message suggests weights_only=False; that is exactly what we refuse to do.
+        raise CheckpointError(
+            f"checkpoint file {path} cannot be loaded safely: it is corrupt or holds pickled objects "
+            f"other than tensors, which perovss never unpickles{suffix}"
+        ) from None
+    except Exception as exc:  # torch raises many types here (RuntimeError, EOFError, OSError...)
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise CheckpointError(
             f"checkpoint file {path} cannot be loaded safely ({type(exc).__name__}: {first}){suffix}"
