@@ -33,10 +33,10 @@ def run_node(argv: list[str] | None = None) -> int:
     try:
         if node.param("autostart"):
             if node.trigger_configure() != TransitionCallbackReturn.SUCCESS:
-                node.get_logger().error("autostart: configure failed (reason above); exiting")
+                node.get_logger().error("autostart: not configured (see the error above); exiting")
                 return 1
             if node.trigger_activate() != TransitionCallbackReturn.SUCCESS:
-                node.get_logger().error("autostart: activate failed (reason above); exiting")
+                node.get_logger().error("autostart: not activated (see the error above); exiting")
                 return 1
         executor.spin()
     except (KeyboardInterrupt, ExternalShutdownException):

@@ -91,7 +91,7 @@ class PerovssNode(LifecycleNode):
         self._capture_lock = threading.Lock()
         self._worker: LatestFrameWorker | None = None
         self._sub = None
-        self._services: list = []
+        self._service_handles: list = []
         self._find: FindServer | None = None
         self._diag_timer = None
         self._seg_pub = self._overlay_pub = self._diag_pub = None
@@ -166,7 +166,7 @@ class PerovssNode(LifecycleNode):
                                                 self.get_logger().warning),
         )
         group = self._requests_group
-        self._services = [
+        self._service_handles = [
             self.create_service(Teach, "~/teach", self._on_teach, callback_group=group),
             self.create_service(Forget, "~/forget", self._on_forget, callback_group=group),
             self.create_service(ListConcepts, "~/list_concepts", self._on_list, callback_group=group),
@@ -205,9 +205,9 @@ class PerovssNode(LifecycleNode):
         if self._sub is not None:
             self.destroy_subscription(self._sub)
             self._sub = None
-        for srv in self._services:
+        for srv in self._service_handles:
             self.destroy_service(srv)
-        self._services = []
+        self._service_handles = []
         if self._find is not None:
             self._find.destroy()
             self._find = None

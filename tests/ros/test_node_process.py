@@ -1,0 +1,372 @@
+"""The node in its own process, driven from this one: teach, stream, find, bad requests, diagnostics.
+
+One node process serves the whole module (classic backend, concept store in a temp dir);
+the restart and lifecycle checks start their own processes at the end.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from action_msgs.msg import GoalStatus
+from diagnostic_msgs.msg import DiagnosticArray
+from perovss_interfaces.action import FindObject
+from perovss_interfaces.msg import Segmentation
+from perovss_interfaces.srv import Forget, ListConcepts, SetVocabulary, Teach
+from rclpy.action import ActionClient
+from rclpy.qos import qos_profile_sensor_data
+from sensor_msgs.msg import Image, RegionOfInterest
+from std_msgs.msg import Header
+
+from perovss_ros.ros.image_conversion import instance_image_to_array, mask_to_image, rgb_to_image
+from perovss_ros.sim.scenes import make_scene
+from tests.conftest import next_ros_domain_id
+from tests.ros.helpers import RosHarness, node_cmd, reliable, start_perovss, stop, wait_for
+
+pytestmark = [pytest.mark.ros, pytest.mark.slow]
+
+SIZE = (160, 120)  # W, H
+MAX_PIXELS = 40_000  # 160×120 fits, 320×240 does not
+MAX_SHOTS = 8
+
+
+class Stream:
+    """Publishes frames on the node's `image` topic and collects its ~/segmentation by stamp."""
+
+    def __init__(self, ros: RosHarness):
+        self.ros = ros
+        self.pub = ros.node.create_publisher(Image, "/image", reliable(1))
+        self.results: dict[int, Segmentation] = {}
+        self.overlays: dict[int, Image] = {}
+        self._lock = threading.Lock()
+        ros.node.create_subscription(Segmentation, "/perovss/segmentation", self._on_seg, reliable())
+        ros.node.create_subscription(Image, "/perovss/overlay", self._on_overlay, reliable())
+        self.next_stamp = 1000
+
+    def _on_seg(self, msg: Segmentation) -> None:
+        with self._lock:
+            self.results[msg.header.stamp.sec] = msg
+
+    def _on_overlay(self, msg: Image) -> None:
+        with self._lock:
+            self.overlays[msg.header.stamp.sec] = msg
+
+    def frame_msg(self, rgb: np.ndarray, encoding: str = "rgb8") -> tuple[int, Image]:
+        self.next_stamp += 1
+        msg = rgb_to_image(rgb, Header(frame_id="cam"))
+        msg.header.stamp.sec = self.next_stamp
+        if encoding != "rgb8":
+            msg.encoding = encoding
+        return self.next_stamp, msg
+
+    def send(self, rgb: np.ndarray, timeout: float = 20.0) -> Segmentation:
+        """Publish one frame and wait for its segmentation (re-sent if best effort lost it)."""
+        stamp, msg = self.frame_msg(rgb)
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            self.pub.publish(msg)
+            if wait_for(lambda: stamp in self.results, 3.0):
+                return self.results[stamp]
+        raise AssertionError(f"no segmentation for frame stamp {stamp} in {timeout} s")
+
+    def keep_sending(self, frames: list[np.ndarray], period: float = 0.1) -> threading.Event:
+        """Publish ``frames`` in a loop on a thread until the returned event is set."""
+        stop_event = threading.Event()
+
+        def loop() -> None:
+            i = 0
+            while not stop_event.is_set():
+                self.pub.publish(self.frame_msg(frames[i % len(frames)])[1])
+                i += 1
+                time.sleep(period)
+
+        threading.Thread(target=loop, daemon=True).start()
+        return stop_event
+
+
+@pytest.fixture(scope="module")
+def scene():
+    return make_scene(seed=0, num_frames=30, size=SIZE, num_objects=1, num_lookalikes=2)
+
+
+@pytest.fixture(scope="module")
+def perovss(tmp_path_factory):
+    """The node process, a harness in this process, the store and the log path."""
+    domain = next_ros_domain_id()
+    tmp = tmp_path_factory.mktemp("perovss_node")
+    store, log = tmp / "concepts", tmp / "node.log"
+    proc = start_perovss(domain, node_cmd(store, f"max_image_pixels:={MAX_PIXELS}", f"max_shots:={MAX_SHOTS}",
+                                          "diagnostics_period:=0.5"), log)
+    ros = RosHarness(domain)
+    try:
+        ok = wait_for(lambda: ros.node.count_publishers("/perovss/segmentation") > 0 or proc.poll() is not None,
+                      60.0)
+        assert ok and proc.poll() is None, f"node did not start:\n{log.read_text()}"
+        yield {"proc": proc, "ros": ros, "stream": Stream(ros), "store": store, "log": log, "domain": domain}
+    finally:
+        stop(proc)
+        ros.close()
+
+
+def _teach_request(scene, name: str | None = None) -> Teach.Request:
+    obj = scene.objects[0]
+    return Teach.Request(
+        name=name or obj.name,
+        images=[rgb_to_image(f) for f in scene.teach_frames],
+        masks=[mask_to_image(g == obj.instance_id) for g in scene.teach_gt],
+    )
+
+
+def _concept_names(ros: RosHarness) -> dict[str, int]:
+    return {c.name: c.num_shots for c in ros.call(ListConcepts, "/perovss/list_concepts",
+                                                  ListConcepts.Request()).concepts}
+
+
+def _iou(a: np.ndarray, b: np.ndarray) -> float:
+    union = np.logical_or(a, b).sum()
+    return 1.0 if union == 0 else float(np.logical_and(a, b).sum() / union)
+
+
+def test_teach_then_stream_matches_ground_truth(perovss, scene) -> None:
+    ros, stream = perovss["ros"], perovss["stream"]
+    obj = scene.objects[0]
+    response = ros.call(Teach, "/perovss/teach", _teach_request(scene))
+    assert response.success, response.message
+    assert response.concept.name == obj.name and response.concept.num_shots == 3
+    assert 0.0 < response.self_iou <= 1.0
+    assert _concept_names(ros) == {obj.name: 3}
+
+    present_ious, absent_hits = [], []
+    h, w = SIZE[1], SIZE[0]
+    for i, (frame, gt) in enumerate(zip(scene.frames, scene.gt, strict=True)):
+        seg = stream.send(frame)
+        assert seg.header.frame_id == "cam"
+        assert (seg.instance_mask.encoding, seg.instance_mask.height, seg.instance_mask.width) == ("16UC1", h, w)
+        assert seg.instance_mask.header == seg.header
+        ids = instance_image_to_array(seg.instance_mask)
+        mine = [s for s in seg.segments if s.label == obj.name]
+        if scene.present(i, obj.name):
+            pred = ids == mine[0].instance_id if mine else np.zeros_like(ids, bool)
+            present_ious.append(_iou(pred, gt == obj.instance_id))
+            for s in mine:  # the box covers the published mask
+                ys, xs = np.nonzero(ids == s.instance_id)
+                if len(xs):
+                    assert s.roi.x_offset <= xs.min() and xs.max() < s.roi.x_offset + s.roi.width
+                    assert s.roi.y_offset <= ys.min() and ys.max() < s.roi.y_offset + s.roi.height
+        else:
+            absent_hits.append(len(mine))
+    assert absent_hits, "the scene must contain frames where the object is absent"
+    assert sum(absent_hits) == 0, f"segments on absent frames: {absent_hits}"
+    assert np.mean(present_ious) >= 0.6, f"mean IoU on present frames {np.mean(present_ious):.2f}"
+    # Overlay images were published (someone subscribed): rgb8, the input's size and stamp.
+    assert stream.overlays, "no ~/overlay while subscribed"
+    stamp, overlay = next(iter(stream.overlays.items()))
+    assert (overlay.encoding, overlay.height, overlay.width) == ("rgb8", h, w)
+    assert stamp in stream.results
+
+
+def _find(ros: RosHarness, name: str, timeout_s: float, cancel_after: float | None = None):
+    client = ActionClient(ros.node, FindObject, "/perovss/find")
+    feedback: list[int] = []
+    try:
+        assert client.wait_for_server(timeout_sec=20)
+        goal_future = client.send_goal_async(FindObject.Goal(name=name, timeout_s=timeout_s),
+                                             feedback_callback=lambda m: feedback.append(m.feedback.frames_searched))
+        assert wait_for(goal_future.done, 20)
+        handle = goal_future.result()
+        if not handle.accepted:
+            return False, None, None, feedback
+        result_future = handle.get_result_async()
+        if cancel_after is not None:
+            time.sleep(cancel_after)
+            cancel = handle.cancel_goal_async()
+            assert wait_for(cancel.done, 10)
+        assert wait_for(result_future.done, timeout_s + 20)
+        res = result_future.result()
+        return True, res.status, res.result, feedback
+    finally:
+        client.destroy()
+
+
+def test_find_succeeds_times_out_cancels_and_rejects(perovss, scene) -> None:
+    ros, stream = perovss["ros"], perovss["stream"]
+    obj = scene.objects[0]
+    present = [f for i, f in enumerate(scene.frames) if scene.present(i, obj.name)][:5]
+    absent = [f for i, f in enumerate(scene.frames) if not scene.present(i, obj.name)]
+    assert _concept_names(ros).get(obj.name), "teach test must run first"
+
+    accepted, *_ = _find(ros, "never_taught", 2.0)
+    assert not accepted, "an unknown name is rejected at goal time"
+
+    sending = stream.keep_sending(present)
+    try:
+        accepted, status, result, feedback = _find(ros, obj.name, 20.0)
+    finally:
+        sending.set()
+    assert accepted and status == GoalStatus.STATUS_SUCCEEDED
+    assert result.found and result.segment.label == obj.name and result.segment.personal
+    assert result.header.frame_id == "cam" and result.header.stamp.sec > 1000
+    assert feedback and feedback == sorted(feedback) and feedback[-1] >= 1
+
+    stream.send(absent[0])  # frames of the present stream still in flight are done now
+    sending = stream.keep_sending(absent)
+    try:
+        t0 = time.monotonic()
+        accepted, status, result, feedback = _find(ros, obj.name, 1.5)
+        elapsed = time.monotonic() - t0
+    finally:
+        sending.set()
+    assert accepted and status == GoalStatus.STATUS_ABORTED and not result.found
+    assert elapsed >= 1.5 and feedback, "it searched frames until the timeout"
+
+    accepted, status, result, _ = _find(ros, obj.name, 30.0, cancel_after=0.5)
+    assert accepted and status == GoalStatus.STATUS_CANCELED and not result.found
+
+
+def test_bad_requests_fail_clearly_and_lose_nothing(perovss, scene) -> None:
+    ros = perovss["ros"]
+    obj = scene.objects[0]
+    before = _concept_names(ros)
+    assert obj.name in before
+    good = _teach_request(scene)
+    small = np.zeros((SIZE[1], SIZE[0]), bool)
+    small_mask = mask_to_image(np.zeros((SIZE[1] // 2, SIZE[0] // 2), bool))
+    odd = rgb_to_image(scene.teach_frames[0])
+    odd.encoding = "32FC1"
+    empty_image = Image(height=0, width=0, encoding="rgb8", step=0)
+    big = rgb_to_image(np.zeros((240, 320, 3), np.uint8))
+    many = [rgb_to_image(scene.teach_frames[0])] * (MAX_SHOTS + 1)
+    cases = {
+        "empty name": (Teach.Request(name="", images=good.images, masks=good.masks), "name"),
+        "hostile name": (Teach.Request(name="../x", images=good.images, masks=good.masks), "name"),
+        "mask size mismatch": (Teach.Request(name="cup2", images=good.images[:1], masks=[small_mask]), "mask"),
+        "unsupported encoding": (Teach.Request(name="cup2", images=[odd], masks=[mask_to_image(small)]), "32FC1"),
+        "0×0 image": (Teach.Request(name="cup2", images=[empty_image], masks=[mask_to_image(small)]), "0×0"),
+        "over the size limit": (Teach.Request(name="cup2", images=[big], masks=[mask_to_image(small)]), "limit"),
+        "too many images": (Teach.Request(name="cup2", images=many,
+                                          masks=[mask_to_image(small)] * len(many)), "too many"),
+        "no prompt": (Teach.Request(name="cup2", images=good.images), "mask"),
+        "nothing to teach from": (Teach.Request(name="cup2"), "num_frames"),
+        "empty box": (Teach.Request(name="cup2", images=good.images[:1], boxes=[RegionOfInterest()]), "box"),
+    }
+    for what, (request, hint) in cases.items():
+        response = ros.call(Teach, "/perovss/teach", request)
+        assert not response.success, what
+        assert hint.lower() in response.message.lower(), f"{what}: {response.message!r}"
+    forget = ros.call(Forget, "/perovss/forget", Forget.Request(name="never_taught"))
+    assert not forget.success and "never_taught" in forget.message
+    hostile = ros.call(Forget, "/perovss/forget", Forget.Request(name="../" + obj.name))
+    assert not hostile.success
+    vocab = ros.call(SetVocabulary, "/perovss/set_vocabulary", SetVocabulary.Request(labels=["cup", "chair"]))
+    assert vocab.success and "not implemented" in vocab.message
+    bad_vocab = ros.call(SetVocabulary, "/perovss/set_vocabulary", SetVocabulary.Request(labels=["", "x"]))
+    assert not bad_vocab.success
+    assert perovss["proc"].poll() is None, "the node keeps running"
+    assert _concept_names(ros) == before, "no concept lost or half-made"
+    assert (perovss["store"] / obj.name).is_dir(), "the stored concept is untouched"
+
+
+def test_unsupported_stream_encoding_is_warned_once_and_skipped(perovss, scene) -> None:
+    stream = perovss["stream"]
+    stamps = []
+    for _ in range(5):
+        stamp, msg = stream.frame_msg(scene.frames[0], encoding="yuv422")
+        stream.pub.publish(msg)
+        stamps.append(stamp)
+        time.sleep(0.05)
+    seg = stream.send(scene.frames[1])  # the stream goes on
+    assert seg.header.stamp.sec > max(stamps)
+    assert not set(stamps) & set(stream.results), "rejected frames are not published"
+    log = perovss["log"].read_text()
+    warnings = [line for line in log.splitlines() if "yuv422" in line]
+    assert len(warnings) == 1, f"one rate-limited warning naming the encoding, got: {warnings}"
+    assert "rgb8" in warnings[0], "the warning says what to send instead"
+
+
+def test_diagnostics_report_backend_concepts_and_counts(perovss, scene) -> None:
+    ros = perovss["ros"]
+    got: list[DiagnosticArray] = []
+    sub = ros.node.create_subscription(DiagnosticArray, "/diagnostics", got.append, reliable())
+    try:
+        assert wait_for(lambda: bool(got), 10), "no /diagnostics"
+    finally:
+        ros.node.destroy_subscription(sub)
+    values = {kv.key: kv.value for kv in got[-1].status[0].values}
+    assert values["backend"] == "classic"
+    assert scene.objects[0].name in values["concepts"].split(",")
+    assert int(values["frames_processed"]) > 0 and int(values["frames_rejected"]) >= 5
+    assert "frames_dropped" in values and "fps" in values
+    assert float(values["median_ms.pipeline"]) > 0 and "median_ms.node_overhead" in values
+
+
+def test_teach_by_live_capture_with_one_box(perovss, scene) -> None:
+    ros, stream = perovss["ros"], perovss["stream"]
+    obj = scene.objects[0]
+    ys, xs = np.nonzero(scene.teach_gt[0] == obj.instance_id)
+    box = RegionOfInterest(x_offset=int(xs.min()), y_offset=int(ys.min()),
+                           width=int(xs.max() - xs.min() + 1), height=int(ys.max() - ys.min() + 1))
+    sending = stream.keep_sending(scene.teach_frames, period=0.1)
+    try:
+        response = ros.call(Teach, "/perovss/teach", Teach.Request(name="captured", num_frames=2, boxes=[box]))
+    finally:
+        sending.set()
+    assert response.success, response.message
+    assert response.concept.num_shots == 2
+    assert ros.call(Forget, "/perovss/forget", Forget.Request(name="captured")).success
+    assert "captured" not in _concept_names(ros)
+
+
+def test_restart_keeps_concepts_lifecycle_and_qos_warning(perovss, scene, tmp_path: Path) -> None:
+    """Stop the module's node; a new one on the same store walks the lifecycle by hand."""
+    from lifecycle_msgs.msg import Transition
+    from lifecycle_msgs.srv import ChangeState, GetState
+
+    ros = perovss["ros"]
+    taught = _concept_names(ros)
+    assert stop(perovss["proc"]) == 0, "the node exits cleanly on SIGINT"
+    log = tmp_path / "node2.log"
+    proc = start_perovss(perovss["domain"], node_cmd(perovss["store"], "reliability:=reliable",
+                                                      autostart=False), log)
+    try:
+        def state() -> str:
+            return ros.call(GetState, "/perovss/get_state", GetState.Request()).current_state.label
+
+        def change(transition: int) -> bool:
+            return ros.call(ChangeState, "/perovss/change_state",
+                            ChangeState.Request(transition=Transition(id=transition))).success
+
+        assert state() == "unconfigured"
+        assert change(Transition.TRANSITION_CONFIGURE) and state() == "inactive"
+        assert not ros.node.count_subscribers("/image"), "no subscription before activate"
+        assert change(Transition.TRANSITION_ACTIVATE) and state() == "active"
+        assert _concept_names(ros) == taught, "concepts survive the restart"
+
+        # A best-effort camera cannot feed a reliable subscription: the node says what to change.
+        pub = ros.node.create_publisher(Image, "/image", qos_profile_sensor_data)
+        assert wait_for(lambda: "reliability:=best_effort" in log.read_text(), 10), log.read_text()
+        ros.node.destroy_publisher(pub)
+
+        assert change(Transition.TRANSITION_DEACTIVATE) and state() == "inactive"
+        assert wait_for(lambda: not ros.node.count_subscribers("/image"), 5)
+        assert change(Transition.TRANSITION_CLEANUP) and state() == "unconfigured"
+        assert change(Transition.TRANSITION_CONFIGURE) and state() == "inactive"
+    finally:
+        assert stop(proc) == 0
+
+
+def test_bad_configuration_fails_with_one_clear_line(tmp_path: Path) -> None:
+    log = tmp_path / "bad.log"
+    proc = start_perovss(next_ros_domain_id(), node_cmd(tmp_path / "store", "backend:=sam", "model:=vit_b",
+                                                        f"checkpoint:={tmp_path / 'missing.pth'}"), log)
+    try:
+        proc.wait(60)
+    finally:
+        stop(proc)
+    assert proc.returncode == 1
+    errors = [line for line in log.read_text().splitlines() if "configure failed" in line]
+    assert len(errors) == 1 and "missing.pth" in errors[0], log.read_text()
+    assert "Traceback" not in log.read_text()
