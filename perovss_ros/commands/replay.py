@@ -43,6 +43,9 @@ def run(args: argparse.Namespace) -> int:
         sent = replay(node, args.bag, topics=args.topic or None, remap=parse_remaps(args.remap),
                       rate=args.rate, fast=args.fast, loop=args.loop, wait_subscribers=args.wait,
                       should_stop=lambda: not rclpy.ok())
+    except KeyboardInterrupt:  # the normal end of --loop
+        print(f"replay of {args.bag} interrupted")
+        return 0
     except (InvalidInputError, OSError) as exc:
         print(f"perovss replay: {exc}", file=sys.stderr)
         return 1

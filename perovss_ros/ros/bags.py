@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
+from rclpy.duration import Duration
 from rclpy.node import Node
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from rosbags.rosbag2 import Reader, Writer
@@ -87,21 +88,27 @@ def replay(
             time.sleep(0.05)
         conns = [available[t] for t in wanted]
         sent = 0
-        while True:
-            start_wall, start_bag = time.monotonic(), None
-            for conn, stamp, data in reader.messages(connections=conns):
-                if should_stop():
+        try:
+            while True:
+                start_wall, start_bag = time.monotonic(), None
+                for conn, stamp, data in reader.messages(connections=conns):
+                    if should_stop():
+                        return sent
+                    if start_bag is None:
+                        start_bag = stamp
+                    if not fast:
+                        delay = start_wall + (stamp - start_bag) * 1e-9 / rate - time.monotonic()
+                        if delay > 0:
+                            time.sleep(delay)
+                    pubs[conn.topic].publish(bytes(data))
+                    sent += 1
+                if not loop or should_stop():
                     return sent
-                if start_bag is None:
-                    start_bag = stamp
-                if not fast:
-                    delay = start_wall + (stamp - start_bag) * 1e-9 / rate - time.monotonic()
-                    if delay > 0:
-                        time.sleep(delay)
-                pubs[conn.topic].publish(bytes(data))
-                sent += 1
-            if not loop or should_stop():
-                return sent
+        finally:
+            # Reliable delivery finishes only while the publisher exists: wait before returning.
+            if node.context.ok():  # after Ctrl-C the context is gone and nothing can be delivered
+                for pub in pubs.values():
+                    pub.wait_for_all_acked(Duration(seconds=5))
 
 
 def typestore_for(msgtypes: Iterable[str]):
