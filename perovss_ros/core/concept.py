@@ -57,6 +57,13 @@ class Concept:
     calibration: dict[str, float] = field(default_factory=dict)
 
     @property
+    def presence_k(self) -> int:
+        """Grid cells the presence score averages (from the smallest reference object)."""
+        from perovss_ros.core.presence import top_k_for
+
+        return top_k_for(min(int(x.shape[0]) for x in self.local))
+
+    @property
     def num_shots(self) -> int:
         """Number of reference shots."""
         return len(self.shots)

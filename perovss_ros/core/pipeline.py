@@ -295,6 +295,7 @@ class Pipeline:
             local.append(matching.local_features(f.grid, cells))
         targets = torch.stack([matching.target_vectors(x).mean for x in local])
         embedding = torch.cat(local).mean(0)
+        top_k = presence.top_k_for(min(int(x.shape[0]) for x in local))
         fg, bg = [], []
         for i, (cov, f) in enumerate(zip(coverage, features, strict=True)):
             others = [j for j in range(len(shots)) if j != i] or [i]
@@ -303,8 +304,8 @@ class Pipeline:
             valid = torch.zeros_like(cov, dtype=torch.bool)
             valid[:vh, :vw] = True
             cells = cov >= CELL_COVERAGE
-            fg.append(presence.presence_score(grid_map, cells if bool(cells.any()) else cov > 0))
-            bg.append(presence.presence_score(grid_map, valid & (cov == 0)))
+            fg.append(presence.presence_score(grid_map, cells if bool(cells.any()) else cov > 0, top_k))
+            bg.append(presence.presence_score(grid_map, valid & (cov == 0), top_k))
         cal = presence.calibrate(fg, bg)
         concept = Concept(
             name=name, instance_id=instance_id, model_id=self.model_id, created=created, shots=shots,
@@ -399,7 +400,7 @@ class Pipeline:
         shot_maps = matching.confidence_grid(targets, features.grid)
         maps = matching.max_over_groups(shot_maps, [c.targets.shape[0] for c in concepts])
         vh, vw = features.valid_hw
-        scores = presence.presence_scores(maps[:, :vh, :vw]).tolist()
+        scores = presence.presence_scores(maps[:, :vh, :vw], [c.presence_k for c in concepts]).tolist()
         active = [i for i, c in enumerate(concepts) if not gate or scores[i] >= c.presence_threshold]
         timings["match"] = time.perf_counter() - tick
         result = _Found([None] * k, scores, [0.0] * k)

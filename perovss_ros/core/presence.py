@@ -1,8 +1,10 @@
 """Presence gate: is a taught concept in view at all? (PerSAM alone always returns a mask.)
 
-Score: the presence score of a concept in a frame is the mean of the ``TOP_K`` highest cells
-of its confidence map on the feature grid (robust to one noisy cell, still high for a small
-object).
+Score: the presence score of a concept in a frame is the mean of the ``k`` highest cells of
+its confidence map on the feature grid, with ``k = top_k_for(cells)``: ``AREA_FRACTION`` of
+the smallest reference object's cell count (at least ``TOP_K``). A present object lights up
+many cells; a look-alike that shares a colour or a texture lights up only a few, so averaging
+over a fair part of the object's area separates them far better than the single maximum.
 
 Calibration rule (at teach time, per concept): for every reference shot, match the concept
 (leave-one-out: the other shots' targets when there are several) against that shot's grid;
@@ -25,7 +27,13 @@ from dataclasses import dataclass
 import torch
 
 TOP_K = 3
+AREA_FRACTION = 0.5
 MARGIN = 0.5
+
+
+def top_k_for(reference_cells: int) -> int:
+    """Cells averaged by the presence score of a concept whose smallest reference covers ``reference_cells``."""
+    return max(TOP_K, round(AREA_FRACTION * reference_cells))
 
 
 @dataclass
@@ -46,11 +54,13 @@ def presence_score(grid_map: torch.Tensor, region: torch.Tensor | None = None, t
     return float(values.float().topk(k).values.mean())
 
 
-def presence_scores(maps: torch.Tensor, top_k: int = TOP_K) -> torch.Tensor:
-    """Batched presence scores: ``K×h×w`` maps -> ``K`` float32."""
+def presence_scores(maps: torch.Tensor, top_k: list[int]) -> torch.Tensor:
+    """Presence scores of ``K×h×w`` maps, map i averaging its ``top_k[i]`` best cells -> ``K`` float32."""
     flat = maps.reshape(maps.shape[0], -1).float()
-    k = min(top_k, flat.shape[1])
-    return flat.topk(k, dim=1).values.mean(1)
+    ranked = flat.sort(dim=1, descending=True).values
+    ks = torch.tensor([min(k, flat.shape[1]) for k in top_k])
+    keep = torch.arange(flat.shape[1])[None] < ks[:, None]
+    return (ranked * keep).sum(1) / ks
 
 
 def calibrate(fg_scores: list[float], bg_scores: list[float], margin: float = MARGIN) -> Calibration:

@@ -15,6 +15,9 @@ import torch.nn.functional as F
 
 from perovss_ros.core.types import BoxXYXY, DecodeOutput, Features, Guidance, Prompts
 
+# Crop margin around the prompt box, as a fraction of its longest side.
+MARGIN = 0.25
+
 
 class GrabCutDecoder:
     """MaskDecoder of the classic backend (one mask per prompt set, no logits, no guidance).
@@ -48,7 +51,9 @@ class GrabCutDecoder:
 
     def grow_region(self, features: Features, points: np.ndarray) -> np.ndarray:
         """Grid cells (``h×w`` bool) similar to the cells under ``points`` (N×2 x, y), connected to them."""
-        grid = F.normalize(features.grid.float(), dim=0)
+        # Smoothed over 3×3 cells: a striped or chequered surface is then one region, not its stripes.
+        grid = F.avg_pool2d(features.grid.float()[None], 3, stride=1, padding=1, count_include_pad=False)[0]
+        grid = F.normalize(grid, dim=0)
         grid_h, grid_w = features.grid_hw
         vh, vw = features.valid_hw
         cells = np.clip(
@@ -63,36 +68,23 @@ class GrabCutDecoder:
         keep = np.unique(labels[cells[:, 1], cells[:, 0]])
         return np.isin(labels, keep[keep > 0])
 
-    def _region_box(self, features: Features, points: np.ndarray) -> tuple[BoxXYXY, np.ndarray]:
-        region = self.grow_region(features, points)
-        ys, xs = np.nonzero(region)
-        cell = features.stride / features.scale
-        img_h, img_w = features.image_hw
-        box = (
-            max(0.0, xs.min() * cell - cell),
-            max(0.0, ys.min() * cell - cell),
-            min(float(img_w), (xs.max() + 2) * cell),
-            min(float(img_h), (ys.max() + 2) * cell),
-        )
-        return box, region
 
     def _decode_one(self, features: Features, rgb: np.ndarray, prompt: Prompts) -> tuple[np.ndarray, float]:
         img_h, img_w = rgb.shape[:2]
         points = np.asarray(prompt.points, np.float32).reshape(-1, 2)
         labels = np.asarray(prompt.labels).reshape(-1)
         positives = points[labels == 1]
-        region = None
-        if prompt.box is not None:
-            box = tuple(float(v) for v in prompt.box)
-        elif len(positives):
-            box, region = self._region_box(features, positives)
-        else:
+        box = tuple(float(v) for v in prompt.box) if prompt.box is not None else None
+        region = self.grow_region(features, positives) if len(positives) else None
+        if region is not None:
+            grown_box = _cells_box(region, features)
+            box = grown_box if box is None else _union(box, grown_box)
+        if box is None:
             return np.zeros((img_h, img_w), bool), 0.0
         x0, y0, x1, y1 = _clip_box(box, img_w, img_h)
         if x1 - x0 < 2 or y1 - y0 < 2:
             return np.zeros((img_h, img_w), bool), 0.0
-        bw, bh = x1 - x0, y1 - y0
-        margin = max(4, round(0.15 * max(bw, bh)))
+        margin = max(4, round(MARGIN * max(x1 - x0, y1 - y0)))
         cx0, cy0 = max(0, x0 - margin), max(0, y0 - margin)
         cx1, cy1 = min(img_w, x1 + margin), min(img_h, y1 + margin)
         factor = min(1.0, self.work_size / max(cx1 - cx0, cy1 - cy0))
@@ -105,16 +97,30 @@ class GrabCutDecoder:
             cx = int(np.clip((x - cx0) * factor, 0, crop_w - 1))
             return cx, int(np.clip((y - cy0) * factor, 0, crop_h - 1))
 
-        gc = np.full((crop_h, crop_w), cv2.GC_BGD, np.uint8)
-        bx0, by0 = to_crop(x0, y0)
-        bx1, by1 = to_crop(x1 - 1, y1 - 1)
-        if region is None:
+        # The box is a hint, not a wall: outside it is only probable background, so a mask can
+        # grow past a stale tracking box; the crop border is the one certain background.
+        gc = np.full((crop_h, crop_w), cv2.GC_PR_BGD, np.uint8)
+        if prompt.box is not None:
+            bx0, by0 = to_crop(*prompt.box[:2])
+            bx1, by1 = to_crop(prompt.box[2] - 1, prompt.box[3] - 1)
             gc[by0:by1 + 1, bx0:bx1 + 1] = cv2.GC_PR_FGD
-        else:
-            gc[by0:by1 + 1, bx0:bx1 + 1] = cv2.GC_PR_BGD
+        if region is not None:
             grown = _region_to_image(region, features, img_h, img_w)[cy0:cy1, cx0:cx1]
             grown = cv2.resize(grown.astype(np.uint8), (crop_w, crop_h), interpolation=cv2.INTER_NEAREST) > 0
-            gc[grown & (gc == cv2.GC_PR_BGD)] = cv2.GC_PR_FGD
+            gc[grown] = cv2.GC_PR_FGD
+        ring = max(1, round(0.02 * max(crop_w, crop_h)))
+        border = np.ones((crop_h, crop_w), bool)
+        border[ring:-ring, ring:-ring] = False
+        # Image edges are not evidence of background (objects leave the view there).
+        if cx0 == 0:
+            border[:, :ring] = False
+        if cy0 == 0:
+            border[:ring, :] = False
+        if cx1 == img_w:
+            border[:, -ring:] = False
+        if cy1 == img_h:
+            border[-ring:, :] = False
+        gc[border] = cv2.GC_BGD
         radius = max(1, round(0.04 * max(crop_w, crop_h)))
         for (px, py), label in zip(points, labels, strict=True):
             if cx0 <= px < cx1 and cy0 <= py < cy1:
@@ -136,6 +142,19 @@ class GrabCutDecoder:
         full[cy0:cy1, cx0:cx1] = cv2.resize(out.astype(np.uint8), (cx1 - cx0, cy1 - cy0),
                                             interpolation=cv2.INTER_NEAREST) > 0
         return full, score
+
+
+def _cells_box(region: np.ndarray, features: Features) -> BoxXYXY:
+    """Image-pixel XYXY box of the ``h×w`` bool grid cells, one cell larger on every side."""
+    ys, xs = np.nonzero(region)
+    cell = features.stride / features.scale
+    img_h, img_w = features.image_hw
+    return (max(0.0, (xs.min() - 1) * cell), max(0.0, (ys.min() - 1) * cell),
+            min(float(img_w), (xs.max() + 2) * cell), min(float(img_h), (ys.max() + 2) * cell))
+
+
+def _union(a: BoxXYXY, b: BoxXYXY) -> BoxXYXY:
+    return min(a[0], b[0]), min(a[1], b[1]), max(a[2], b[2]), max(a[3], b[3])
 
 
 def _clip_box(box: BoxXYXY, img_w: int, img_h: int) -> tuple[int, int, int, int]:

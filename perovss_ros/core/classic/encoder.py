@@ -1,8 +1,9 @@
 """Weights-free dense descriptors on a grid: colour and gradient statistics per cell.
 
-Each cell of ``stride`` input pixels gets, at two scales (the cell and its 3×3 neighbourhood):
-Lab colour mean (3), Lab standard deviation (3) and a magnitude-weighted histogram of
-unsigned gradient orientations (``ORIENTATIONS`` bins). Values are centred and scaled so
+Each cell of ``stride`` input pixels gets, pooled over the cell and over its 3×3 and 5×5
+neighbourhoods (``LEVELS``): Lab colour mean (3), Lab standard deviation (3), a
+magnitude-weighted histogram of unsigned gradient orientations (``ORIENTATIONS`` bins) and
+the energy of three difference-of-Gaussian bands (``BANDS``, the pattern's coarseness). Values are centred and scaled so
 that every group has a comparable magnitude and cosine similarity between L2-normalised
 descriptors compares colour and texture rather than brightness alone.
 """
@@ -19,6 +20,11 @@ from perovss_ros.core.errors import InvalidInputError
 from perovss_ros.core.types import Features
 
 ORIENTATIONS = 8
+BANDS = 3
+# Neighbourhood sizes (in cells) each descriptor pools over: the cell, 3×3 and 5×5 around it.
+LEVELS = (1, 3, 5)
+# Keeps channels that hardly vary in an image from being blown up to unit variance.
+STD_FLOOR = 0.05
 MODEL_ID = "classic-v1"
 
 
@@ -26,7 +32,7 @@ class ClassicEncoder:
     """ImageEncoder of the classic backend.
 
     ``input_size``: longest image side after resizing; ``stride``: cell size in input pixels.
-    Output grid ``C×h×w`` float32 with ``C = 2 * (6 + ORIENTATIONS)``.
+    Output grid ``C×h×w`` float32 with ``C = len(LEVELS) * (6 + ORIENTATIONS + BANDS)``.
     """
 
     def __init__(self, input_size: int = 320, stride: int = 8) -> None:
@@ -37,7 +43,7 @@ class ClassicEncoder:
     @property
     def channels(self) -> int:
         """Descriptor length C."""
-        return 2 * (6 + ORIENTATIONS)
+        return len(LEVELS) * (6 + ORIENTATIONS + BANDS)
 
     def encode(self, rgb: np.ndarray) -> Features:
         """Encode an ``H×W×3 uint8 RGB`` image into a ``C×h×w`` grid."""
@@ -71,12 +77,15 @@ def _pool(values: np.ndarray, stride: int) -> np.ndarray:
     return values.reshape(h // stride, stride, w // stride, stride, n).mean(axis=(1, 3))
 
 
-def _context(cells: np.ndarray) -> np.ndarray:
-    """3×3-neighbourhood mean of per-cell values ``h×w×n`` (edges replicated)."""
-    return cv2.blur(cells, (3, 3), borderType=cv2.BORDER_REPLICATE).reshape(cells.shape)
+def _context(cells: np.ndarray, size: int) -> np.ndarray:
+    """``size×size``-neighbourhood mean of per-cell values ``h×w×n`` (edges replicated)."""
+    if size <= 1:
+        return cells
+    return cv2.blur(cells, (size, size), borderType=cv2.BORDER_REPLICATE).reshape(cells.shape)
 
 
-def _descriptors(rgb: np.ndarray, stride: int) -> np.ndarray:
+def _descriptors(rgb: np.ndarray, stride: int, levels: tuple[int, ...] = LEVELS,
+                 standardise: bool = True) -> np.ndarray:
     """``H×W×3 uint8`` (H, W multiples of stride) -> ``C×h×w`` float32 descriptors."""
     lab = cv2.cvtColor(rgb, cv2.COLOR_RGB2LAB).astype(np.float32)
     # OpenCV's 8-bit Lab: L in 0..255, a/b offset by 128; centre them so cosine sees hue and lightness.
@@ -92,14 +101,24 @@ def _descriptors(rgb: np.ndarray, stride: int) -> np.ndarray:
     rows, cols = np.indices(gray.shape)
     hist[rows, cols, lo] = mag * (1 - frac)
     hist[rows, cols, (lo + 1) % ORIENTATIONS] += mag * frac
+    # Band energies (difference of Gaussians): how fine or coarse the surface pattern is.
+    blur1 = cv2.GaussianBlur(gray, (0, 0), 1.0)
+    blur2 = cv2.GaussianBlur(gray, (0, 0), 2.0)
+    blur4 = cv2.GaussianBlur(gray, (0, 0), 4.0)
+    bands = np.stack([np.abs(gray - blur1), np.abs(blur1 - blur2), np.abs(blur2 - blur4)], axis=2) * 4.0
 
-    stats = np.concatenate([lab, lab * lab, hist], axis=2)
+    stats = np.concatenate([lab, lab * lab, hist, bands], axis=2)
     cells = _pool(stats, stride)
-    ctx = _context(cells)
     parts = []
-    for pooled in (cells, ctx):
+    for size in levels:
+        pooled = _context(cells, size)
         mean = pooled[..., 0:3]
         std = np.sqrt(np.maximum(pooled[..., 3:6] - mean * mean, 0.0))
-        grad = pooled[..., 6:]
-        parts += [mean, 2.0 * std, grad]
-    return np.ascontiguousarray(np.concatenate(parts, axis=2).transpose(2, 0, 1), dtype=np.float32)
+        parts += [mean, 2.0 * std, pooled[..., 6:]]
+    desc = np.concatenate(parts, axis=2)
+    if standardise:
+        # Relative to this image's average cell, so that cosine similarity measures how a cell
+        # stands out (object vs background) instead of the colour cast every cell shares.
+        flat = desc.reshape(-1, desc.shape[2])
+        desc = (desc - flat.mean(0)) / (flat.std(0) + STD_FLOOR)
+    return np.ascontiguousarray(desc.transpose(2, 0, 1), dtype=np.float32)

@@ -1,0 +1,50 @@
+"""PipelineConfig parsing and the backend registry."""
+
+from __future__ import annotations
+
+import pytest
+
+from perovss_ros.core import PipelineConfig, build_pipeline
+from perovss_ros.core.errors import InvalidInputError
+from perovss_ros.core.registry import BACKENDS, resolve_backend
+
+
+def test_defaults_and_dict():
+    cfg = PipelineConfig.coerce(None)
+    assert (cfg.backend, cfg.model, cfg.device, cfg.presence, cfg.max_shots) == ("auto", "vit_b", "cpu", True, 32)
+    cfg = PipelineConfig.coerce({"backend": "classic", "seed": 3, "concept_store": ""})
+    assert cfg.backend == "classic" and cfg.seed == 3
+
+
+def test_yaml_file(tmp_path):
+    path = tmp_path / "p.yaml"
+    path.write_text("backend: classic\npresence: false\nconcept_store: ''\n")
+    cfg = PipelineConfig.coerce(str(path))
+    assert cfg.backend == "classic" and cfg.presence is False
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("backend: [unclosed\n")
+    with pytest.raises(InvalidInputError, match="YAML"):
+        PipelineConfig.coerce(bad)
+
+
+@pytest.mark.parametrize(
+    ("values", "word"),
+    [({"bakend": "classic"}, "bakend"), ({"backend": "gpu"}, "backend"), ({"model": "vit_z"}, "model"),
+     ({"seed": "zero"}, "seed"), ({"presence": "yes"}, "presence"), ({"max_shots": 0}, "max_shots")],
+)
+def test_bad_keys_and_values_are_named(values, word):
+    with pytest.raises(InvalidInputError, match=word):
+        PipelineConfig.coerce(values)
+
+
+def test_auto_falls_back_to_classic_without_checkpoint(tmp_path, monkeypatch):
+    monkeypatch.setenv("PEROVSS_MODEL_DIR", str(tmp_path))
+    cfg = PipelineConfig.coerce({"backend": "auto", "model": "vit_b", "checkpoint": "", "concept_store": ""})
+    assert resolve_backend(cfg) == "classic"
+    pipe = build_pipeline(cfg)
+    assert pipe.backend_name == "classic"
+    assert pipe.model_id == "classic-v1"
+
+
+def test_registry_is_string_keyed():
+    assert {"classic", "sam"} <= set(BACKENDS)

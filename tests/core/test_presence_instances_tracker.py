@@ -1,0 +1,90 @@
+"""Presence gate, instance resolution and box following, on hand-made values."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from perovss_ros.core import presence
+from perovss_ros.core.instances import instance_image, resolve_instances
+from perovss_ros.core.tracker import Tracker, expand_box, margin_px
+
+
+def test_presence_score_is_top_k_mean_inside_region():
+    m = torch.tensor([[0.9, 0.1, 0.5], [0.7, 0.3, 0.8]])
+    assert presence.presence_score(m, top_k=2) == pytest.approx((0.9 + 0.8) / 2)
+    region = torch.tensor([[False, True, True], [False, True, False]])
+    assert presence.presence_score(m, region, top_k=2) == pytest.approx((0.5 + 0.3) / 2)
+    assert presence.presence_score(m, torch.zeros(2, 3, dtype=torch.bool)) == -1.0
+
+
+def test_batched_presence_scores_match_single_ones():
+    maps = torch.rand(3, 5, 4, generator=torch.Generator().manual_seed(0))
+    ks = [1, 3, 50]
+    batched = presence.presence_scores(maps, ks)
+    for i, k in enumerate(ks):
+        assert batched[i].item() == pytest.approx(presence.presence_score(maps[i], top_k=k), abs=1e-6)
+
+
+def test_top_k_scales_with_object_area():
+    assert presence.top_k_for(2) == presence.TOP_K
+    assert presence.top_k_for(100) == round(presence.AREA_FRACTION * 100)
+
+
+def test_calibration_rule():
+    cal = presence.calibrate([0.9, 0.95], [0.5, 0.6])
+    assert cal.threshold == pytest.approx(0.6 + presence.MARGIN * (0.9 - 0.6))
+    # inseparable shots: threshold at the mean of weakest object and strongest background
+    cal = presence.calibrate([0.7], [0.8])
+    assert cal.threshold == pytest.approx(0.75)
+    with pytest.raises(ValueError):
+        presence.calibrate([], [0.1])
+
+
+def test_each_pixel_has_one_owner_by_priority():
+    masks = np.zeros((2, 3, 3), bool)
+    masks[0, :, :2] = True
+    masks[1, :, 1:] = True  # column 1 is claimed by both
+    prio = np.zeros((2, 3, 3), np.float32)
+    prio[0, 0, 1], prio[1, 0, 1] = 0.9, 0.2  # row 0: concept 0 wins
+    prio[0, 1, 1], prio[1, 1, 1] = 0.1, 0.8  # row 1: concept 1 wins
+    owner = resolve_instances(masks, prio)
+    assert owner[:, 0].tolist() == [0, 0, 0]
+    assert owner[:, 2].tolist() == [1, 1, 1]
+    assert owner[0, 1] == 0 and owner[1, 1] == 1
+    ids = instance_image(owner, [7, 9])
+    assert ids.dtype == np.uint16
+    assert ids[0].tolist() == [7, 7, 9]
+
+
+def test_resolution_with_one_score_per_mask_and_no_mask():
+    masks = np.zeros((2, 2, 2), bool)
+    masks[:, 0, 0] = True
+    owner = resolve_instances(masks, np.array([0.1, 0.5]))
+    assert owner[0, 0] == 1
+    assert owner[1, 1] == -1
+    assert instance_image(owner, [3, 4])[1, 1] == 0
+
+
+def test_box_expansion_scales_with_image_size():
+    assert margin_px((480, 640)) == pytest.approx(10.0)
+    assert margin_px((960, 1280)) == pytest.approx(20.0)
+    assert expand_box((100, 100, 200, 150), (480, 640)) == (90, 90, 210, 160)
+    assert expand_box((2, 3, 630, 475), (480, 640)) == (0, 0, 640, 480)
+
+
+def test_tracker_follows_seen_concepts_and_drops_lost_ones():
+    tracker = Tracker()
+    mask = np.zeros((480, 640), bool)
+    mask[100:150, 200:300] = True
+    tracker.update("mug", mask)
+    box, centre = tracker.prompt("mug", (480, 640))
+    assert box == (190, 90, 310, 160)
+    assert centre == (250, 125)
+    assert tracker.prompt("mug", (240, 320)) is None  # another image size: search globally
+    tracker.update("mug", np.zeros((480, 640), bool))
+    assert tracker.prompt("mug", (480, 640)) is None
+    tracker.update("mug", mask)
+    tracker.reset()
+    assert tracker.tracked() == []
