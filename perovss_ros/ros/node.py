@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -96,6 +97,8 @@ class PerovssNode(LifecycleNode):
         self._diag_timer = None
         self._seg_pub = self._overlay_pub = self._diag_pub = None
         self._last_warn: dict[str, float] = {}
+        #: Optional hook called with (input header, FrameTiming) after each published frame (benchmarks).
+        self.on_frame_timing: Callable[[Header, FrameTiming], None] | None = None
 
     # ------------------------------------------------------------------ parameters
     def param(self, name: str) -> Any:
@@ -286,6 +289,9 @@ class PerovssNode(LifecycleNode):
         if stamp.nanoseconds > 0:
             record["latency"] = (self.get_clock().now() - stamp).nanoseconds * 1e-9
         self.stats.record(record)
+        hook = self.on_frame_timing
+        if hook is not None:
+            hook(msg.header, timing)
         return timing
 
     def _publish_diagnostics(self) -> None:
