@@ -6,6 +6,10 @@ the restart and lifecycle checks start their own processes at the end.
 
 from __future__ import annotations
 
+import json
+import re
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -19,13 +23,13 @@ from perovss_interfaces.msg import Segmentation
 from perovss_interfaces.srv import Forget, ListConcepts, SetVocabulary, Teach
 from rclpy.action import ActionClient
 from rclpy.qos import qos_profile_sensor_data
-from sensor_msgs.msg import Image, RegionOfInterest
+from sensor_msgs.msg import CompressedImage, Image, RegionOfInterest
 from std_msgs.msg import Header
 
 from perovss_ros.ros.image_conversion import instance_image_to_array, mask_to_image, rgb_to_image
 from perovss_ros.sim.scenes import make_scene
 from tests.conftest import next_ros_domain_id
-from tests.ros.helpers import RosHarness, node_cmd, reliable, start_perovss, stop, wait_for
+from tests.ros.helpers import RosHarness, node_cmd, reliable, ros_env, start_perovss, stop, wait_for
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
 
@@ -320,10 +324,67 @@ def test_teach_by_live_capture_with_one_box(perovss, scene) -> None:
     assert "captured" not in _concept_names(ros)
 
 
+def test_stream_keeps_flowing_while_teaching(perovss, scene) -> None:
+    ros, stream = perovss["ros"], perovss["stream"]
+    stream.send(scene.frames[0])
+    sending = stream.keep_sending(scene.frames, period=0.05)
+    try:
+        before = set(stream.results)
+        response = ros.call(Teach, "/perovss/teach", _teach_request(scene, name="second"))
+        during = set(stream.results) - before
+    finally:
+        sending.set()
+    assert response.success, response.message
+    assert during, "segmentations kept coming while the concept was being taught"
+    assert ros.call(Forget, "/perovss/forget", Forget.Request(name="second")).success
+
+
+def test_commands_talk_to_the_node(perovss, scene, tmp_path: Path) -> None:
+    import cv2
+
+    obj = scene.objects[0]
+    image, mask = tmp_path / "ref.png", tmp_path / "ref_mask.png"
+    cv2.imwrite(str(image), cv2.cvtColor(scene.teach_frames[0], cv2.COLOR_RGB2BGR))
+    cv2.imwrite(str(mask), (scene.teach_gt[0] == obj.instance_id).astype(np.uint8) * 255)
+
+    # The commands run one after another in one child process (one start-up), each through cli.main.
+    commands = [
+        ["teach", "from_file", "--image", str(image), "--mask", str(mask)],
+        ["concepts"],
+        ["teach", "../x", "--image", str(image), "--mask", str(mask)],
+        ["forget", "from_file"],
+        ["find", "from_file", "--timeout", "1"],
+        ["find", obj.name, "--timeout", "0.5"],
+    ]
+    script = ("import json, sys\nfrom perovss_ros.cli import main\n"
+              "for argv in json.loads(sys.argv[1]):\n"
+              "    print('=== %d' % main(argv), flush=True)\n")
+    log = tmp_path / "commands.log"
+    with open(log, "w") as out:
+        proc = subprocess.run([sys.executable, "-c", script, json.dumps(commands)], env=ros_env(perovss["domain"]),
+                              stdout=out, stderr=subprocess.STDOUT, timeout=180, check=False)
+    text = log.read_text()
+    assert proc.returncode == 0, text
+    outputs = re.split(r"=== (\d+)\n", text)  # [out0, code0, out1, code1, ...]
+    results = [(int(outputs[i + 1]), outputs[i]) for i in range(0, len(outputs) - 1, 2)]
+    assert len(results) == len(commands), text
+    (teach, t_out), (concepts, c_out), (hostile, h_out), (forget, _), (find_gone, f_out), (find, _) = results
+    assert teach == 0 and "from_file" in t_out and "self IoU" in t_out, text
+    assert concepts == 0 and "from_file\t1 shot" in c_out and obj.name in c_out, text
+    assert hostile == 1 and "name" in h_out, text
+    assert forget == 0, text
+    assert find_gone == 1 and "rejected" in f_out, text
+    assert find == 1, "no frames arrive, so the object is not found in time"
+    assert "from_file" not in _concept_names(perovss["ros"])
+
+
 def test_restart_keeps_concepts_lifecycle_and_qos_warning(perovss, scene, tmp_path: Path) -> None:
     """Stop the module's node; a new one on the same store walks the lifecycle by hand."""
+    import cv2
     from lifecycle_msgs.msg import Transition
     from lifecycle_msgs.srv import ChangeState, GetState
+    from rcl_interfaces.srv import SetParameters
+    from rclpy.parameter import Parameter
 
     ros = perovss["ros"]
     taught = _concept_names(ros)
@@ -350,8 +411,30 @@ def test_restart_keeps_concepts_lifecycle_and_qos_warning(perovss, scene, tmp_pa
         assert wait_for(lambda: "reliability:=best_effort" in log.read_text(), 10), log.read_text()
         ros.node.destroy_publisher(pub)
 
+        def set_param(name: str, value: str) -> bool:
+            request = SetParameters.Request(parameters=[Parameter(name, value=value).to_parameter_msg()])
+            return ros.call(SetParameters, "/perovss/set_parameters", request).results[0].successful
+
+        assert not set_param("image_transport", "compressed"), "read at activate: refused while active"
         assert change(Transition.TRANSITION_DEACTIVATE) and state() == "inactive"
         assert wait_for(lambda: not ros.node.count_subscribers("/image"), 5)
+        assert set_param("image_transport", "compressed") and set_param("reliability", "best_effort")
+        assert not set_param("backend", "sam"), "read at configure: refused while configured"
+        assert change(Transition.TRANSITION_ACTIVATE) and state() == "active"
+
+        # Compressed transport: png frames on image/compressed come out as segmentations.
+        results: list[Segmentation] = []
+        sub = ros.node.create_subscription(Segmentation, "/perovss/segmentation", results.append, reliable())
+        cam = ros.node.create_publisher(CompressedImage, "/image/compressed", reliable(1))
+        _ok, png = cv2.imencode(".png", cv2.cvtColor(scene.frames[0], cv2.COLOR_RGB2BGR))
+        frame = CompressedImage(header=Header(frame_id="png_cam"), format="png", data=png.tobytes())
+        assert wait_for(lambda: (cam.publish(frame), bool(results))[1], 20, step=0.5), log.read_text()
+        assert results[0].header.frame_id == "png_cam"
+        assert (results[0].instance_mask.width, results[0].instance_mask.height) == SIZE
+        ros.node.destroy_subscription(sub)
+        ros.node.destroy_publisher(cam)
+
+        assert change(Transition.TRANSITION_DEACTIVATE) and state() == "inactive"
         assert change(Transition.TRANSITION_CLEANUP) and state() == "unconfigured"
         assert change(Transition.TRANSITION_CONFIGURE) and state() == "inactive"
     finally:
