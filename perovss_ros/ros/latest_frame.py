@@ -8,6 +8,7 @@ interval, whatever the input rate.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -106,7 +107,8 @@ class LatestFrameWorker(Generic[T]):
             except Exception as exc:  # the stream must survive one bad frame
                 ok = False
                 if self._on_error is not None:
-                    self._on_error(item, exc)  # type: ignore[arg-type]
+                    with contextlib.suppress(Exception):  # a failing reporter must not kill the worker
+                        self._on_error(item, exc)  # type: ignore[arg-type]
             with self._cond:
                 self._busy = False
                 if ok:
