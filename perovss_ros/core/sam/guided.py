@@ -156,31 +156,37 @@ class GuidedMaskDecoder(MaskDecoder):
         if bias is None and target_embedding is None:
             return super().forward(image_embeddings, image_pe, sparse_prompt_embeddings,
                                    dense_prompt_embeddings, multimask_output)
-        masks, iou_pred = self._predict_guided(image_embeddings, image_pe, sparse_prompt_embeddings,
-                                               dense_prompt_embeddings, bias, bias_on, target_embedding)
+        masks, iou_pred = self.predict_masks_guided(image_embeddings, image_pe, sparse_prompt_embeddings,
+                                                    dense_prompt_embeddings, bias, bias_on, target_embedding)
         mask_slice = slice(1, None) if multimask_output else slice(0, 1)
         return masks[:, mask_slice], iou_pred[:, mask_slice]
 
-    def _predict_guided(self, image_embeddings: Tensor, image_pe: Tensor, sparse: Tensor, dense: Tensor,
-                        bias: Tensor | None, bias_on: Tensor | None,
-                        target_embedding: Tensor | None) -> tuple[Tensor, Tensor]:
-        """``MaskDecoder.predict_masks`` with the guidance passed to the transformer."""
+    def predict_masks_guided(self, image_embeddings: Tensor, image_pe: Tensor, sparse: Tensor, dense: Tensor,
+                             bias: Tensor | None = None, bias_on: Tensor | None = None,
+                             target_embedding: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """``MaskDecoder.predict_masks`` with guidance: all ``num_mask_tokens`` masks ``B×4×4h×4w`` and IoU ``B×4``.
+
+        The one image embedding ``1×C×h×w`` (and its encoding) is broadcast to
+        the B prompt sets instead of copied, which gives the same numbers and
+        keeps the batch size dynamic when traced for ONNX.
+        """
         output_tokens = torch.cat([self.iou_token.weight, self.mask_tokens.weight], dim=0)
         tokens = torch.cat((output_tokens.unsqueeze(0).expand(sparse.size(0), -1, -1), sparse), dim=1)
-        src = torch.repeat_interleave(image_embeddings, tokens.shape[0], dim=0) + dense
-        pos_src = torch.repeat_interleave(image_pe, tokens.shape[0], dim=0)
-        b, c, h, w = src.shape
+        src = image_embeddings + dense
+        if src.shape[0] != tokens.shape[0]:
+            src = src.expand(tokens.shape[0], -1, -1, -1)
+        _, c, h, w = image_embeddings.shape
 
-        hs, src = self.transformer(src, pos_src, tokens, bias=bias, bias_on=bias_on,
+        hs, src = self.transformer(src, image_pe, tokens, bias=bias, bias_on=bias_on,
                                    target_embedding=target_embedding)
         mask_tokens_out = hs[:, 1 : (1 + self.num_mask_tokens), :]
 
-        upscaled = self.output_upscaling(src.transpose(1, 2).reshape(b, c, h, w))
+        upscaled = self.output_upscaling(src.transpose(1, 2).reshape(-1, c, h, w))
         hyper_in = torch.stack(
             [mlp(mask_tokens_out[:, i, :]) for i, mlp in enumerate(self.output_hypernetworks_mlps)], dim=1
         )
-        b, c, h, w = upscaled.shape
-        masks = (hyper_in @ upscaled.view(b, c, h * w)).view(b, -1, h, w)
+        _, c, h, w = upscaled.shape
+        masks = (hyper_in @ upscaled.reshape(-1, c, h * w)).reshape(-1, self.num_mask_tokens, h, w)
         return masks, self.iou_prediction_head(hs[:, 0, :])
 
 

@@ -1,0 +1,99 @@
+"""Runtimes for the exported SAM decoder graph (ONNX Runtime, TensorRT), bound by tensor name.
+
+Both take and return the tensors named in :mod:`perovss_ros.core.sam.decoder_graph`.
+A file that is missing, corrupt, or built with other tensor names is a
+CheckpointError saying how to rebuild it. TensorRT is optional: where it is not
+importable, :class:`TensorRtDecoder` raises CheckpointError on construction.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from perovss_ros.core.errors import CheckpointError
+from perovss_ros.core.sam.decoder_graph import INPUT_NAMES, OUTPUT_NAMES
+
+REBUILD_HINT = "re-export it with `python -m perovss_ros.core.sam.decoder_graph`"
+
+
+def _check_names(path: Path, inputs: list[str], outputs: list[str]) -> None:
+    if sorted(inputs) != sorted(INPUT_NAMES) or sorted(outputs) != sorted(OUTPUT_NAMES):
+        raise CheckpointError(
+            f"decoder graph {path} has inputs {inputs} and outputs {outputs}; expected {list(INPUT_NAMES)} "
+            f"-> {list(OUTPUT_NAMES)}; {REBUILD_HINT}"
+        )
+
+
+class OnnxRuntimeDecoder:
+    """The exported decoder in ONNX Runtime (CPU unless other providers are given)."""
+
+    def __init__(self, path: str | os.PathLike, providers: list[str] | None = None) -> None:
+        import onnxruntime
+
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise CheckpointError(f"decoder graph {self.path} not found; {REBUILD_HINT}")
+        try:
+            self.session = onnxruntime.InferenceSession(str(self.path), providers=providers or
+                                                        ["CPUExecutionProvider"])
+        except Exception as exc:  # onnxruntime raises its own Fail/InvalidGraph types
+            raise CheckpointError(f"decoder graph {self.path} cannot be loaded ({exc}); {REBUILD_HINT}") from None
+        _check_names(self.path, [i.name for i in self.session.get_inputs()],
+                     [o.name for o in self.session.get_outputs()])
+
+    def run(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Named float32 arrays in (``INPUT_NAMES``) → named arrays out (``OUTPUT_NAMES``)."""
+        feed = {name: np.ascontiguousarray(inputs[name], dtype=np.float32) for name in INPUT_NAMES}
+        return dict(zip(OUTPUT_NAMES, self.session.run(list(OUTPUT_NAMES), feed), strict=True))
+
+
+class TensorRtDecoder:
+    """A TensorRT engine built from the exported graph (``trtexec --onnx=... --saveEngine=...``).
+
+    Shapes are set per call from the inputs, tensors are bound by name, and the
+    engine runs on the current CUDA stream. Engines are specific to the GPU and
+    TensorRT version that built them; a mismatch fails to deserialize and is
+    reported as CheckpointError.
+    """
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        try:
+            import tensorrt as trt
+        except ImportError:
+            raise CheckpointError("TensorRT is not installed here; use runtime 'torch' or 'onnxruntime'") from None
+        if not torch.cuda.is_available():
+            raise CheckpointError("TensorRT needs a CUDA device; none is available")
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise CheckpointError(f"TensorRT engine {self.path} not found; build it with trtexec from the ONNX graph")
+        self._trt = trt
+        runtime = trt.Runtime(trt.Logger(trt.Logger.WARNING))
+        self.engine = runtime.deserialize_cuda_engine(self.path.read_bytes())
+        if self.engine is None:
+            raise CheckpointError(
+                f"TensorRT engine {self.path} cannot be loaded (built for another GPU or TensorRT "
+                f"{trt.__version__}?); rebuild it with trtexec from the ONNX graph"
+            )
+        names = [self.engine.get_tensor_name(i) for i in range(self.engine.num_io_tensors)]
+        is_input = {n: self.engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT for n in names}
+        _check_names(self.path, [n for n in names if is_input[n]], [n for n in names if not is_input[n]])
+        self.context = self.engine.create_execution_context()
+
+    def run(self, inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Named CUDA float32 tensors in → named CUDA tensors out (valid after the current stream syncs)."""
+        bound = {name: inputs[name].to("cuda", torch.float32).contiguous() for name in INPUT_NAMES}
+        for name, tensor in bound.items():
+            self.context.set_input_shape(name, tuple(tensor.shape))
+            self.context.set_tensor_address(name, tensor.data_ptr())
+        outputs = {}
+        for name in OUTPUT_NAMES:
+            outputs[name] = torch.empty(tuple(self.context.get_tensor_shape(name)), dtype=torch.float32,
+                                        device="cuda")
+            self.context.set_tensor_address(name, outputs[name].data_ptr())
+        if not self.context.execute_async_v3(torch.cuda.current_stream().cuda_stream):
+            raise CheckpointError(f"TensorRT engine {self.path} failed to run")
+        return outputs
