@@ -25,7 +25,6 @@ def test_colcon_builds_both_packages(tmp_path: Path) -> None:
     ]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900, cwd=tmp_path)
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
-    assert "Summary: 2 packages finished" in proc.stdout + proc.stderr
 
     site = install / "perovss_interfaces" / "lib" / "python3.11" / "site-packages"
     assert (install / "perovss_ros" / "lib" / "perovss_ros" / "perovss").is_file()
