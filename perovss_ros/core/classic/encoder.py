@@ -23,6 +23,8 @@ ORIENTATIONS = 8
 BANDS = 3
 # Neighbourhood sizes (in cells) each descriptor pools over: the cell, 3×3 and 5×5 around it.
 LEVELS = (1, 3, 5)
+# Colour (Lab mean) is what tells a personal object from a same-shape look-alike; weight it up.
+COLOUR_WEIGHT = 2.0
 # Keeps channels that hardly vary in an image from being blown up to unit variance.
 STD_FLOOR = 0.05
 MODEL_ID = "classic-v1"
@@ -69,6 +71,14 @@ class ClassicEncoder:
             stride=float(self.stride),
             valid_hw=(grid_h, grid_w),
         )
+
+
+def _channel_weights(num_levels: int) -> np.ndarray:
+    """Per-channel weights: colour counts as much as the 14 texture channels together."""
+    group = np.concatenate([
+        np.full(3, COLOUR_WEIGHT), np.ones(3), np.full(ORIENTATIONS, 0.5), np.ones(BANDS),
+    ]).astype(np.float32)
+    return np.tile(group, num_levels)
 
 
 def _pool(values: np.ndarray, stride: int) -> np.ndarray:
@@ -121,4 +131,5 @@ def _descriptors(rgb: np.ndarray, stride: int, levels: tuple[int, ...] = LEVELS,
         # stands out (object vs background) instead of the colour cast every cell shares.
         flat = desc.reshape(-1, desc.shape[2])
         desc = (desc - flat.mean(0)) / (flat.std(0) + STD_FLOOR)
+    desc = desc * _channel_weights(len(levels))
     return np.ascontiguousarray(desc.transpose(2, 0, 1), dtype=np.float32)
