@@ -16,10 +16,16 @@ outputs
   ``low_res_masks``     ``B×4×4h×4w`` float32 logits
 
 ``B`` (prompt sets) and ``N`` (points per set) are dynamic axes.
+
+The *guided* variant (perovss's own runtime) adds PerSAM's guidance inputs
+``attention_bias`` ``B×h·w``, ``bias_on`` ``B`` (1 where the bias applies) and
+``target_embedding`` ``B×256`` (zeros = none); with ``bias_on`` 0 and a zero
+target a row decodes exactly as unguided SAM.
 """
 
 from __future__ import annotations
 
+import io
 import os
 import warnings
 from pathlib import Path
@@ -34,7 +40,11 @@ from perovss_ros.core.sam.guided import GuidedMaskDecoder
 
 INPUT_NAMES = ("image_embeddings", "point_coords", "point_labels", "mask_input", "has_mask_input")
 OUTPUT_NAMES = ("iou_predictions", "low_res_masks")
+GUIDANCE_INPUT_NAMES = ("attention_bias", "bias_on", "target_embedding")
 DYNAMIC_AXES = {
+    "attention_bias": {0: "num_sets"},
+    "bias_on": {0: "num_sets"},
+    "target_embedding": {0: "num_sets"},
     "point_coords": {0: "num_sets", 1: "num_points"},
     "point_labels": {0: "num_sets", 1: "num_points"},
     "mask_input": {0: "num_sets"},
@@ -71,35 +81,49 @@ class DecoderGraph(nn.Module):
         return embedding
 
     def forward(self, image_embeddings: Tensor, point_coords: Tensor, point_labels: Tensor, mask_input: Tensor,
-                has_mask_input: Tensor) -> tuple[Tensor, Tensor]:
+                has_mask_input: Tensor, attention_bias: Tensor | None = None, bias_on: Tensor | None = None,
+                target_embedding: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """See the module docstring for shapes; returns ``(iou_predictions, low_res_masks)``."""
         sparse = self.embed_points(point_coords, point_labels)
         has_mask = has_mask_input.reshape(-1, 1, 1, 1)
         no_mask = self.prompt_encoder.no_mask_embed.weight.reshape(1, -1, 1, 1)
         dense = has_mask * self.prompt_encoder.mask_downscaling(mask_input) + (1 - has_mask) * no_mask
         masks, iou = self.mask_decoder.predict_masks_guided(
-            image_embeddings, self.prompt_encoder.get_dense_pe(), sparse, dense
+            image_embeddings, self.prompt_encoder.get_dense_pe(), sparse, dense, attention_bias,
+            None if bias_on is None else bias_on > 0.5, target_embedding,
         )
         return iou, masks
 
 
-def example_inputs(sam: Sam, num_sets: int = 2, num_points: int = 3) -> tuple[Tensor, ...]:
+def input_names(guided: bool) -> tuple[str, ...]:
+    """The graph's input names, in order (with PerSAM's guidance inputs when ``guided``)."""
+    return INPUT_NAMES + GUIDANCE_INPUT_NAMES if guided else INPUT_NAMES
+
+
+def example_inputs(sam: Sam, num_sets: int = 2, num_points: int = 3, guided: bool = False
+                   ) -> tuple[Tensor, ...]:
     """Random inputs of the right shapes for tracing and checking (deterministic)."""
     gen = torch.Generator().manual_seed(0)
     grid_h, grid_w = sam.prompt_encoder.image_embedding_size
     img = int(sam.image_encoder.img_size)
+    guidance = (
+        torch.rand(num_sets, grid_h * grid_w, generator=gen),
+        (torch.arange(num_sets) % 2).float(),
+        torch.randn(num_sets, sam.prompt_encoder.embed_dim, generator=gen) * (torch.arange(num_sets) % 3 > 0)[:, None],
+    ) if guided else ()
     return (
         torch.randn(1, sam.prompt_encoder.embed_dim, grid_h, grid_w, generator=gen),
         torch.rand(num_sets, num_points, 2, generator=gen) * img,
         torch.randint(-1, 4, (num_sets, num_points), generator=gen).float(),
         torch.randn(num_sets, 1, 4 * grid_h, 4 * grid_w, generator=gen),
         (torch.arange(num_sets) % 2).float(),
+        *guidance,
     )
 
 
-def export_decoder_onnx(sam: Sam, path: str | os.PathLike, opset: int = 17) -> Path:
-    """Export the decoder graph of ``sam`` to ONNX at ``path`` (dynamic prompt sets and points)."""
-    path = Path(path)
+def export_decoder_onnx(sam: Sam, path: str | os.PathLike | io.BytesIO, opset: int = 17,
+                        guided: bool = False) -> str | os.PathLike | io.BytesIO:
+    """Export the decoder graph of ``sam`` to ONNX at ``path`` or into a buffer (dynamic sets and points)."""
     graph = DecoderGraph(sam).eval()
     # The tracer warns about the Python shape check in predict_masks_guided (shapes agree by
     # construction), and the TorchScript exporter about itself: the dynamo exporter needs onnxscript,
@@ -108,7 +132,8 @@ def export_decoder_onnx(sam: Sam, path: str | os.PathLike, opset: int = 17) -> P
         warnings.simplefilter("ignore", category=torch.jit.TracerWarning)
         warnings.simplefilter("ignore", category=DeprecationWarning)
         torch.onnx.export(
-            graph, example_inputs(sam), str(path), input_names=list(INPUT_NAMES),
+            graph, example_inputs(sam, guided=guided), path if isinstance(path, io.BytesIO) else str(path),
+            input_names=list(input_names(guided)),
             output_names=list(OUTPUT_NAMES), dynamic_axes=DYNAMIC_AXES, opset_version=opset,
             dynamo=False, do_constant_folding=True,
         )
@@ -116,18 +141,19 @@ def export_decoder_onnx(sam: Sam, path: str | os.PathLike, opset: int = 17) -> P
 
 
 def check_onnx_decoder(sam: Sam, path: str | os.PathLike, num_sets: int = 3, num_points: int = 4,
-                       atol: float = 1e-4) -> float:
-    """Run the exported graph in onnxruntime on fresh shapes; return max |ONNX − torch| of the logits.
+                       atol: float = 1e-4, guided: bool = False) -> float:
+    """Run the exported graph in onnxruntime on fresh shapes; return max |ONNX − torch| of the outputs.
 
     Raises CheckpointError when the difference exceeds ``atol``.
     """
     import onnxruntime
 
-    inputs = example_inputs(sam, num_sets, num_points)
+    inputs = example_inputs(sam, num_sets, num_points, guided)
     with torch.no_grad():
         iou_ref, masks_ref = DecoderGraph(sam).eval()(*inputs)
     session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    iou, masks = session.run(list(OUTPUT_NAMES), {n: t.numpy() for n, t in zip(INPUT_NAMES, inputs, strict=True)})
+    feed = {n: t.numpy() for n, t in zip(input_names(guided), inputs, strict=True)}
+    iou, masks = session.run(list(OUTPUT_NAMES), feed)
     error = float(max(np.abs(masks - masks_ref.numpy()).max(), np.abs(iou - iou_ref.numpy()).max()))
     if not error <= atol:
         raise CheckpointError(f"exported decoder {path} differs from PyTorch by {error:.2e} (> {atol:.0e})")

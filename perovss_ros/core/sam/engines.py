@@ -15,39 +15,52 @@ import numpy as np
 import torch
 
 from perovss_ros.core.errors import CheckpointError
-from perovss_ros.core.sam.decoder_graph import INPUT_NAMES, OUTPUT_NAMES
+from perovss_ros.core.sam.decoder_graph import INPUT_NAMES, OUTPUT_NAMES, input_names
 
 REBUILD_HINT = "re-export it with `python -m perovss_ros.core.sam.decoder_graph`"
 
 
-def _check_names(path: Path, inputs: list[str], outputs: list[str]) -> None:
-    if sorted(inputs) != sorted(INPUT_NAMES) or sorted(outputs) != sorted(OUTPUT_NAMES):
+def _check_names(source: object, inputs: list[str], outputs: list[str], expected: tuple[str, ...]) -> None:
+    if sorted(inputs) != sorted(expected) or sorted(outputs) != sorted(OUTPUT_NAMES):
         raise CheckpointError(
-            f"decoder graph {path} has inputs {inputs} and outputs {outputs}; expected {list(INPUT_NAMES)} "
+            f"decoder graph {source} has inputs {inputs} and outputs {outputs}; expected {list(expected)} "
             f"-> {list(OUTPUT_NAMES)}; {REBUILD_HINT}"
         )
 
 
 class OnnxRuntimeDecoder:
-    """The exported decoder in ONNX Runtime (CPU unless other providers are given)."""
+    """The exported decoder in ONNX Runtime (CPU unless other providers are given).
 
-    def __init__(self, path: str | os.PathLike, providers: list[str] | None = None) -> None:
+    ``source`` is a file or the serialized graph (bytes); ``guided`` expects the
+    variant with PerSAM's guidance inputs. ``threads`` bounds intra-op threads
+    (0 = onnxruntime's default); worker threads do not spin, so a busy robot CPU
+    is not made busier while the decoder waits.
+    """
+
+    def __init__(self, source: str | os.PathLike | bytes, providers: list[str] | None = None,
+                 guided: bool = False, threads: int = 0) -> None:
         import onnxruntime
 
-        self.path = Path(path)
-        if not self.path.is_file():
-            raise CheckpointError(f"decoder graph {self.path} not found; {REBUILD_HINT}")
+        self.source = "<in-memory graph>" if isinstance(source, bytes) else Path(source)
+        if isinstance(self.source, Path) and not self.source.is_file():
+            raise CheckpointError(f"decoder graph {self.source} not found; {REBUILD_HINT}")
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = max(0, int(threads))
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         try:
-            self.session = onnxruntime.InferenceSession(str(self.path), providers=providers or
-                                                        ["CPUExecutionProvider"])
+            self.session = onnxruntime.InferenceSession(
+                source if isinstance(source, bytes) else str(source), options,
+                providers=providers or ["CPUExecutionProvider"],
+            )
         except Exception as exc:  # onnxruntime raises its own Fail/InvalidGraph types
-            raise CheckpointError(f"decoder graph {self.path} cannot be loaded ({exc}); {REBUILD_HINT}") from None
-        _check_names(self.path, [i.name for i in self.session.get_inputs()],
-                     [o.name for o in self.session.get_outputs()])
+            raise CheckpointError(f"decoder graph {self.source} cannot be loaded ({exc}); {REBUILD_HINT}") from None
+        self.input_names = input_names(guided)
+        _check_names(self.source, [i.name for i in self.session.get_inputs()],
+                     [o.name for o in self.session.get_outputs()], self.input_names)
 
     def run(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """Named float32 arrays in (``INPUT_NAMES``) → named arrays out (``OUTPUT_NAMES``)."""
-        feed = {name: np.ascontiguousarray(inputs[name], dtype=np.float32) for name in INPUT_NAMES}
+        """Named float32 arrays in (the graph's input names) → named arrays out (``OUTPUT_NAMES``)."""
+        feed = {name: np.ascontiguousarray(inputs[name], dtype=np.float32) for name in self.input_names}
         return dict(zip(OUTPUT_NAMES, self.session.run(list(OUTPUT_NAMES), feed), strict=True))
 
 
@@ -80,7 +93,8 @@ class TensorRtDecoder:
             )
         names = [self.engine.get_tensor_name(i) for i in range(self.engine.num_io_tensors)]
         is_input = {n: self.engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT for n in names}
-        _check_names(self.path, [n for n in names if is_input[n]], [n for n in names if not is_input[n]])
+        _check_names(self.path, [n for n in names if is_input[n]], [n for n in names if not is_input[n]],
+                     INPUT_NAMES)
         self.context = self.engine.create_execution_context()
 
     def run(self, inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
