@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-PEROVSS = shutil.which("perovss") or str(Path(os.__file__).parents[3] / "bin" / "perovss")
+# The console script of the interpreter running the tests (the venv), whatever PATH says.
+PEROVSS = str(Path(sys.executable).with_name("perovss"))
 
 
 def _doctor(tmp_path: Path, **env: str) -> tuple[int, dict[str, dict]]:
