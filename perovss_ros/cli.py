@@ -1,4 +1,6 @@
-"""The ``perovss`` command: one subcommand per module in ``perovss_ros.commands``.
+"""perovss: find, segment and follow personal objects in ROS 2 camera streams.
+
+The ``perovss`` command has one subcommand per module in ``perovss_ros.commands``.
 
 Each command module defines ``HELP`` (one line), ``add_arguments(parser)`` and
 ``run(args) -> int``, and imports heavy dependencies (torch, rclpy) inside
@@ -28,32 +30,43 @@ COMMANDS: dict[str, str] = {
 }
 
 
-def build_parser() -> tuple[argparse.ArgumentParser, dict[str, object]]:
-    """Build the top-level parser; returns it and the loaded command modules by name."""
-    parser = argparse.ArgumentParser(prog="perovss", description=__doc__.splitlines()[0])
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    modules: dict[str, object] = {}
-    for name, module_name in COMMANDS.items():
+def add_module_commands(sub: argparse._SubParsersAction, modules: dict[str, str]) -> dict[str, object]:
+    """Add one subparser per importable module of ``modules`` (name -> module path).
+
+    A module that is not part of this build is left out; a module that fails to
+    import for another reason raises, so a broken command is never hidden.
+    """
+    loaded: dict[str, object] = {}
+    for name, module_name in modules.items():
         try:
             module = importlib.import_module(module_name)
         except ModuleNotFoundError as exc:
             if exc.name != module_name:
                 raise
-            continue  # command not part of this build
-        modules[name] = module
+            continue
+        loaded[name] = module
         cmd = sub.add_parser(name, help=module.HELP, description=module.HELP)
         module.add_arguments(cmd)
-    return parser, modules
+        cmd.set_defaults(command_module=module)
+    return loaded
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Build the top-level parser with every available command."""
+    parser = argparse.ArgumentParser(prog="perovss", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    add_module_commands(sub, COMMANDS)
+    return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``perovss`` console script."""
-    parser, modules = build_parser()
+    parser = build_parser()
     args, extra = parser.parse_known_args(argv)
     if args.command is None:
         parser.print_help()
         return 2
-    module = modules[args.command]
+    module = args.command_module
     if extra and not getattr(module, "ACCEPTS_EXTRA", False):
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     args.extra = extra

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import importlib
 
 HELP = "run a benchmark: core (pipeline quality and scaling) or node (ROS overhead, latency, memory)"
 
@@ -15,17 +14,11 @@ TARGETS: dict[str, str] = {
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Each target module adds its own options under ``perovss bench TARGET``."""
+    from perovss_ros.cli import add_module_commands
+
     sub = parser.add_subparsers(dest="target", metavar="TARGET", required=True)
-    for name, module_name in TARGETS.items():
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:
-            if exc.name != module_name:
-                raise
-            continue
-        target = sub.add_parser(name, help=module.HELP, description=module.HELP)
-        module.add_arguments(target)
-        target.set_defaults(bench_module=module)
+    for name, module in add_module_commands(sub, TARGETS).items():
+        sub.choices[name].set_defaults(bench_module=module)
 
 
 def run(args: argparse.Namespace) -> int:
