@@ -8,6 +8,8 @@ published ``~/segmentation`` is what gets scored.
 
 from __future__ import annotations
 
+import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -24,10 +26,10 @@ from rclpy.qos import QoSHistoryPolicy, QoSProfile, QoSReliabilityPolicy
 from sensor_msgs.msg import Image
 from std_msgs.msg import Header
 
-from perovss_ros.core.types import BoxXYXY
+from perovss_ros.core.types import BoxXYXY, FrameResult, Segment
 from perovss_ros.ros.client import PerovssClient
 from perovss_ros.ros.image_conversion import instance_image_to_array, rgb_to_image
-from perovss_ros.ros.messages import box_to_roi
+from perovss_ros.ros.messages import box_to_roi, roi_to_box
 
 IMAGE_TOPIC = "/perovss_demo/image_raw"
 NODE_NAME = "perovss"
@@ -37,14 +39,23 @@ NODE_NAME = "perovss"
 class StreamedFrame:
     """What the node published for one replayed frame.
 
-    ``instance_mask`` is ``H×W uint16``; ``labels`` maps instance id to label;
+    ``instance_mask`` is ``H×W uint16``; ``segments`` as the node published them;
     ``latency_s`` is publish-to-receive wall time (None when no answer came).
     """
 
     index: int
     instance_mask: np.ndarray | None
-    labels: dict[int, str] = field(default_factory=dict)
+    segments: list[Segment] = field(default_factory=list)
     latency_s: float | None = None
+
+    def result(self) -> FrameResult:
+        """The frame as a core FrameResult (for drawing)."""
+        return FrameResult(self.instance_mask, self.segments)
+
+    def mask_of(self, label: str) -> np.ndarray:
+        """``H×W bool`` pixels the node assigned to ``label`` (empty if none)."""
+        ids = [s.instance_id for s in self.segments if s.label == label]
+        return np.isin(self.instance_mask, ids)
 
 
 class NodeProcess:
@@ -131,8 +142,9 @@ class FrameStreamer:
             msg = self._latest
             if msg is not None and (msg.header.stamp.sec, msg.header.stamp.nanosec) == (
                     header.stamp.sec, header.stamp.nanosec):
-                labels = {int(s.instance_id): s.label for s in msg.segments}
-                return StreamedFrame(index, instance_image_to_array(msg.instance_mask), labels,
+                segments = [Segment(s.label, int(s.instance_id), float(s.score), roi_to_box(s.roi), s.personal)
+                            for s in msg.segments]
+                return StreamedFrame(index, instance_image_to_array(msg.instance_mask), segments,
                                      time.monotonic() - start)
         return StreamedFrame(index, None)
 
@@ -142,3 +154,133 @@ class FrameStreamer:
         self.node.destroy_node()
         rclpy.try_shutdown(context=self.context)
 
+
+
+@dataclass
+class DemoOptions:
+    """What ``perovss demo`` generates and runs. ``size`` is ``(W, H)``."""
+
+    out: str | Path = "demo_out"
+    seed: int = 7
+    frames: int = 60
+    size: tuple[int, int] = (640, 480)
+    lookalikes: int = 3
+    backend: str = "auto"
+    model: str = "vit_b"
+    gif: bool = True
+    frame_timeout_s: float = 120.0
+
+
+def mask_box(mask: np.ndarray) -> BoxXYXY:
+    """Tight XYXY box (exclusive max) of a non-empty ``H×W`` mask."""
+    ys, xs = np.nonzero(mask)
+    return float(xs.min()), float(ys.min()), float(xs.max() + 1), float(ys.max() + 1)
+
+
+def _say(text: str) -> None:
+    print(f"perovss demo: {text}", flush=True)
+
+
+def _prepare_out(out: Path) -> None:
+    """Remove what an earlier demo wrote (and only that) so the bag writer can start fresh."""
+    out.mkdir(parents=True, exist_ok=True)
+    for name in ("scene_bag", "concepts"):
+        if (out / name).exists():
+            shutil.rmtree(out / name)
+
+
+def stream_bag(bag: Path, streamer: FrameStreamer, timeout_s: float) -> list[StreamedFrame]:
+    """Publish every camera frame of ``bag`` to the node in order and collect its answers."""
+    from perovss_ros.sim.bags import read_images
+
+    frames = []
+    for index, (_stamp, rgb) in enumerate(read_images(bag)):
+        frames.append(streamer.send(index, rgb, timeout_s))
+    return frames
+
+
+def run_demo(options: DemoOptions) -> int:
+    """Generate, teach over the service, replay through the node, score, write ``options.out``."""
+    os.environ.setdefault("FASTDDS_BUILTIN_TRANSPORTS", "LARGE_DATA")
+    from perovss_ros.core.config import PipelineConfig
+    from perovss_ros.core.registry import resolve_backend
+    from perovss_ros.sim.bags import read_frames, read_teach, write_scene_bag
+    from perovss_ros.sim.scenes import make_scene
+    from perovss_ros.sim.topics import MASK_TOPIC
+
+    started = time.monotonic()
+    out = Path(options.out)
+    _prepare_out(out)
+    width, height = options.size
+    scene = make_scene(seed=options.seed, num_frames=options.frames, size=(width, height), num_objects=1,
+                       num_lookalikes=options.lookalikes)
+    target = scene.objects[0]
+    bag = out / "scene_bag"
+    write_scene_bag(scene, bag)
+    _say(f"scene: {options.frames} frames {width}×{height}, '{target.name}' among {options.lookalikes} "
+         f"look-alikes (seed {options.seed}) -> {bag}")
+
+    backend = resolve_backend(PipelineConfig(backend=options.backend, model=options.model, concept_store=""))
+    why = ("an official checkpoint is present" if backend == "sam" and options.backend == "auto"
+           else "no SAM checkpoint found (perovss models download sam_vit_b)" if options.backend == "auto"
+           else "asked for")
+    _say(f"backend: {backend} ({why})")
+
+    params = {"backend": backend, "model": options.model, "concept_store": str((out / "concepts").resolve()),
+              "reliability": "reliable", "publish_overlay": "false"}
+    node = NodeProcess(params, out / "node.log", remaps={"image": IMAGE_TOPIC})
+    client = streamer = None
+    try:
+        client = PerovssClient(f"/{NODE_NAME}")
+        teach = read_teach(bag)
+        first_box = mask_box(teach[0].mask == target.instance_id)
+        t0 = time.monotonic()
+        response = teach_over_service(client, target.name, [f.rgb for f in teach], first_box)
+        if not response.success:
+            _say(f"teaching failed: {response.message} (node log: {node.log_path})")
+            return 1
+        _say(f"taught '{target.name}' over ~/teach from {len(teach)} frames with one box "
+             f"{tuple(int(v) for v in first_box)} in {time.monotonic() - t0:.1f} s; self IoU {response.self_iou:.2f}")
+        streamer = FrameStreamer()
+        if not streamer.wait_for_node(timeout=30.0):
+            _say(f"the node never subscribed to {IMAGE_TOPIC} (node log: {node.log_path})")
+            return 1
+        streamed = stream_bag(bag, streamer, options.frame_timeout_s)
+    finally:
+        for closable in (streamer, client):
+            if closable is not None:
+                closable.close()
+        node.close()
+
+    answered = [f for f in streamed if f.instance_mask is not None]
+    if len(answered) < len(streamed):
+        _say(f"{len(streamed) - len(answered)} of {len(streamed)} frames got no segmentation "
+             f"(node log: {node.log_path})")
+    if not answered:
+        return 1
+    frames = list(read_frames(bag, mask_topic=MASK_TOPIC))
+    summary = write_demo_outputs(out, target.name, target.instance_id, frames, streamed, options)
+    elapsed = time.monotonic() - started
+    _say(f"{target.name}: mIoU {summary['miou']:.3f} over {summary['frames_present']} frames where it is "
+         f"present; presence precision {summary['presence_precision']:.2f}, recall "
+         f"{summary['presence_recall']:.2f}; median latency {summary['median_latency_ms']:.0f} ms")
+    _say(f"done in {elapsed:.0f} s. Open {out / 'contact_sheet.png'} and {out / 'report.md'}")
+    return 0
+
+
+def write_demo_outputs(out: Path, name: str, instance_id: int, frames: list, streamed: list[StreamedFrame],
+                       options: DemoOptions) -> dict:
+    """Score the node's answers against ground truth and write metrics, report, contact sheet and GIF."""
+    import json
+
+    from perovss_ros.eval.metrics import score_frame, summarize
+
+    scores = []
+    for frame, answer in zip(frames, streamed, strict=True):
+        pred = answer.mask_of(name) if answer.instance_mask is not None else np.zeros(frame.rgb.shape[:2], bool)
+        scores.append(score_frame(pred, frame.mask == instance_id))
+    summary = summarize(scores)
+    latencies = [f.latency_s for f in streamed if f.latency_s is not None]
+    summary["median_latency_ms"] = float(np.median(latencies) * 1000) if latencies else float("nan")
+    (out / "metrics.json").write_text(json.dumps({"concept": name, "overall": summary}, indent=2))
+    return summary
