@@ -35,6 +35,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--scaling-threads", type=int, default=0,
                        help="torch CPU threads (0 = torch's default); 1 gives steadier numbers on a busy machine")
     group.add_argument("--scaling-seed", type=int, default=0, help="scene and model seed")
+    group.add_argument("--scaling-runtime", choices=("torch", "onnxruntime"), default="torch",
+                       help="runtime of the pipeline's SAM decoder (the reference loop always runs PyTorch)")
 
 
 @dataclass
@@ -112,7 +114,7 @@ def run_scaling(args: argparse.Namespace) -> dict:
     "speedup_vs_reference": float, "time_ratio_kmax_k1": float, ...}``.
     """
     from perovss_ros.core import build_pipeline
-    from perovss_ros.core.sam import build_sam_backend
+    from perovss_ros.core.sam import SamMaskDecoder, build_sam_backend
     from perovss_ros.sim.scenes import make_scene
 
     ks = sorted({int(k) for k in str(args.scaling_ks).split(",") if k.strip()})
@@ -129,7 +131,11 @@ def run_scaling(args: argparse.Namespace) -> dict:
         names = [obj.name for obj in scene.objects]
         pipe = build_pipeline({"backend": "sam", "model": "tiny", "presence": False, "concept_store": None,
                                "seed": seed})
-        results: dict = {"threads": torch.get_num_threads(), "size": [width, height], "k": {}}
+        if args.scaling_runtime != "torch":
+            # PipelineConfig accepts runtime 'torch' only so far: swap in the same weights' ORT decoder.
+            pipe.decoder = SamMaskDecoder(pipe.encoder.sam, runtime=args.scaling_runtime)
+        results: dict = {"threads": torch.get_num_threads(), "size": [width, height], "k": {},
+                         "runtime": args.scaling_runtime}
         taught = 0
         for k in ks:
             while taught < k:  # concept j is scene object j mod 3 under its own name
@@ -173,7 +179,8 @@ def run_scaling(args: argparse.Namespace) -> dict:
 
 def _print_table(results: dict, ks: list[int]) -> None:
     width, height = results["size"]
-    print(f"\nscaling, tiny SAM, CPU ({results['threads']} torch threads), {width}x{height}, presence off")
+    print(f"\nscaling, tiny SAM, CPU ({results['threads']} torch threads), {width}x{height}, presence off, "
+          f"decoder runtime {results['runtime']}")
     print(f"{'K':>3} {'fps':>7} {'median ms':>10} {'encode ms':>10} {'decode ms':>10} {'decode/K':>9}")
     for k in ks:
         row = results["k"][k]

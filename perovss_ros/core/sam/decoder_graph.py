@@ -134,7 +134,8 @@ def export_decoder_onnx(sam: Sam, path: str | os.PathLike | io.BytesIO, opset: i
         torch.onnx.export(
             graph, example_inputs(sam, guided=guided), path if isinstance(path, io.BytesIO) else str(path),
             input_names=list(input_names(guided)),
-            output_names=list(OUTPUT_NAMES), dynamic_axes=DYNAMIC_AXES, opset_version=opset,
+            output_names=list(OUTPUT_NAMES), opset_version=opset,
+            dynamic_axes={k: v for k, v in DYNAMIC_AXES.items() if k in input_names(guided) + OUTPUT_NAMES},
             dynamo=False, do_constant_folding=True,
         )
     return path
