@@ -133,7 +133,8 @@ def run_scaling(args: argparse.Namespace) -> dict:
                                "seed": seed})
         if args.scaling_runtime != "torch":
             # PipelineConfig accepts runtime 'torch' only so far: swap in the same weights' ORT decoder.
-            pipe.decoder = SamMaskDecoder(pipe.encoder.sam, runtime=args.scaling_runtime)
+            pipe.decoder = SamMaskDecoder(pipe.encoder.sam, runtime=args.scaling_runtime,
+                                          threads=max(0, args.scaling_threads))
         results: dict = {"threads": torch.get_num_threads(), "size": [width, height], "k": {},
                          "runtime": args.scaling_runtime}
         taught = 0
