@@ -5,6 +5,10 @@ tokens (points, SAM's padding point when there is no box, box corners): in the
 usual case (every concept prompted alike) that is one decoder call for all K
 sets. Sets of another shape go in a second call instead of being padded, so a
 batched decode gives the same masks as decoding each set alone.
+
+Runtime ``torch`` runs segment_anything's modules (with PerSAM guidance by
+subclassing); ``onnxruntime`` runs the same decoder exported in memory as one
+guided graph (:mod:`perovss_ros.core.sam.decoder_graph`), equal to ~1e-6.
 """
 
 from __future__ import annotations
