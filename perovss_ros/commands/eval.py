@@ -1,0 +1,128 @@
+"""``perovss eval SOURCE``: run the pipeline over a bag, a PerSeg folder or a DAVIS folder and report metrics."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+HELP = ("evaluate the pipeline on a bag (perovss sim or any image+mask bag), a PerSeg or a DAVIS folder: "
+        "mIoU, boundary IoU, J&F, presence and IoU precision/recall, fps, plots, report")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Source, output and pipeline options of ``perovss eval``."""
+    parser.add_argument("source", help="bag directory, PerSeg folder (Images/, Annotations/) or DAVIS folder")
+    parser.add_argument("--kind", choices=["auto", "bag", "perseg", "davis"], default="auto",
+                        help="what SOURCE is (default: detected)")
+    parser.add_argument("--out", default="eval_out", help="output directory (default: eval_out)")
+    parser.add_argument("--backend", choices=["auto", "classic", "sam"], default=None,
+                        help="pipeline backend (default: from --config, else auto)")
+    parser.add_argument("--model", choices=["tiny", "vit_b", "vit_l", "vit_h"], default=None,
+                        help="SAM model (default: from --config, else vit_b)")
+    parser.add_argument("--seed", type=int, default=None, help="pipeline seed (default: from --config, else 0)")
+    parser.add_argument("--config", default=None,
+                        help="pipeline YAML (plain keys, or a ROS parameter file: its pipeline keys are used)")
+    parser.add_argument("--image-topic", default=None, help="bag: camera topic (default: detected)")
+    parser.add_argument("--mask-topic", default=None,
+                        help="bag: ground-truth mask topic (default: /perovss/ground_truth when present)")
+    parser.add_argument("--teach-frames", default=None, metavar="I,J,K",
+                        help="bag: teach from these frame indices with their masks from the mask topic "
+                             "(default: the bag's /perovss/teach topics)")
+    parser.add_argument("--objects", default=None, metavar="A,B",
+                        help="PerSeg objects or DAVIS sequences to evaluate (default: all)")
+    parser.add_argument("--resolution", default="480p", help="DAVIS resolution folder (default: 480p)")
+    parser.add_argument("--worst", type=int, default=12, help="frames on the contact sheet (default: 12)")
+    parser.add_argument("--no-predictions", action="store_true", help="do not write per-frame prediction PNGs")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def _ints(text: str | None) -> list[int] | None:
+    if not text:
+        return None
+    try:
+        return [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        from perovss_ros.core.errors import InvalidInputError
+
+        raise InvalidInputError(f"--teach-frames {text!r}: give comma-separated frame indices, e.g. 0,20,40") from None
+
+
+def pipeline_config(args: argparse.Namespace) -> dict:
+    """The pipeline configuration of an evaluation: --config, then --backend/--model/--seed, in-memory store.
+
+    The concept store is always in memory, so an evaluation never adds
+    concepts to (or loads them from) the user's store.
+    """
+    from perovss_ros.core.config import PipelineConfig
+
+    values: dict = {}
+    if args.config:
+        import yaml
+
+        from perovss_ros.core.errors import InvalidInputError
+
+        try:
+            with open(args.config, encoding="utf-8") as handle:
+                loaded = yaml.safe_load(handle) or {}
+        except (OSError, yaml.YAMLError) as exc:
+            raise InvalidInputError(f"cannot read config {args.config}: {exc}") from exc
+        if not isinstance(loaded, dict):
+            raise InvalidInputError(f"config {args.config} must be a mapping")
+        ros = [v["ros__parameters"] for v in loaded.values() if isinstance(v, dict) and "ros__parameters" in v]
+        allowed = set(PipelineConfig.keys())
+        # A ROS 2 parameter file: keep the keys the pipeline knows; a plain file is taken as it is.
+        values = {k: v for k, v in ros[0].items() if k in allowed} if ros else dict(loaded)
+    for key in ("backend", "model", "seed"):
+        if getattr(args, key) is not None:
+            values[key] = getattr(args, key)
+    values["concept_store"] = ""
+    PipelineConfig.from_dict(values)  # unknown keys or bad values fail here, before any work
+    return values
+
+
+def run(args: argparse.Namespace) -> int:
+    """0 when the evaluation ran and its report was written; 1 on bad input."""
+    import random
+
+    import cv2
+    import numpy as np
+    import torch
+
+    from perovss_ros.core import build_pipeline
+    from perovss_ros.core.errors import PerovssError
+    from perovss_ros.eval.report import write_report
+    from perovss_ros.eval.runner import evaluate
+    from perovss_ros.eval.sources import load_sequences
+
+    try:
+        config = pipeline_config(args)
+        objects = [o.strip() for o in args.objects.split(",")] if args.objects else None
+        kind, sequences = load_sequences(args.source, args.kind, image_topic=args.image_topic,
+                                         mask_topic=args.mask_topic, teach_frames=_ints(args.teach_frames),
+                                         objects=objects, resolution=args.resolution)
+        seed = int(config.get("seed", 0))
+        # Everything random in the run (GrabCut's k-means in OpenCV, torch) starts from the seed.
+        cv2.setRNGSeed(seed)
+        torch.manual_seed(seed)
+        np.random.seed(seed)
+        random.seed(seed)
+        pipeline = build_pipeline(config)
+        print(f"evaluating {args.source} ({kind}, {len(sequences)} sequence(s)) with the {pipeline.backend_name} "
+              f"backend ({pipeline.model_id})", flush=True)
+        meta = {"source": str(args.source), "kind": kind, "seed": seed, "config": config}
+        result = evaluate(sequences, pipeline, args.out, progress=not args.quiet, worst_k=args.worst, meta=meta,
+                          save_predictions=not args.no_predictions)
+        paths = write_report(result, args.out)
+    except (PerovssError, OSError) as exc:
+        print(f"perovss eval: {exc}", file=sys.stderr)
+        return 1
+    o = result.overall
+    if o:
+        print(f"mIoU {o['miou']:.3f}  boundary IoU {o['boundary_iou']:.3f}  J&F {o['jf']:.3f}  "
+              f"presence P/R {o['presence_precision']:.3f}/{o['presence_recall']:.3f}  "
+              f"IoU P/R {o['iou_precision']:.3f}/{o['iou_recall']:.3f}  {result.speed['fps']:.2f} fps")
+    else:
+        print("no ground truth in the source: nothing scored (predictions and speed were written)")
+    for name, path in paths.items():
+        print(f"  {name}: {path}")
+    return 0

@@ -1,0 +1,128 @@
+"""Write an evaluation to disk: ``metrics.json``, ``per_frame.json``, ``report.md`` and plots.
+
+``write_report(result, out_dir)`` is the one entry point (``perovss eval`` and
+``perovss demo`` use it). Layout of ``out_dir``::
+
+    metrics.json            meta, overall and per-concept metrics, speed, teaching
+    per_frame.json          one record per concept and frame (IoU, boundary IoU, J, F, presence)
+    report.md               the same in Markdown, with the pictures
+    plots/concepts.png      per-concept bars
+    plots/iou_over_time.png IoU per frame and concept
+    contact_sheet.png       overlays of the worst frames, worst first
+    predictions/            instance masks per frame (written by the runner)
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+from perovss_ros.eval.plots import concept_bars, contact_sheet, iou_over_time
+from perovss_ros.eval.runner import EvalResult, records_as_dicts
+
+MAX_SERIES = 10
+_COLUMNS = (
+    ("miou", "mIoU"), ("boundary_iou", "boundary IoU"), ("jf", "J&F"), ("presence_precision", "presence P"),
+    ("presence_recall", "presence R"), ("iou_precision", "IoU P"), ("iou_recall", "IoU R"),
+    ("frames_present", "frames present"), ("frames", "frames"),
+)
+
+
+def _json_safe(value):
+    """NaN/inf become None so the file is strict JSON."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    return value
+
+
+def _fmt(value) -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, float):
+        return "–" if not math.isfinite(value) else f"{value:.3f}"
+    return str(value)
+
+
+def _table(rows: dict[str, dict]) -> list[str]:
+    lines = ["| | " + " | ".join(label for _, label in _COLUMNS) + " |",
+             "|---|" + "---:|" * len(_COLUMNS)]
+    for name, summary in rows.items():
+        lines.append(f"| {name} | " + " | ".join(_fmt(summary.get(key)) for key, _ in _COLUMNS) + " |")
+    return lines
+
+
+def markdown(result: EvalResult, pictures: dict[str, str] | None = None) -> str:
+    """The Markdown report of ``result``; ``pictures`` maps picture names to paths relative to the report."""
+    meta, speed = result.meta, result.speed
+    lines = ["# perovss evaluation", ""]
+    for key in ("source", "kind", "backend", "model_id", "seed"):
+        if key in meta:
+            lines.append(f"- {key.replace('_', ' ')}: `{meta[key]}`")
+    fps = speed.get("fps")
+    lines.append(f"- frames processed: {speed.get('frames', 0)}; speed: {_fmt(fps)} frames/s "
+                 "(time inside the pipeline only)")
+    if speed.get("median_ms"):
+        stages = ", ".join(f"{k} {v:.1f}" for k, v in speed["median_ms"].items())
+        lines.append(f"- median ms per stage: {stages}")
+    lines += ["", "## Overall", ""]
+    if result.overall:
+        lines += _table({"all concepts (pooled)": result.overall})
+        lines += ["", f"Mean of per-concept mIoU: {_fmt(result.overall.get('miou_mean_over_concepts'))}"]
+    else:
+        lines.append("No frame had ground truth: nothing was scored.")
+    lines += ["", "## Per concept", ""]
+    lines += _table(result.per_concept) if result.per_concept else ["(none)"]
+    if result.teach:
+        lines += ["", "## Teaching", "", "| concept | shots | self IoU | presence threshold | seconds | note |",
+                  "|---|---:|---:|---:|---:|---|"]
+        for name, t in result.teach.items():
+            lines.append(f"| {name} | {_fmt(t.get('shots'))} | {_fmt(t.get('self_iou'))} | "
+                         f"{_fmt(t.get('presence_threshold'))} | {_fmt(t.get('seconds'))} | {t.get('error', '')} |")
+    if pictures:
+        lines += ["", "## Pictures", ""]
+        for title, rel in pictures.items():
+            lines += [f"### {title}", "", f"![{title}]({rel})", ""]
+    lines += ["", "## How the numbers are computed", "",
+              "- mIoU, boundary IoU (Cheng et al., 2 % of the diagonal), J&F (DAVIS, boundary tolerance 0.8 % "
+              "of the diagonal): mean over frames where the object is present.",
+              "- Presence: a segment on a frame without the object is a false positive; no segment on a frame "
+              "with it is a false negative.",
+              "- IoU precision/recall: a frame is a hit when the object is present, predicted, and IoU ≥ 0.5; "
+              "precision = hits / frames with a prediction, recall = hits / frames with the object.",
+              "- Overlays: predicted instances tinted in their colour, ground truth outlined in white."]
+    return "\n".join(lines) + "\n"
+
+
+def write_report(result: EvalResult, out_dir: str | Path, title: str | None = None) -> dict[str, Path]:
+    """Write metrics, per-frame records, plots, the contact sheet and ``report.md`` into ``out_dir``.
+
+    Returns the written files by name (``metrics``, ``per_frame``, ``report``,
+    ``concepts_plot``, ``iou_plot``, ``contact_sheet``). Plots are skipped
+    when there is nothing to draw.
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths: dict[str, Path] = {}
+    paths["metrics"] = out / "metrics.json"
+    paths["metrics"].write_text(json.dumps(_json_safe(result.to_json()), indent=2))
+    paths["per_frame"] = out / "per_frame.json"
+    paths["per_frame"].write_text(json.dumps(_json_safe(records_as_dicts(result.records))))
+    pictures: dict[str, str] = {}
+    if result.per_concept:
+        paths["concepts_plot"] = concept_bars(result.per_concept, out / "plots" / "concepts.png")
+        pictures["Per concept"] = "plots/concepts.png"
+        series = dict(list(result.series().items())[:MAX_SERIES])
+        paths["iou_plot"] = iou_over_time(series, out / "plots" / "iou_over_time.png")
+        pictures["IoU over time"] = "plots/iou_over_time.png"
+    if result.worst:
+        paths["contact_sheet"] = contact_sheet(result.worst, out / "contact_sheet.png",
+                                               title=title or "worst frames first (white: ground truth)")
+        pictures["Worst frames first"] = "contact_sheet.png"
+    paths["report"] = out / "report.md"
+    paths["report"].write_text(markdown(result, pictures))
+    return paths
