@@ -151,3 +151,16 @@ def test_recorder_scores_and_orders_worst_first(tmp_path):
     assert [t.caption.split(":")[0] for t in result.worst] == ["seq #2", "seq #1"]  # IoU 0.0, then 0.5
     saved = cv2.imread(str(tmp_path / "predictions" / "seq" / "000001.png"), cv2.IMREAD_UNCHANGED)
     assert saved.dtype == np.uint16 and int(saved.sum()) == 50
+
+
+def test_eval_bag_without_ground_truth(tmp_path, capsys):
+    scene = make_scene(seed=9, num_frames=3, size=SIZE, num_objects=1, num_lookalikes=0)
+    bag = tmp_path / "bag"
+    write_scene_bag(scene, bag, mask_topic="")
+    out = tmp_path / "out"
+    assert main(["eval", str(bag), "--out", str(out), "--backend", "classic", "--quiet"]) == 0
+    assert "nothing scored" in capsys.readouterr().out
+    metrics = _metrics(out)
+    assert metrics["overall"] == {} and metrics["speed"]["frames"] == 3
+    assert len(list((out / "predictions" / "bag").glob("*.png"))) == 3
+    assert "nothing was scored" in (out / "report.md").read_text()
