@@ -155,3 +155,28 @@ def test_bad_bags_and_topics(tmp_path, capsys):
     assert "exists already" in capsys.readouterr().err
     assert main(["sim", "--out", str(tmp_path / "b2"), "--objects", "0"]) == 1
     assert not (tmp_path / "b2").exists()
+
+
+def test_decode_rejects_bad_messages():
+    from types import SimpleNamespace
+
+    from perovss_ros.sim.rosimage import decode_image, decode_mask
+
+    def msg(encoding="rgb8", h=2, w=3, step=9, data=bytes(18)):
+        return SimpleNamespace(height=h, width=w, encoding=encoding, is_bigendian=0, step=step, data=data)
+
+    assert decode_image(msg()).shape == (2, 3, 3)
+    with pytest.raises(InvalidInputError, match="unsupported image encoding 'yuv422'"):
+        decode_image(msg("yuv422"))
+    with pytest.raises(InvalidInputError, match="step 5"):
+        decode_image(msg(step=5))
+    with pytest.raises(InvalidInputError, match="needs 18"):
+        decode_image(msg(data=bytes(10)))
+    with pytest.raises(InvalidInputError, match="must not be empty"):
+        decode_image(msg(h=0))
+    with pytest.raises(InvalidInputError, match="unsupported mask encoding 'rgb8'"):
+        decode_mask(msg())
+    with pytest.raises(InvalidInputError, match="corrupt"):
+        decode_image(SimpleNamespace(format="png", data=b"not a png"))
+    with pytest.raises(InvalidInputError, match="compressed format"):
+        decode_image(SimpleNamespace(format="tiff", data=b"x"))
