@@ -1,9 +1,13 @@
 """GrabCut mask decoder of the classic backend, seeded by points, a box and the feature grid.
 
-Without a box, the region is grown on the feature grid from the positive points (cells whose
-descriptor is close to the seeds' and connected to them); its bounding box plays the box.
-GrabCut then runs on a downscaled crop around the box: outside the box is background,
-grown cells are probable foreground, positive points foreground, negative points background.
+From the first positive point a region is grown on the (3×3-smoothed) feature grid: cells
+whose descriptor is close to that cell's and connected to it, limited to the box when one is
+given. GrabCut then runs on a downscaled crop: the grown cells are probable foreground, one
+cell around them probable background, everything else certain background; positive points are
+foreground, negative points background. The mask therefore never leaves the grown region
+(plus one cell), which stops a stale tracking box or a wrong extra point from dragging it
+over a background of similar colour. With a box and no positive point, the box is the
+probable foreground (classic GrabCut).
 """
 
 from __future__ import annotations
@@ -13,10 +17,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from perovss_ros.core.matching import tight_box
 from perovss_ros.core.types import BoxXYXY, DecodeOutput, Features, Guidance, Prompts
-
-# Crop margin around the prompt box, as a fraction of its longest side.
-MARGIN = 0.25
 
 
 class GrabCutDecoder:
@@ -29,7 +31,7 @@ class GrabCutDecoder:
     supports_guidance = False
     provides_logits = False
 
-    def __init__(self, grow_similarity: float = 0.85, work_size: int = 128, iterations: int = 3) -> None:
+    def __init__(self, grow_similarity: float = 0.5, work_size: int = 128, iterations: int = 3) -> None:
         self.grow_similarity = float(grow_similarity)
         self.work_size = int(work_size)
         self.iterations = int(iterations)
@@ -71,72 +73,69 @@ class GrabCutDecoder:
 
     def _decode_one(self, features: Features, rgb: np.ndarray, prompt: Prompts) -> tuple[np.ndarray, float]:
         img_h, img_w = rgb.shape[:2]
+        empty = np.zeros((img_h, img_w), bool), 0.0
         points = np.asarray(prompt.points, np.float32).reshape(-1, 2)
         labels = np.asarray(prompt.labels).reshape(-1)
         positives = points[labels == 1]
-        box = tuple(float(v) for v in prompt.box) if prompt.box is not None else None
-        region = self.grow_region(features, positives) if len(positives) else None
-        if region is not None:
-            grown_box = _cells_box(region, features)
-            box = grown_box if box is None else _union(box, grown_box)
-        if box is None:
-            return np.zeros((img_h, img_w), bool), 0.0
-        x0, y0, x1, y1 = _clip_box(box, img_w, img_h)
-        if x1 - x0 < 2 or y1 - y0 < 2:
-            return np.zeros((img_h, img_w), bool), 0.0
-        margin = max(4, round(MARGIN * max(x1 - x0, y1 - y0)))
-        cx0, cy0 = max(0, x0 - margin), max(0, y0 - margin)
-        cx1, cy1 = min(img_w, x1 + margin), min(img_h, y1 + margin)
+        box = _clip_box(prompt.box, img_w, img_h) if prompt.box is not None else None
+        if box is not None and (box[2] - box[0] < 2 or box[3] - box[1] < 2):
+            box = None
+        if len(positives):
+            # The first positive point is the strongest evidence; the region grown from it bounds the
+            # mask (a wrong extra point or a stale box cannot drag GrabCut over the background).
+            region = self.grow_region(features, positives[:1])
+            if box is not None:
+                region &= _box_cells(box, features, grow=2) | _point_cell(positives[0], features)
+            allowed = _region_to_image(cv2.dilate(region.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0,
+                                       features, img_h, img_w)
+            fg_hint = _region_to_image(region, features, img_h, img_w)
+        elif box is not None:
+            allowed = np.zeros((img_h, img_w), bool)
+            allowed[box[1]:box[3], box[0]:box[2]] = True
+            fg_hint = allowed
+        else:
+            return empty
+        roi = _int_box(allowed)
+        if roi is None:
+            return empty
+        ring = max(2, round(0.03 * max(roi[2] - roi[0], roi[3] - roi[1])))
+        cx0, cy0 = max(0, roi[0] - ring), max(0, roi[1] - ring)
+        cx1, cy1 = min(img_w, roi[2] + ring), min(img_h, roi[3] + ring)
         factor = min(1.0, self.work_size / max(cx1 - cx0, cy1 - cy0))
         crop_w, crop_h = max(2, round((cx1 - cx0) * factor)), max(2, round((cy1 - cy0) * factor))
-        crop = cv2.resize(np.ascontiguousarray(rgb[cy0:cy1, cx0:cx1]), (crop_w, crop_h),
-                          interpolation=cv2.INTER_AREA)
-        bgr = cv2.cvtColor(crop, cv2.COLOR_RGB2BGR)
+
+        def shrink(image: np.ndarray, interp: int) -> np.ndarray:
+            return cv2.resize(np.ascontiguousarray(image[cy0:cy1, cx0:cx1]), (crop_w, crop_h), interpolation=interp)
 
         def to_crop(x: float, y: float) -> tuple[int, int]:
             cx = int(np.clip((x - cx0) * factor, 0, crop_w - 1))
             return cx, int(np.clip((y - cy0) * factor, 0, crop_h - 1))
 
-        # The box is a hint, not a wall: outside it is only probable background, so a mask can
-        # grow past a stale tracking box; the crop border is the one certain background.
-        gc = np.full((crop_h, crop_w), cv2.GC_PR_BGD, np.uint8)
-        if prompt.box is not None:
-            bx0, by0 = to_crop(*prompt.box[:2])
-            bx1, by1 = to_crop(prompt.box[2] - 1, prompt.box[3] - 1)
-            gc[by0:by1 + 1, bx0:bx1 + 1] = cv2.GC_PR_FGD
-        if region is not None:
-            grown = _region_to_image(region, features, img_h, img_w)[cy0:cy1, cx0:cx1]
-            grown = cv2.resize(grown.astype(np.uint8), (crop_w, crop_h), interpolation=cv2.INTER_NEAREST) > 0
-            gc[grown] = cv2.GC_PR_FGD
-        ring = max(1, round(0.02 * max(crop_w, crop_h)))
-        border = np.ones((crop_h, crop_w), bool)
-        border[ring:-ring, ring:-ring] = False
-        # Image edges are not evidence of background (objects leave the view there).
-        if cx0 == 0:
-            border[:, :ring] = False
-        if cy0 == 0:
-            border[:ring, :] = False
-        if cx1 == img_w:
-            border[:, -ring:] = False
-        if cy1 == img_h:
-            border[-ring:, :] = False
-        gc[border] = cv2.GC_BGD
+        bgr = cv2.cvtColor(shrink(rgb, cv2.INTER_AREA), cv2.COLOR_RGB2BGR)
+        gc = np.full((crop_h, crop_w), cv2.GC_BGD, np.uint8)
+        gc[shrink(allowed.astype(np.uint8), cv2.INTER_NEAREST) > 0] = cv2.GC_PR_BGD
+        gc[shrink(fg_hint.astype(np.uint8), cv2.INTER_NEAREST) > 0] = cv2.GC_PR_FGD
         radius = max(1, round(0.04 * max(crop_w, crop_h)))
-        for (px, py), label in zip(points, labels, strict=True):
-            if cx0 <= px < cx1 and cy0 <= py < cy1:
-                cv2.circle(gc, to_crop(px, py), radius, int(cv2.GC_FGD if label == 1 else cv2.GC_BGD), -1)
+        for k, ((px, py), label) in enumerate(zip(points, labels, strict=True)):
+            if not (cx0 <= px < cx1 and cy0 <= py < cy1):
+                continue
+            at = to_crop(px, py)
+            if label != 1:
+                cv2.circle(gc, at, radius, int(cv2.GC_BGD), -1)
+            elif k == 0 or gc[at[1], at[0]] == cv2.GC_PR_FGD:
+                cv2.circle(gc, at, radius, int(cv2.GC_FGD), -1)
         seed_fg = np.isin(gc, (cv2.GC_FGD, cv2.GC_PR_FGD))
-        if seed_fg.all() or not seed_fg.any():
-            out = seed_fg
-        else:
+        has_bg = np.isin(gc, (cv2.GC_BGD, cv2.GC_PR_BGD)).any()
+        out = seed_fg
+        if seed_fg.any() and has_bg:
             bgd_model, fgd_model = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
             try:
                 cv2.grabCut(bgr, gc, None, bgd_model, fgd_model, self.iterations, cv2.GC_INIT_WITH_MASK)
                 out = np.isin(gc, (cv2.GC_FGD, cv2.GC_PR_FGD))
-            except cv2.error:
+            except cv2.error:  # degenerate colour models (e.g. a flat crop): keep the seed region
                 out = seed_fg
-        out = _keep_prompted_components(out, [to_crop(px, py) for (px, py) in positives
-                                              if cx0 <= px < cx1 and cy0 <= py < cy1])
+        primary = [to_crop(*positives[0])] if len(positives) else []
+        out = _keep_prompted_components(out, primary)
         score = _iou(out, seed_fg)
         full = np.zeros((img_h, img_w), bool)
         full[cy0:cy1, cx0:cx1] = cv2.resize(out.astype(np.uint8), (cx1 - cx0, cy1 - cy0),
@@ -144,17 +143,30 @@ class GrabCutDecoder:
         return full, score
 
 
-def _cells_box(region: np.ndarray, features: Features) -> BoxXYXY:
-    """Image-pixel XYXY box of the ``h×w`` bool grid cells, one cell larger on every side."""
-    ys, xs = np.nonzero(region)
-    cell = features.stride / features.scale
-    img_h, img_w = features.image_hw
-    return (max(0.0, (xs.min() - 1) * cell), max(0.0, (ys.min() - 1) * cell),
-            min(float(img_w), (xs.max() + 2) * cell), min(float(img_h), (ys.max() + 2) * cell))
+def _box_cells(box: tuple[int, int, int, int], features: Features, grow: int = 0) -> np.ndarray:
+    """``h×w`` bool grid cells touching an image box, grown by ``grow`` cells."""
+    grid_h, grid_w = features.grid_hw
+    per = features.scale / features.stride
+    x0, y0 = int(box[0] * per) - grow, int(box[1] * per) - grow
+    x1, y1 = int(np.ceil(box[2] * per)) + grow, int(np.ceil(box[3] * per)) + grow
+    cells = np.zeros((grid_h, grid_w), bool)
+    cells[max(0, y0):max(0, y1), max(0, x0):max(0, x1)] = True
+    return cells
 
 
-def _union(a: BoxXYXY, b: BoxXYXY) -> BoxXYXY:
-    return min(a[0], b[0]), min(a[1], b[1]), max(a[2], b[2]), max(a[3], b[3])
+def _point_cell(point: np.ndarray, features: Features) -> np.ndarray:
+    grid_h, grid_w = features.grid_hw
+    cells = np.zeros((grid_h, grid_w), bool)
+    x = int(np.clip(point[0] * features.scale / features.stride, 0, grid_w - 1))
+    y = int(np.clip(point[1] * features.scale / features.stride, 0, grid_h - 1))
+    cells[y, x] = True
+    return cells
+
+
+def _int_box(mask: np.ndarray) -> tuple[int, int, int, int] | None:
+    """Integer XYXY box (exclusive end) of an ``H×W bool`` mask, None when empty."""
+    box = tight_box(mask)
+    return None if box is None else tuple(int(v) for v in box)
 
 
 def _clip_box(box: BoxXYXY, img_w: int, img_h: int) -> tuple[int, int, int, int]:
