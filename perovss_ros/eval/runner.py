@@ -21,7 +21,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from perovss_ros.core.errors import PerovssError
+from perovss_ros.core.errors import InvalidInputError, PerovssError
 from perovss_ros.eval.metrics import score_frame, summarize
 from perovss_ros.eval.plots import Tile, overlay, thumbnail
 from perovss_ros.eval.sources import EvalSequence
@@ -200,24 +200,28 @@ def evaluate(sequences: Sequence[EvalSequence], pipeline, out_dir: str | Path | 
              save_predictions: bool = True) -> EvalResult:
     """Teach and run ``pipeline`` (a ``perovss_ros.core.Pipeline``) over ``sequences``; score every frame.
 
-    Concepts of the previous sequence are forgotten before the next is taught.
-    A concept that cannot be taught (e.g. an empty reference mask) is reported
-    in ``result.teach`` and left out. ``fps`` counts only the time inside
-    ``pipeline.process``.
+    Each sequence's concepts are forgotten again after it, so the next
+    sequence starts clean; the pipeline must not already hold a concept of the
+    same name (InvalidInputError: evaluate on a pipeline with an in-memory
+    store). A concept that cannot be taught (e.g. an empty reference mask) is
+    reported in ``result.teach`` and left out. ``fps`` counts only the time
+    inside ``pipeline.process``.
     """
     from tqdm import tqdm
 
+    existing = {info.name for info in pipeline.concepts()}
+    clash = sorted(existing & {spec.name for seq in sequences for spec in seq.concepts})
+    if clash:
+        raise InvalidInputError(f"the pipeline already has concept(s) {', '.join(clash)}; evaluate on a pipeline "
+                                "with an in-memory concept store (concept_store '')")
     recorder = EvalRecorder(out_dir, save_predictions=save_predictions, worst_k=worst_k)
     for seq in sequences:
-        for info in pipeline.concepts():
-            pipeline.forget(info.name)
         pipeline.reset_tracking()
         maps: list[ConceptMap] = []
         for spec in seq.concepts:
             start = time.perf_counter()
             try:
-                taught = pipeline.teach(spec.name, images=[s[0] for s in spec.shots], masks=[s[1] for s in spec.shots],
-                                        replace=True)
+                taught = pipeline.teach(spec.name, images=[s[0] for s in spec.shots], masks=[s[1] for s in spec.shots])
             except PerovssError as exc:
                 recorder.add_teach(spec.name, {"sequence": seq.name, "error": str(exc)})
                 continue
@@ -237,6 +241,8 @@ def evaluate(sequences: Sequence[EvalSequence], pipeline, out_dir: str | Path | 
             scores = {s.label: float(s.score) for s in res.segments if s.personal}
             recorder.add(seq.name, frame.index, frame.rgb, res.instance_mask, frame.gt, maps, seconds,
                          res.timings, scores)
+        for m in maps:
+            pipeline.forget(m.name)
     recorder.write_index()
     info = dict(meta or {})
     info.setdefault("sequences", [s.name for s in sequences])

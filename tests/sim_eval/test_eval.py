@@ -164,3 +164,22 @@ def test_eval_bag_without_ground_truth(tmp_path, capsys):
     assert metrics["overall"] == {} and metrics["speed"]["frames"] == 3
     assert len(list((out / "predictions" / "bag").glob("*.png"))) == 3
     assert "nothing was scored" in (out / "report.md").read_text()
+
+
+def test_evaluate_leaves_existing_concepts_alone(scene_bag):
+    from perovss_ros.core import build_pipeline
+    from perovss_ros.core.errors import InvalidInputError
+    from perovss_ros.eval.runner import evaluate
+    from perovss_ros.eval.sources import bag_sequences
+
+    scene = make_scene(seed=3, num_frames=1, size=SIZE, num_objects=1, num_lookalikes=1)
+    pipe = build_pipeline({"backend": "classic", "concept_store": ""})
+    pipe.teach("my_mug", scene.teach_frames[:1], masks=scene.teach_masks("my_mug")[:1])
+    with pytest.raises(InvalidInputError, match="already has concept"):
+        evaluate(bag_sequences(scene_bag), pipe, progress=False)
+    assert [c.name for c in pipe.concepts()] == ["my_mug"]
+    pipe.forget("my_mug")
+    pipe.teach("keep_me", scene.teach_frames[:1], masks=scene.teach_masks("my_mug")[:1])
+    result = evaluate(bag_sequences(scene_bag), pipe, progress=False, worst_k=0)
+    assert [c.name for c in pipe.concepts()] == ["keep_me"]  # the evaluation's own concept is gone again
+    assert set(result.per_concept) == {"my_mug"} and result.worst == []
