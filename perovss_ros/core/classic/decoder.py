@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import cv2
 import numpy as np
-import torch
 import torch.nn.functional as F
 
 from perovss_ros.core.matching import tight_box
 from perovss_ros.core.types import BoxXYXY, DecodeOutput, Features, Guidance, Prompts
+
+GROW_GRID_KEY = "classic_grow_grid"
 
 
 class GrabCutDecoder:
@@ -53,16 +54,20 @@ class GrabCutDecoder:
 
     def grow_region(self, features: Features, points: np.ndarray) -> np.ndarray:
         """Grid cells (``h×w`` bool) similar to the cells under ``points`` (N×2 x, y), connected to them."""
-        # Smoothed over 3×3 cells: a striped or chequered surface is then one region, not its stripes.
-        grid = F.avg_pool2d(features.grid.float()[None], 3, stride=1, padding=1, count_include_pad=False)[0]
-        grid = F.normalize(grid, dim=0)
+        grid = features.extra.get(GROW_GRID_KEY)
+        if grid is None:  # once per frame, shared by every prompt set decoded on it
+            # Smoothed over 3×3 cells: a striped or chequered surface is then one region, not its stripes.
+            grid = F.avg_pool2d(features.grid.float()[None], 3, stride=1, padding=1, count_include_pad=False)[0]
+            grid = F.normalize(grid, dim=0).numpy()
+            features.extra[GROW_GRID_KEY] = grid
         grid_h, grid_w = features.grid_hw
         vh, vw = features.valid_hw
         cells = np.clip(
             np.floor(points * features.scale / features.stride).astype(int), 0, [grid_w - 1, grid_h - 1]
         )
-        seed = F.normalize(grid[:, cells[:, 1], cells[:, 0]].mean(1), dim=0)
-        sim = torch.einsum("c,chw->hw", seed, grid).numpy()
+        seed = grid[:, cells[:, 1], cells[:, 0]].mean(1)
+        seed = seed / max(float(np.linalg.norm(seed)), 1e-12)
+        sim = np.tensordot(seed, grid, axes=1)
         close = np.zeros((grid_h, grid_w), np.uint8)
         close[:vh, :vw] = sim[:vh, :vw] >= self.grow_similarity
         close[cells[:, 1], cells[:, 0]] = 1
