@@ -3,7 +3,8 @@
 In the same run, a reference loop does what PerSAM's official per-object
 scripts do: for every object, encode the frame again, compute its confidence
 map, then make the three decoder calls (guided first decode, two refinements),
-one object at a time. Medians over frames; ratios are taken within the run.
+one object at a time. All configurations run on each frame in turn (round-robin), so
+a load change on a shared machine hits them alike; medians over frames.
 
 Run alone: ``python -m perovss_ros.bench.core_scaling`` (``--help`` for options);
 ``perovss bench core`` calls :func:`run_scaling`.
@@ -95,21 +96,29 @@ def _reference_frame(encoder, decoder, rgb: np.ndarray, concepts: list[_Referenc
                                                multimask=True)])
 
 
-def _time_frames(step, frames: list[np.ndarray], warmup: int, count: int) -> list[float]:
-    """Run ``step(frame)`` on ``warmup`` then ``count`` frames (cycling); returns the timed seconds."""
-    times = []
+def _interleaved(steps: dict[str, object], frames: list[np.ndarray], warmup: int, count: int
+                 ) -> dict[str, list[float]]:
+    """Run every ``steps[name](frame)`` on the same frame, round-robin, ``warmup`` + ``count`` frames.
+
+    Interleaving makes a load change on a shared machine hit every configuration
+    alike, so the ratios stay meaningful. Returns the timed seconds per name.
+    """
+    times: dict[str, list[float]] = {name: [] for name in steps}
     for i in range(warmup + count):
         frame = frames[i % len(frames)]
-        tick = time.perf_counter()
-        step(frame)
-        if i >= warmup:
-            times.append(time.perf_counter() - tick)
+        for name, step in steps.items():
+            tick = time.perf_counter()
+            step(frame)
+            if i >= warmup:
+                times[name].append(time.perf_counter() - tick)
     return times
 
 
 def run_scaling(args: argparse.Namespace) -> dict:
     """Measure the pipeline at each K and the reference loop at ``--scaling-reference-k``; print a table.
 
+    One pipeline per K (concept j is scene object j mod 3 under its own name),
+    all measured frame by frame in turn with the reference loop.
     Returns ``{"k": {K: {"fps", "median_ms", "encode_ms", "decode_ms"}}, "reference": {...},
     "speedup_vs_reference": float, "time_ratio_kmax_k1": float, ...}``.
     """
@@ -121,6 +130,7 @@ def run_scaling(args: argparse.Namespace) -> dict:
     if not ks or ks[0] < 1:
         raise ValueError(f"--scaling-ks must list positive integers, got {args.scaling_ks!r}")
     width, height = (int(v) for v in str(args.scaling_size).lower().split("x"))
+    ref_k = int(args.scaling_reference_k)
     threads_before = torch.get_num_threads()
     if args.scaling_threads > 0:
         torch.set_num_threads(args.scaling_threads)
@@ -129,48 +139,46 @@ def run_scaling(args: argparse.Namespace) -> dict:
         scene = make_scene(seed=seed, num_frames=max(args.scaling_frames, 4), size=(width, height),
                            num_objects=3, num_lookalikes=2)
         names = [obj.name for obj in scene.objects]
-        pipe = build_pipeline({"backend": "sam", "model": "tiny", "presence": False, "concept_store": None,
-                               "seed": seed})
-        if args.scaling_runtime != "torch":
-            # PipelineConfig accepts runtime 'torch' only so far: swap in the same weights' ORT decoder.
-            pipe.decoder = SamMaskDecoder(pipe.encoder.sam, runtime=args.scaling_runtime,
-                                          threads=max(0, args.scaling_threads))
-        results: dict = {"threads": torch.get_num_threads(), "size": [width, height], "k": {},
-                         "runtime": args.scaling_runtime}
-        taught = 0
+        stages: dict[int, dict[str, list[float]]] = {}
+        steps: dict[str, object] = {}
         for k in ks:
-            while taught < k:  # concept j is scene object j mod 3 under its own name
-                obj = names[taught % len(names)]
-                pipe.teach(f"concept_{taught}", scene.teach_frames, masks=scene.teach_masks(obj))
-                taught += 1
-            pipe.reset_tracking()
-            stages: dict[str, list[float]] = {"encode": [], "decode": []}
+            pipe = build_pipeline({"backend": "sam", "model": "tiny", "presence": False, "concept_store": None,
+                                   "seed": seed})
+            if args.scaling_runtime != "torch":
+                # PipelineConfig accepts runtime 'torch' only so far: swap in the same weights' ORT decoder.
+                pipe.decoder = SamMaskDecoder(pipe.encoder.sam, runtime=args.scaling_runtime,
+                                              threads=max(0, args.scaling_threads))
+            for j in range(k):
+                pipe.teach(f"concept_{j}", scene.teach_frames, masks=scene.teach_masks(names[j % len(names)]))
+            stages[k] = {"encode": [], "decode": []}
 
-            def step(frame, stages=stages) -> None:
+            def step(frame, pipe=pipe, record=stages[k]) -> None:
                 timings = pipe.process(frame).timings
-                for key in stages:
-                    stages[key].append(timings.get(key, 0.0))
+                for key, values in record.items():
+                    values.append(timings.get(key, 0.0))
 
-            times = _time_frames(step, scene.frames, args.scaling_warmup, args.scaling_frames)
-            skip = args.scaling_warmup
-            results["k"][k] = {
-                "fps": 1.0 / statistics.median(times),
-                "median_ms": _median_ms(times),
-                "encode_ms": _median_ms(stages["encode"][skip:]),
-                "decode_ms": _median_ms(stages["decode"][skip:]),
-            }
+            steps[f"k{k}"] = step
 
-        ref_k = int(args.scaling_reference_k)
         encoder, decoder = build_sam_backend({"model": "tiny", "seed": seed})
         refs = [_reference_concept(encoder, scene.teach_frames[0], scene.teach_masks(names[j % len(names)])[0])
                 for j in range(ref_k)]
-        ref_times = _time_frames(lambda f: _reference_frame(encoder, decoder, f, refs), scene.frames,
-                                 args.scaling_warmup, args.scaling_frames)
-        results["reference"] = {"k": ref_k, "fps": 1.0 / statistics.median(ref_times),
-                                "median_ms": _median_ms(ref_times)}
+        steps["reference"] = lambda frame: _reference_frame(encoder, decoder, frame, refs)
+        times = _interleaved(steps, scene.frames, args.scaling_warmup, args.scaling_frames)
     finally:
         torch.set_num_threads(threads_before)
 
+    skip = args.scaling_warmup
+    results: dict = {"threads": args.scaling_threads or threads_before, "size": [width, height],
+                     "runtime": args.scaling_runtime, "frames": args.scaling_frames, "k": {}}
+    for k in ks:
+        results["k"][k] = {
+            "fps": 1.0 / statistics.median(times[f"k{k}"]),
+            "median_ms": _median_ms(times[f"k{k}"]),
+            "encode_ms": _median_ms(stages[k]["encode"][skip:]),
+            "decode_ms": _median_ms(stages[k]["decode"][skip:]),
+        }
+    results["reference"] = {"k": ref_k, "fps": 1.0 / statistics.median(times["reference"]),
+                            "median_ms": _median_ms(times["reference"])}
     if ref_k in results["k"]:
         results["speedup_vs_reference"] = results["reference"]["median_ms"] / results["k"][ref_k]["median_ms"]
     results["time_ratio_kmax_k1"] = results["k"][ks[-1]]["median_ms"] / results["k"][ks[0]]["median_ms"]
