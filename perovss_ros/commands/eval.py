@@ -34,6 +34,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--worst", type=int, default=12, help="frames on the contact sheet (default: 12)")
     parser.add_argument("--no-predictions", action="store_true", help="do not write per-frame prediction PNGs")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    live = parser.add_argument_group("live: through a running `perovss node` instead of an in-process pipeline")
+    live.add_argument("--live", action="store_true",
+                      help="teach over the node's ~/teach, publish each frame on --live-topic and score the "
+                           "node's ~/segmentation answer (lock-step); the taught concepts are forgotten afterwards")
+    live.add_argument("--node", default="/perovss", help="live: the node's full name (default: /perovss)")
+    live.add_argument("--live-topic", default="/camera/image_raw",
+                      help="live: topic the node takes its images from; nothing else may publish there "
+                           "(default: /camera/image_raw)")
+    live.add_argument("--wait", type=float, default=60.0,
+                      help="live: seconds to wait for the node to subscribe (default: 60)")
+    live.add_argument("--frame-timeout", type=float, default=60.0,
+                      help="live: seconds to wait for each frame's segmentation (default: 60)")
 
 
 def _ints(text: str | None) -> list[int] | None:
@@ -80,6 +92,74 @@ def pipeline_config(args: argparse.Namespace) -> dict:
     return values
 
 
+def evaluate_live(sequences: list, args: argparse.Namespace, meta: dict):
+    """Evaluate ``sequences`` through the running node: teach over ~/teach, stream frames, score answers.
+
+    Returns an ``EvalResult``; ``speed`` then measures publish-to-answer time.
+    Refuses (InvalidInputError) to touch a concept the node already has.
+    """
+    import numpy as np
+    from perovss_interfaces.srv import Teach
+
+    from perovss_ros.core.errors import InvalidInputError
+    from perovss_ros.eval.runner import ConceptMap, EvalRecorder
+    from perovss_ros.ros.client import PerovssClient
+    from perovss_ros.ros.demo import FrameStreamer
+    from perovss_ros.ros.image_conversion import mask_to_image, rgb_to_image
+
+    recorder = EvalRecorder(args.out, save_predictions=not args.no_predictions, worst_k=args.worst)
+    client = PerovssClient(args.node)
+    streamer = FrameStreamer(node_name=args.node.strip("/"), image_topic=args.live_topic)
+    unanswered = 0
+    try:
+        if not streamer.wait_for_node(timeout=args.wait):
+            raise InvalidInputError(f"no node subscribes to {args.live_topic} within {args.wait:g} s; start "
+                                    f"`perovss node` with its image topic remapped there (image:={args.live_topic})")
+        existing = {c.name for c in client.concepts().concepts}
+        clash = sorted(existing & {c.name for seq in sequences for c in seq.concepts})
+        if clash:
+            raise InvalidInputError(f"the node already has concept(s) {', '.join(clash)}; forget them first or "
+                                    "evaluate against a node with another concept store")
+        for seq in sequences:
+            maps = []
+            for spec in seq.concepts:
+                request = Teach.Request(name=spec.name, images=[rgb_to_image(rgb) for rgb, _ in spec.shots],
+                                        masks=[mask_to_image(mask) for _, mask in spec.shots])
+                response = client.teach(request, timeout=max(args.frame_timeout, 120.0))
+                if not response.success:
+                    recorder.add_teach(spec.name, {"sequence": seq.name, "error": response.message})
+                    continue
+                recorder.add_teach(spec.name, {"sequence": seq.name, "shots": len(spec.shots),
+                                               "self_iou": float(response.self_iou)})
+                # The Concept message carries no instance id: pixels are re-labelled per frame from the
+                # segments' labels to a stable id of our own (1..K), which the predictions are saved with.
+                maps.append(ConceptMap(spec.name, len(maps) + 1, spec.gt_id))
+            ids = {m.name: m.pred_id for m in maps}
+            try:
+                for frame in seq.frames():
+                    answer = streamer.send(frame.index, frame.rgb, args.frame_timeout)
+                    mask = np.zeros(frame.rgb.shape[:2], np.uint16)
+                    if answer.instance_mask is None:  # scored as "nothing found", and counted
+                        unanswered += 1
+                    else:
+                        for seg in answer.segments:
+                            if seg.personal and seg.label in ids:
+                                mask[answer.instance_mask == seg.instance_id] = ids[seg.label]
+                    scores = {s.label: float(s.score) for s in answer.segments if s.personal}
+                    recorder.add(seq.name, frame.index, frame.rgb, mask, frame.gt, maps, answer.latency_s,
+                                 None, scores)
+            finally:
+                for m in maps:
+                    client.forget(m.name)
+    finally:
+        streamer.close()
+        client.close()
+    recorder.write_index()
+    return recorder.result({**meta, "live": {"node": args.node, "topic": args.live_topic,
+                                             "unanswered_frames": unanswered},
+                            "sequences": [s.name for s in sequences]})
+
+
 def run(args: argparse.Namespace) -> int:
     """0 when the evaluation ran and its report was written; 1 on bad input."""
     import random
@@ -101,17 +181,22 @@ def run(args: argparse.Namespace) -> int:
                                          mask_topic=args.mask_topic, teach_frames=_ints(args.teach_frames),
                                          objects=objects, resolution=args.resolution)
         seed = int(config.get("seed", 0))
-        # Everything random in the run (GrabCut's k-means in OpenCV, torch) starts from the seed.
-        cv2.setRNGSeed(seed)
-        torch.manual_seed(seed)
-        np.random.seed(seed)
-        random.seed(seed)
-        pipeline = build_pipeline(config)
-        print(f"evaluating {args.source} ({kind}, {len(sequences)} sequence(s)) with the {pipeline.backend_name} "
-              f"backend ({pipeline.model_id})", flush=True)
-        meta = {"source": str(args.source), "kind": kind, "seed": seed, "config": config}
-        result = evaluate(sequences, pipeline, args.out, progress=not args.quiet, worst_k=args.worst, meta=meta,
-                          save_predictions=not args.no_predictions)
+        meta = {"source": str(args.source), "kind": kind, "seed": seed}
+        if args.live:
+            print(f"evaluating {args.source} ({kind}, {len(sequences)} sequence(s)) through the node "
+                  f"{args.node}, frames on {args.live_topic}", flush=True)
+            result = evaluate_live(sequences, args, meta)
+        else:
+            # Everything random in the run (GrabCut's k-means in OpenCV, torch) starts from the seed.
+            cv2.setRNGSeed(seed)
+            torch.manual_seed(seed)
+            np.random.seed(seed)
+            random.seed(seed)
+            pipeline = build_pipeline(config)
+            print(f"evaluating {args.source} ({kind}, {len(sequences)} sequence(s)) with the "
+                  f"{pipeline.backend_name} backend ({pipeline.model_id})", flush=True)
+            result = evaluate(sequences, pipeline, args.out, progress=not args.quiet, worst_k=args.worst,
+                              meta={**meta, "config": config}, save_predictions=not args.no_predictions)
         paths = write_report(result, args.out)
     except (PerovssError, OSError) as exc:
         print(f"perovss eval: {exc}", file=sys.stderr)
