@@ -52,10 +52,17 @@ class StreamedFrame:
         """The frame as a core FrameResult (for drawing)."""
         return FrameResult(self.instance_mask, self.segments)
 
-    def mask_of(self, label: str) -> np.ndarray:
-        """``H×W bool`` pixels the node assigned to ``label`` (empty if none)."""
-        ids = [s.instance_id for s in self.segments if s.label == label]
-        return np.isin(self.instance_mask, ids)
+    def relabel(self, ids: dict[str, int], shape: tuple[int, int]) -> np.ndarray:
+        """``H×W uint16`` mask with each personal segment named in ``ids`` set to ``ids[label]``.
+
+        Frames without an answer give an empty mask of ``shape`` (scored as "nothing found").
+        """
+        out = np.zeros(shape, np.uint16)
+        if self.instance_mask is not None:
+            for seg in self.segments:
+                if seg.personal and seg.label in ids:
+                    out[self.instance_mask == seg.instance_id] = ids[seg.label]
+        return out
 
 
 class NodeProcess:
@@ -189,21 +196,16 @@ def _prepare_out(out: Path) -> None:
             shutil.rmtree(out / name)
 
 
-def stream_bag(bag: Path, streamer: FrameStreamer, timeout_s: float) -> list[StreamedFrame]:
-    """Publish every camera frame of ``bag`` to the node in order and collect its answers."""
-    from perovss_ros.sim.bags import read_images
-
-    frames = []
-    for index, (_stamp, rgb) in enumerate(read_images(bag)):
-        frames.append(streamer.send(index, rgb, timeout_s))
-    return frames
-
-
 def run_demo(options: DemoOptions) -> int:
     """Generate, teach over the service, replay through the node, score, write ``options.out``."""
     os.environ.setdefault("FASTDDS_BUILTIN_TRANSPORTS", "LARGE_DATA")
+    import imageio.v2 as imageio
+
     from perovss_ros.core.config import PipelineConfig
     from perovss_ros.core.registry import resolve_backend
+    from perovss_ros.eval.plots import overlay, thumbnail
+    from perovss_ros.eval.report import write_report
+    from perovss_ros.eval.runner import ConceptMap, EvalRecorder
     from perovss_ros.sim.bags import read_frames, read_teach, write_scene_bag
     from perovss_ros.sim.scenes import make_scene
     from perovss_ros.sim.topics import MASK_TOPIC
@@ -236,51 +238,53 @@ def run_demo(options: DemoOptions) -> int:
         first_box = mask_box(teach[0].mask == target.instance_id)
         t0 = time.monotonic()
         response = teach_over_service(client, target.name, [f.rgb for f in teach], first_box)
+        teach_seconds = time.monotonic() - t0
         if not response.success:
             _say(f"teaching failed: {response.message} (node log: {node.log_path})")
             return 1
         _say(f"taught '{target.name}' over ~/teach from {len(teach)} frames with one box "
-             f"{tuple(int(v) for v in first_box)} in {time.monotonic() - t0:.1f} s; self IoU {response.self_iou:.2f}")
+             f"{tuple(int(v) for v in first_box)} in {teach_seconds:.1f} s; self IoU {response.self_iou:.2f}")
         streamer = FrameStreamer()
         if not streamer.wait_for_node(timeout=30.0):
             _say(f"the node never subscribed to {IMAGE_TOPIC} (node log: {node.log_path})")
             return 1
-        streamed = stream_bag(bag, streamer, options.frame_timeout_s)
+        recorder = EvalRecorder(out, worst_k=12)
+        recorder.add_teach(target.name, {"shots": len(teach), "self_iou": float(response.self_iou),
+                                         "seconds": teach_seconds, "taught_from": "one box on the first frame"})
+        concept = [ConceptMap(target.name, 1, target.instance_id)]
+        gif_frames, unanswered = [], 0
+        for frame in read_frames(bag, mask_topic=MASK_TOPIC):
+            answer = streamer.send(len(gif_frames), frame.rgb, options.frame_timeout_s)
+            unanswered += answer.instance_mask is None
+            mask = answer.relabel({target.name: 1}, frame.rgb.shape[:2])
+            scores = {s.label: s.score for s in answer.segments if s.personal}
+            recorder.add("demo", len(gif_frames), frame.rgb, mask, frame.mask, concept, answer.latency_s, None,
+                         scores)
+            gif_frames.append(thumbnail(overlay(frame.rgb, mask, frame.mask == target.instance_id,
+                                                {1: target.name}), 480))
     finally:
         for closable in (streamer, client):
             if closable is not None:
                 closable.close()
         node.close()
 
-    answered = [f for f in streamed if f.instance_mask is not None]
-    if len(answered) < len(streamed):
-        _say(f"{len(streamed) - len(answered)} of {len(streamed)} frames got no segmentation "
-             f"(node log: {node.log_path})")
-    if not answered:
-        return 1
-    frames = list(read_frames(bag, mask_topic=MASK_TOPIC))
-    summary = write_demo_outputs(out, target.name, target.instance_id, frames, streamed, options)
+    if unanswered:
+        _say(f"{unanswered} of {len(gif_frames)} frames got no segmentation (node log: {node.log_path})")
+    result = recorder.result({"source": "perovss demo", "kind": "scene bag", "seed": options.seed,
+                              "backend": backend, "node": NODE_NAME, "unanswered_frames": unanswered})
+    paths = write_report(result, out, title=f"perovss demo: {target.name}, worst frames first "
+                                             "(white outline: ground truth)")
+    if options.gif:
+        paths["gif"] = out / "demo.gif"
+        imageio.mimsave(paths["gif"], gif_frames, duration=0.1, loop=0)
+    summary = result.per_concept[target.name]
     elapsed = time.monotonic() - started
     _say(f"{target.name}: mIoU {summary['miou']:.3f} over {summary['frames_present']} frames where it is "
          f"present; presence precision {summary['presence_precision']:.2f}, recall "
-         f"{summary['presence_recall']:.2f}; median latency {summary['median_latency_ms']:.0f} ms")
-    _say(f"done in {elapsed:.0f} s. Open {out / 'contact_sheet.png'} and {out / 'report.md'}")
-    return 0
+         f"{summary['presence_recall']:.2f}; J&F {summary['jf']:.3f}; {unanswered} unanswered frames")
+    for key in ("contact_sheet", "gif", "report", "metrics"):
+        if key in paths:
+            _say(f"{key.replace('_', ' ')}: {paths[key]}")
+    _say(f"done in {elapsed:.0f} s")
+    return 0 if unanswered < len(gif_frames) else 1
 
-
-def write_demo_outputs(out: Path, name: str, instance_id: int, frames: list, streamed: list[StreamedFrame],
-                       options: DemoOptions) -> dict:
-    """Score the node's answers against ground truth and write metrics, report, contact sheet and GIF."""
-    import json
-
-    from perovss_ros.eval.metrics import score_frame, summarize
-
-    scores = []
-    for frame, answer in zip(frames, streamed, strict=True):
-        pred = answer.mask_of(name) if answer.instance_mask is not None else np.zeros(frame.rgb.shape[:2], bool)
-        scores.append(score_frame(pred, frame.mask == instance_id))
-    summary = summarize(scores)
-    latencies = [f.latency_s for f in streamed if f.latency_s is not None]
-    summary["median_latency_ms"] = float(np.median(latencies) * 1000) if latencies else float("nan")
-    (out / "metrics.json").write_text(json.dumps({"concept": name, "overall": summary}, indent=2))
-    return summary
