@@ -293,7 +293,9 @@ class Pipeline:
             if not bool(cells.any()):
                 raise InvalidInputError(f"mask of shot {i} of {name!r} vanishes on the feature grid")
             local.append(matching.local_features(f.grid, cells))
-        targets = torch.stack([matching.target_vectors(x).mean for x in local])
+        vectors = [matching.target_vectors(x) for x in local]
+        # PerSAM matches with the mean; PerSAM-F with (max + mean) / 2, as the reference code does.
+        targets = torch.stack([v.max_mean if fine_tune else v.mean for v in vectors])
         embedding = torch.cat(local).mean(0)
         top_k = presence.top_k_for(min(int(x.shape[0]) for x in local))
         fg, bg = [], []
