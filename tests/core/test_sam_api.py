@@ -16,6 +16,7 @@ pytestmark = pytest.mark.skipif(
 )
 
 
+@pytest.mark.slow
 def test_sam_tiny_teach_fine_tune_process_and_persist(tmp_path, red_shots):
     images, masks = red_shots
     cfg = {"backend": "sam", "model": "tiny", "concept_store": str(tmp_path), "presence": False}

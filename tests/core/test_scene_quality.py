@@ -10,6 +10,7 @@ from perovss_ros.core import build_pipeline
 scenes = pytest.importorskip("perovss_ros.sim.scenes", reason="SIMEVAL's synthetic scenes are not in yet")
 
 
+@pytest.mark.slow
 def test_classic_follows_personal_objects_among_lookalikes():
     scene = scenes.make_scene(seed=6, num_frames=20, size=(320, 240), num_objects=2, num_lookalikes=4)
     pipe = build_pipeline({"backend": "classic", "concept_store": ""})
