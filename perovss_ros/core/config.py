@@ -13,7 +13,9 @@ from perovss_ros.core.errors import InvalidInputError
 BACKENDS = ("auto", "classic", "sam")
 MODELS = ("tiny", "vit_b", "vit_l", "vit_h")
 DEVICES = ("cpu", "cuda")
-RUNTIMES = ("torch",)
+# What the config accepts; a backend refuses a runtime it cannot run here (classic has no network
+# and ignores it).
+RUNTIMES = ("torch", "onnxruntime", "tensorrt")
 
 
 def default_concept_store() -> str:

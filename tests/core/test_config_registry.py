@@ -48,3 +48,11 @@ def test_auto_falls_back_to_classic_without_checkpoint(tmp_path, monkeypatch):
 
 def test_registry_is_string_keyed():
     assert {"classic", "sam"} <= set(BACKENDS)
+
+
+def test_runtime_is_accepted_by_config_and_checked_by_the_backend():
+    cfg = PipelineConfig.coerce({"runtime": "onnxruntime", "concept_store": ""})
+    assert cfg.runtime == "onnxruntime"
+    with pytest.raises(InvalidInputError, match="runtime"):
+        PipelineConfig.coerce({"runtime": "openvino"})
+    assert build_pipeline({"backend": "classic", "runtime": "tensorrt", "concept_store": ""}).backend_name == "classic"
