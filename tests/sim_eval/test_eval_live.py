@@ -14,9 +14,11 @@ from perovss_ros.sim.bags import write_scene_bag
 from perovss_ros.sim.scenes import make_scene
 from tests.conftest import next_ros_domain_id
 
-pytestmark = [pytest.mark.ros, pytest.mark.slow]
+pytestmark = [pytest.mark.ros, pytest.mark.slow, pytest.mark.timeout(300)]
 
 TOPIC = "/perovss_eval_test/image"
+# A node name of its own: even if another test run shares the ROS domain, nobody else answers to it.
+NODE = "perovss_evaltest"
 
 
 @pytest.fixture
@@ -26,7 +28,8 @@ def node(tmp_path, monkeypatch):
     monkeypatch.setenv("ROS_DOMAIN_ID", domain)
     monkeypatch.setenv("FASTDDS_BUILTIN_TRANSPORTS", "LARGE_DATA")
     log = tmp_path / "node.log"
-    cmd = [sys.executable, "-m", "perovss_ros.cli", "node", "--ros-args", "-p", "backend:=classic",
+    cmd = [sys.executable, "-m", "perovss_ros.cli", "node", "--ros-args", "-r", f"__node:={NODE}",
+           "-p", "backend:=classic",
            "-p", f"concept_store:={tmp_path / 'store'}", "-r", f"image:={TOPIC}"]
     with open(log, "w") as handle:
         proc = subprocess.Popen(cmd, stdout=handle, stderr=subprocess.STDOUT)
@@ -47,8 +50,8 @@ def test_live_eval_through_the_node(node, tmp_path, capsys):
     bag = tmp_path / "bag"
     write_scene_bag(scene, bag)
     out = tmp_path / "out"
-    rc = main(["eval", str(bag), "--out", str(out), "--live", "--live-topic", TOPIC, "--wait", "90",
-               "--frame-timeout", "60", "--quiet"])
+    rc = main(["eval", str(bag), "--out", str(out), "--live", "--node", f"/{NODE}", "--live-topic", TOPIC,
+               "--wait", "90", "--frame-timeout", "30", "--quiet"])
     assert rc == 0, f"{capsys.readouterr().err}\n--- node log ---\n{node['log'].read_text()}"
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["meta"]["live"]["unanswered_frames"] == 0
@@ -64,12 +67,12 @@ def test_live_eval_through_the_node(node, tmp_path, capsys):
     from perovss_ros.ros.client import PerovssClient
     from perovss_ros.ros.image_conversion import mask_to_image, rgb_to_image
 
-    with PerovssClient("/perovss") as client:
+    with PerovssClient(f"/{NODE}") as client:
         assert [c.name for c in client.concepts().concepts] == []
         taught = client.teach(Teach.Request(name="my_mug", images=[rgb_to_image(scene.teach_frames[0])],
-                                            masks=[mask_to_image(scene.teach_masks("my_mug")[0])]))
+                                            masks=[mask_to_image(scene.teach_masks("my_mug")[0])]), timeout=60)
         assert taught.success
     capsys.readouterr()
-    assert main(["eval", str(bag), "--out", str(tmp_path / "o2"), "--live", "--live-topic", TOPIC,
-                 "--quiet"]) == 1
+    assert main(["eval", str(bag), "--out", str(tmp_path / "o2"), "--live", "--node", f"/{NODE}",
+                 "--live-topic", TOPIC, "--wait", "30", "--quiet"]) == 1
     assert "already has concept" in capsys.readouterr().err
