@@ -1,4 +1,5 @@
-"""``perovss eval SOURCE``: run the pipeline over a bag, a PerSeg folder or a DAVIS folder and report metrics."""
+"""``perovss eval SOURCE``: run the pipeline (in process, or through the running node with --live) over a bag,
+a PerSeg folder or a DAVIS folder and report metrics."""
 
 from __future__ import annotations
 

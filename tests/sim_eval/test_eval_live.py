@@ -51,7 +51,7 @@ def test_live_eval_through_the_node(node, tmp_path, capsys):
     write_scene_bag(scene, bag)
     out = tmp_path / "out"
     rc = main(["eval", str(bag), "--out", str(out), "--live", "--node", f"/{NODE}", "--live-topic", TOPIC,
-               "--wait", "90", "--frame-timeout", "30", "--quiet"])
+               "--wait", "120", "--frame-timeout", "30", "--quiet"])
     assert rc == 0, f"{capsys.readouterr().err}\n--- node log ---\n{node['log'].read_text()}"
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["meta"]["live"]["unanswered_frames"] == 0
