@@ -48,6 +48,8 @@ MAX_SIZE = (4096, 4096)
 # Motion is defined per nominal 60-frame period, so speed does not depend on sequence length.
 _PERIOD = 60.0
 _ABSENT_MIN_FRAMES = 20
+# A scene lives in memory (RGB + uint16 ground truth: 5 bytes per pixel and frame).
+MAX_SCENE_BYTES = 8 * 10**9
 
 
 @dataclass(frozen=True)
@@ -376,6 +378,10 @@ def make_scene(seed: int = 0, num_frames: int = 60, size: tuple[int, int] = (320
         raise InvalidInputError(f"num_lookalikes={num_lookalikes}: use 0..{MAX_LOOKALIKES}")
     if num_frames < 1:
         raise InvalidInputError(f"num_frames={num_frames}: use at least 1")
+    if num_frames * width * height * 5 > MAX_SCENE_BYTES:
+        raise InvalidInputError(f"{num_frames} frames of {width}×{height} would need "
+                                f"{num_frames * width * height * 5 / 1e9:.1f} GB in memory (limit "
+                                f"{MAX_SCENE_BYTES / 1e9:.0f} GB); use fewer frames or a smaller size")
     if fps <= 0:
         raise InvalidInputError(f"fps={fps}: must be positive")
     if int(seed) < 0:

@@ -106,7 +106,7 @@ def test_mask_box_is_tight():
 
 @pytest.mark.parametrize("kwargs", [
     {"num_objects": 0}, {"num_objects": 9}, {"num_lookalikes": -1}, {"num_frames": 0},
-    {"size": (10, 10)}, {"seed": -3}, {"fps": 0.0},
+    {"size": (10, 10)}, {"seed": -3}, {"fps": 0.0}, {"num_frames": 10**6},
 ])
 def test_bad_arguments(kwargs):
     with pytest.raises(InvalidInputError):
