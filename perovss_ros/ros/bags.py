@@ -23,6 +23,8 @@ from perovss_ros.core.errors import InvalidInputError
 IMAGE_TYPES = ("sensor_msgs/msg/Image", "sensor_msgs/msg/CompressedImage")
 #: rosbag2 metadata version written: 8 is read by Iron, Jazzy, Kilted and newer.
 BAG_VERSION = 8
+#: Seconds replay waits after a subscriber appears: discovery finishes on the subscriber's side too.
+SETTLE_S = 0.5
 
 
 def message_class(msgtype: str) -> type:
@@ -86,6 +88,8 @@ def replay(
         deadline = time.monotonic() + wait_subscribers
         while time.monotonic() < deadline and not any(p.get_subscription_count() for p in pubs.values()):
             time.sleep(0.05)
+        if any(p.get_subscription_count() for p in pubs.values()):
+            time.sleep(SETTLE_S)
         conns = [available[t] for t in wanted]
         sent = 0
         try:

@@ -1,41 +1,76 @@
-"""A small rclpy client of a running perovss node (the teach/forget/concepts/find commands use it)."""
+"""A small rclpy client of a running perovss node (the teach/forget/concepts/find commands use it).
+
+Fast DDS matches the two ends of a service asymmetrically: ``wait_for_service`` can
+return before the node has matched this client, and a request (or its response)
+sent in that window is silently lost, most often with the TCP-based LARGE_DATA
+transport. So every call first proves the round trip with a harmless probe (an
+empty request the node refuses at once), retrying it, and only then sends the real
+request exactly once: a teach is never applied twice.
+"""
 
 from __future__ import annotations
 
 import os
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
 
 import rclpy
-import rclpy.executors
 from perovss_interfaces.action import FindObject
 from perovss_interfaces.srv import Forget, ListConcepts, SetVocabulary, Teach
 from rclpy.action import ActionClient
+from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.task import Future
 
 from perovss_ros.core.errors import PerovssError
+
+#: Seconds one probe waits for its answer, and how many probes are sent before giving up.
+PROBE_WAIT_S = 1.0
+PROBE_TRIES = 15
 
 
 class NodeUnavailableError(PerovssError, RuntimeError):
     """No perovss node answers (not running, inactive, or another ROS_DOMAIN_ID)."""
 
 
+def wait_future(future: Future, timeout: float) -> bool:
+    """True once ``future`` is done (spun elsewhere), False after ``timeout`` s."""
+    end = time.monotonic() + timeout
+    while not future.done() and time.monotonic() < end:
+        time.sleep(0.01)
+    return future.done()
+
+
 class PerovssClient:
     """Calls the services and the find action of the node named ``target`` (e.g. ``/perovss``).
 
-    Owns an rclpy context of its own, so it can be used next to other rclpy code;
-    call :meth:`close` (or use it as a context manager).
+    Owns an rclpy context spun on a background thread, so it can be used next to other
+    rclpy code; ``node`` may also carry the caller's own publishers and subscriptions.
+    Call :meth:`close` (or use it as a context manager).
     """
 
-    def __init__(self, target: str = "/perovss", args: list[str] | None = None):
+    def __init__(self, target: str = "/perovss", domain_id: int | None = None, name: str | None = None):
         self.target = target.rstrip("/") or "/perovss"
         self.context = rclpy.Context()
-        rclpy.init(args=args, context=self.context)
-        self.node: Node = rclpy.create_node(f"perovss_client_{os.getpid()}", context=self.context)
-        self._executor = rclpy.executors.SingleThreadedExecutor(context=self.context)
+        rclpy.init(args=[], context=self.context, domain_id=domain_id)
+        self.node: Node = rclpy.create_node(name or f"perovss_client_{os.getpid()}", context=self.context)
+        self._executor = SingleThreadedExecutor(context=self.context)
         self._executor.add_node(self.node)
+        self._clients: dict[str, Any] = {}
+        self._find_client: ActionClient | None = None
+        self._proven: set[str] = set()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._spin, name="perovss-client", daemon=True)
+        self._thread.start()
+
+    def _spin(self) -> None:
+        while not self._stop.is_set() and self.context.ok():
+            try:
+                self._executor.spin_once(timeout_sec=0.05)
+            except Exception:  # the context was shut down (Ctrl-C)
+                return
 
     def __enter__(self) -> PerovssClient:
         return self
@@ -44,10 +79,19 @@ class PerovssClient:
         self.close()
 
     def close(self) -> None:
-        """Destroy the client node and its context."""
+        """Stop the spinner, then destroy the node and shut the context down (in that order:
+        shutting a context down under a waiting executor can deadlock)."""
+        self._stop.set()
+        self._thread.join(5)
         self._executor.shutdown()
+        if self._find_client is not None:  # destroyed only once nothing spins it
+            self._find_client.destroy()
         self.node.destroy_node()
         rclpy.try_shutdown(context=self.context)
+
+    def reset(self) -> None:
+        """Forget which services answered (after the node restarted, prove them again)."""
+        self._proven.clear()
 
     def _unavailable(self, what: str) -> NodeUnavailableError:
         domain = os.environ.get("ROS_DOMAIN_ID", "0")
@@ -55,38 +99,49 @@ class PerovssClient:
             f"no answer from {what}; is `perovss node` running and active (ROS_DOMAIN_ID={domain})?"
         )
 
-    def _wait(self, future: Future, timeout: float, what: str) -> Any:
-        self._executor.spin_until_future_complete(future, timeout_sec=timeout)
-        if not future.done():
-            raise self._unavailable(what)
+    def call(self, srv_type: type, service: str, request: Any, timeout: float = 30.0,
+             probe: Any | None = None) -> Any:
+        """Call ``<target>/<service>`` once and return the response.
+
+        ``probe`` (a request the node answers without side effects) is sent first, and
+        repeated until answered, to make sure the real request cannot be lost.
+        NodeUnavailableError if nobody answers.
+        """
+        name = service if service.startswith("/") else f"{self.target}/{service}"
+        cli = self._clients.get(name)
+        if cli is None:
+            cli = self._clients[name] = self.node.create_client(srv_type, name)
+        if not cli.wait_for_service(timeout_sec=min(timeout, 20.0)):
+            raise self._unavailable(name)
+        if name not in self._proven and probe is not None:
+            for _ in range(PROBE_TRIES):
+                if wait_future(cli.call_async(probe), PROBE_WAIT_S):
+                    break
+            else:
+                raise self._unavailable(name)
+            self._proven.add(name)
+        future = cli.call_async(request)
+        if not wait_future(future, timeout):
+            raise self._unavailable(name)
         return future.result()
 
-    def call(self, srv_type: type, service: str, request: Any, timeout: float = 30.0) -> Any:
-        """Call ``<target>/<service>`` and return the response; NodeUnavailableError if nobody answers."""
-        name = f"{self.target}/{service}"
-        cli = self.node.create_client(srv_type, name)
-        try:
-            if not cli.wait_for_service(timeout_sec=min(timeout, 10.0)):
-                raise self._unavailable(name)
-            return self._wait(cli.call_async(request), timeout, name)
-        finally:
-            self.node.destroy_client(cli)
-
-    def teach(self, request: Teach.Request, timeout: float = 120.0) -> Teach.Response:
-        """Call ~/teach."""
-        return self.call(Teach, "teach", request, timeout)
+    def teach(self, request: Teach.Request, timeout: float = 300.0) -> Teach.Response:
+        """Call ~/teach (an empty request is the node's no-op probe)."""
+        return self.call(Teach, "teach", request, timeout, probe=Teach.Request())
 
     def forget(self, name: str, timeout: float = 30.0) -> Forget.Response:
-        """Call ~/forget."""
-        return self.call(Forget, "forget", Forget.Request(name=name), timeout)
+        """Call ~/forget (an empty name is refused without effect: the probe)."""
+        return self.call(Forget, "forget", Forget.Request(name=name), timeout, probe=Forget.Request())
 
     def concepts(self, timeout: float = 30.0) -> ListConcepts.Response:
-        """Call ~/list_concepts."""
-        return self.call(ListConcepts, "list_concepts", ListConcepts.Request(), timeout)
+        """Call ~/list_concepts (read-only, so it is its own probe)."""
+        return self.call(ListConcepts, "list_concepts", ListConcepts.Request(), timeout,
+                         probe=ListConcepts.Request())
 
     def set_vocabulary(self, labels: list[str], timeout: float = 30.0) -> SetVocabulary.Response:
-        """Call ~/set_vocabulary."""
-        return self.call(SetVocabulary, "set_vocabulary", SetVocabulary.Request(labels=labels), timeout)
+        """Call ~/set_vocabulary (an empty label is refused: the probe)."""
+        return self.call(SetVocabulary, "set_vocabulary", SetVocabulary.Request(labels=labels), timeout,
+                         probe=SetVocabulary.Request(labels=[""]))
 
     def find(
         self,
@@ -95,28 +150,42 @@ class PerovssClient:
         feedback: Callable[[int], None] | None = None,
         cancel_after: float | None = None,
     ) -> tuple[bool, int, FindObject.Result | None]:
-        """Run ~/find; returns (accepted, goal status, result). ``cancel_after`` s cancels the goal."""
+        """Run ~/find; returns (accepted, goal status, result). ``cancel_after`` s cancels the goal.
+
+        The goal is sent once after an empty-name probe goal (always rejected); the
+        result request is repeated if its answer does not come.
+        """
         action = f"{self.target}/find"
-        client = ActionClient(self.node, FindObject, action)
-        try:
-            if not client.wait_for_server(timeout_sec=10.0):
-                raise self._unavailable(action)
-            on_feedback = (lambda msg: feedback(msg.feedback.frames_searched)) if feedback else None
-            goal = FindObject.Goal(name=name, timeout_s=float(timeout_s))
-            handle = self._wait(client.send_goal_async(goal, feedback_callback=on_feedback), 10.0, action)
-            if not handle.accepted:
-                return False, 0, None
-            result_future = handle.get_result_async()
-            if cancel_after is not None:
-                end = time.monotonic() + cancel_after
-                while time.monotonic() < end and not result_future.done():
-                    self._executor.spin_once(timeout_sec=0.05)
-                if not result_future.done():
-                    self._wait(handle.cancel_goal_async(), 10.0, action)
-            wrapped = self._wait(result_future, float(timeout_s) + 30.0, action)
-            return True, int(wrapped.status), wrapped.result
-        finally:
-            client.destroy()
+        if self._find_client is None:
+            self._find_client = ActionClient(self.node, FindObject, action)
+        client = self._find_client
+        if not client.wait_for_server(timeout_sec=20.0):
+            raise self._unavailable(action)
+        for _ in range(PROBE_TRIES):
+            if wait_future(client.send_goal_async(FindObject.Goal(name="", timeout_s=1.0)), PROBE_WAIT_S):
+                break
+        else:
+            raise self._unavailable(action)
+        on_feedback = (lambda msg: feedback(msg.feedback.frames_searched)) if feedback else None
+        goal = FindObject.Goal(name=name, timeout_s=float(timeout_s))
+        sent = client.send_goal_async(goal, feedback_callback=on_feedback)
+        if not wait_future(sent, 20.0):
+            raise self._unavailable(action)
+        handle = sent.result()
+        if not handle.accepted:
+            return False, 0, None
+        if cancel_after is not None:
+            time.sleep(cancel_after)
+            for _ in range(PROBE_TRIES):
+                if wait_future(handle.cancel_goal_async(), PROBE_WAIT_S):
+                    break
+        end = time.monotonic() + float(timeout_s) + 30.0
+        while time.monotonic() < end:
+            result = handle.get_result_async()  # asking again is harmless if an answer was lost
+            if wait_future(result, min(max(float(timeout_s), 0.0) + 2.0, end - time.monotonic())):
+                wrapped = result.result()
+                return True, int(wrapped.status), wrapped.result
+        raise self._unavailable(action)
 
 
 def add_target_argument(parser) -> None:

@@ -270,6 +270,7 @@ def run_demo(options: DemoOptions) -> int:
 
     if unanswered:
         _say(f"{unanswered} of {len(gif_frames)} frames got no segmentation (node log: {node.log_path})")
+    recorder.write_index()
     result = recorder.result({"source": "perovss demo", "kind": "scene bag", "seed": options.seed,
                               "backend": backend, "node": NODE_NAME, "unanswered_frames": unanswered})
     paths = write_report(result, out, title=f"perovss demo: {target.name}, worst frames first "

@@ -50,7 +50,8 @@ class FindServer:
     def _on_goal(self, goal: FindObject.Goal) -> GoalResponse:
         log = self._node.get_logger()
         if goal.name not in self._known():
-            log.warning(f"find: rejected '{goal.name}': no such concept; teach it first (~/list_concepts)")
+            if goal.name:  # an empty name is a client's connectivity probe: rejected quietly
+                log.warning(f"find: rejected '{goal.name}': no such concept; teach it first (~/list_concepts)")
             return GoalResponse.REJECT
         if not math.isfinite(goal.timeout_s) or goal.timeout_s <= 0:
             log.warning(f"find: rejected timeout_s {goal.timeout_s}; give a positive number of seconds")

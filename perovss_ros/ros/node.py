@@ -359,7 +359,8 @@ class PerovssNode(LifecycleNode):
                 fine_tune=bool(request.fine_tune), replace=bool(request.replace),
             )
         except PerovssError as exc:
-            self.get_logger().warning(f"teach '{request.name}' refused: {exc}")
+            if request.name or request.images or request.num_frames:  # an empty request is a client's probe
+                self.get_logger().warning(f"teach '{request.name}' refused: {exc}")
             response.success, response.message = False, str(exc)
             return response
         except Exception as exc:  # keep serving; the traceback goes to the log

@@ -6,14 +6,13 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 
-import rclpy
-from rclpy.executors import SingleThreadedExecutor
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
+
+from perovss_ros.ros.client import NodeUnavailableError, PerovssClient
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -66,42 +65,35 @@ def wait_for(predicate: Callable[[], bool], timeout: float, step: float = 0.05) 
     return predicate()
 
 
-class RosHarness:
-    """An rclpy context and node of this test process, spun on a background thread."""
+def _probes() -> dict[type, object]:
+    """A side-effect-free request per service type, to prove the round trip before a real call."""
+    from lifecycle_msgs.msg import Transition
+    from lifecycle_msgs.srv import ChangeState, GetState
+    from perovss_interfaces.srv import Forget, ListConcepts, SetVocabulary, Teach
+    from rcl_interfaces.srv import SetParameters
+
+    return {
+        Teach: Teach.Request(), Forget: Forget.Request(), ListConcepts: ListConcepts.Request(),
+        SetVocabulary: SetVocabulary.Request(labels=[""]), GetState: GetState.Request(),
+        ChangeState: ChangeState.Request(transition=Transition(id=99)),  # no such transition: refused
+        SetParameters: SetParameters.Request(),
+    }
+
+
+class RosHarness(PerovssClient):
+    """This test process's side: a PerovssClient whose node also carries the test's topics."""
 
     def __init__(self, domain_id: int, name: str = "perovss_test"):
         os.environ["FASTDDS_BUILTIN_TRANSPORTS"] = "LARGE_DATA"
-        self.context = rclpy.Context()
-        rclpy.init(context=self.context, domain_id=domain_id)
-        self.node = rclpy.create_node(name, context=self.context)
-        self.executor = SingleThreadedExecutor(context=self.context)
-        self.executor.add_node(self.node)
-        self._thread = threading.Thread(target=self._spin, daemon=True)
-        self._thread.start()
+        super().__init__("/perovss", domain_id=domain_id, name=name)
+        self._probes = _probes()
 
-    def _spin(self) -> None:
-        while self.context.ok():
-            try:
-                self.executor.spin_once(timeout_sec=0.05)
-            except Exception:  # context shut down under us
-                return
-
-    def close(self) -> None:
-        """Shut the context down and join the spinner."""
-        rclpy.try_shutdown(context=self.context)
-        self._thread.join(5)
-        self.node.destroy_node()
-
-    def call(self, srv_type: type, name: str, request: object, timeout: float = 60.0):
-        """Call a service and wait for the response (AssertionError when it does not come)."""
-        client = self.node.create_client(srv_type, name)
+    def call(self, srv_type: type, name: str, request: object, timeout: float = 60.0, probe: object = None):
+        """Call a service once, after proving the round trip with the type's harmless probe."""
         try:
-            assert client.wait_for_service(timeout_sec=20.0), f"service {name} not available"
-            future = client.call_async(request)
-            assert wait_for(future.done, timeout), f"no response from {name} in {timeout} s"
-            return future.result()
-        finally:
-            self.node.destroy_client(client)
+            return super().call(srv_type, name, request, timeout, probe=probe or self._probes[srv_type])
+        except NodeUnavailableError as exc:
+            raise AssertionError(str(exc)) from None
 
 
 def reliable(depth: int = 10) -> QoSProfile:

@@ -18,10 +18,8 @@ import numpy as np
 import pytest
 from action_msgs.msg import GoalStatus
 from diagnostic_msgs.msg import DiagnosticArray
-from perovss_interfaces.action import FindObject
 from perovss_interfaces.msg import Segmentation
 from perovss_interfaces.srv import Forget, ListConcepts, SetVocabulary, Teach
-from rclpy.action import ActionClient
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import CompressedImage, Image, RegionOfInterest
 from std_msgs.msg import Header
@@ -174,26 +172,9 @@ def test_teach_then_stream_matches_ground_truth(perovss, scene) -> None:
 
 
 def _find(ros: RosHarness, name: str, timeout_s: float, cancel_after: float | None = None):
-    client = ActionClient(ros.node, FindObject, "/perovss/find")
     feedback: list[int] = []
-    try:
-        assert client.wait_for_server(timeout_sec=20)
-        goal_future = client.send_goal_async(FindObject.Goal(name=name, timeout_s=timeout_s),
-                                             feedback_callback=lambda m: feedback.append(m.feedback.frames_searched))
-        assert wait_for(goal_future.done, 20)
-        handle = goal_future.result()
-        if not handle.accepted:
-            return False, None, None, feedback
-        result_future = handle.get_result_async()
-        if cancel_after is not None:
-            time.sleep(cancel_after)
-            cancel = handle.cancel_goal_async()
-            assert wait_for(cancel.done, 10)
-        assert wait_for(result_future.done, timeout_s + 20)
-        res = result_future.result()
-        return True, res.status, res.result, feedback
-    finally:
-        client.destroy()
+    accepted, status, result = ros.find(name, timeout_s, feedback=feedback.append, cancel_after=cancel_after)
+    return accepted, status, result, feedback
 
 
 def test_find_succeeds_times_out_cancels_and_rejects(perovss, scene) -> None:
@@ -356,7 +337,8 @@ def test_commands_talk_to_the_node(perovss, scene, tmp_path: Path) -> None:
         ["find", "from_file", "--timeout", "1"],
         ["find", obj.name, "--timeout", "0.5"],
     ]
-    script = ("import json, sys\nfrom perovss_ros.cli import main\n"
+    script = ("import faulthandler, json, sys\nfaulthandler.dump_traceback_later(100, exit=True)\n"
+              "from perovss_ros.cli import main\n"
               "for argv in json.loads(sys.argv[1]):\n"
               "    print('=== %d' % main(argv), flush=True)\n")
     log = tmp_path / "commands.log"
@@ -389,6 +371,7 @@ def test_restart_keeps_concepts_lifecycle_and_qos_warning(perovss, scene, tmp_pa
     ros = perovss["ros"]
     taught = _concept_names(ros)
     assert stop(perovss["proc"]) == 0, "the node exits cleanly on SIGINT"
+    ros.reset()
     log = tmp_path / "node2.log"
     proc = start_perovss(perovss["domain"], node_cmd(perovss["store"], "reliability:=reliable",
                                                       autostart=False), log)
