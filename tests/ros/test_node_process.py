@@ -283,7 +283,8 @@ def test_diagnostics_report_backend_concepts_and_counts(perovss, scene) -> None:
     values = {kv.key: kv.value for kv in got[-1].status[0].values}
     assert values["backend"] == "classic"
     assert scene.objects[0].name in values["concepts"].split(",")
-    assert int(values["frames_processed"]) > 0 and int(values["frames_rejected"]) >= 5
+    # rejected: the unsupported frames the worker took (newer frames may have replaced some first)
+    assert int(values["frames_processed"]) > 0 and int(values["frames_rejected"]) >= 1
     assert "frames_dropped" in values and "fps" in values
     assert float(values["median_ms.pipeline"]) > 0 and "median_ms.node_overhead" in values
 
