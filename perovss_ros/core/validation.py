@@ -10,8 +10,11 @@ from perovss_ros.core.errors import InvalidInputError
 from perovss_ros.core.types import BoxXYXY
 
 
-def check_image(rgb: object, max_pixels: int, what: str = "image") -> np.ndarray:
-    """Return ``rgb`` as a C-contiguous ``H×W×3 uint8`` array, or raise InvalidInputError."""
+def check_image(rgb: object, max_pixels: int | None = None, what: str = "image") -> np.ndarray:
+    """Return ``rgb`` as a C-contiguous ``H×W×3 uint8`` array, or raise InvalidInputError.
+
+    ``max_pixels`` None means no size limit (the caller bounds the size elsewhere).
+    """
     if not isinstance(rgb, np.ndarray):
         raise InvalidInputError(f"{what} must be a numpy array (H×W×3 uint8 RGB), got {type(rgb).__name__}")
     if rgb.ndim != 3 or rgb.shape[2] != 3:
@@ -21,7 +24,7 @@ def check_image(rgb: object, max_pixels: int, what: str = "image") -> np.ndarray
     h, w = rgb.shape[:2]
     if h == 0 or w == 0:
         raise InvalidInputError(f"{what} is empty ({h}×{w})")
-    if h * w > max_pixels:
+    if max_pixels is not None and h * w > max_pixels:
         raise InvalidInputError(f"{what} has {h}×{w} px, over max_image_pixels={max_pixels}; downscale it")
     return np.ascontiguousarray(rgb)
 

@@ -11,24 +11,12 @@ from segment_anything.utils.transforms import ResizeLongestSide
 
 from perovss_ros.core.errors import InvalidInputError
 from perovss_ros.core.types import Features
+from perovss_ros.core.validation import check_image
 
 EMBEDDING_KEY = "sam_embedding"
 """``Features.extra`` key of the raw ``1×C×h×w`` embedding the SAM decoder consumes."""
 INPUT_HW_KEY = "sam_input_hw"
 """``Features.extra`` key of the resized (unpadded) input size ``(h, w)`` in pixels."""
-
-
-def check_rgb(rgb: object) -> np.ndarray:
-    """Return ``rgb`` if it is a non-empty ``H×W×3 uint8`` array, else raise InvalidInputError."""
-    if not isinstance(rgb, np.ndarray):
-        raise InvalidInputError(f"image must be a numpy array (H×W×3 uint8 RGB), got {type(rgb).__name__}")
-    if rgb.ndim != 3 or rgb.shape[2] != 3:
-        raise InvalidInputError(f"image must be H×W×3 (RGB), got shape {rgb.shape}")
-    if rgb.dtype != np.uint8:
-        raise InvalidInputError(f"image must be uint8, got {rgb.dtype}")
-    if rgb.shape[0] == 0 or rgb.shape[1] == 0:
-        raise InvalidInputError(f"image is empty ({rgb.shape[0]}×{rgb.shape[1]})")
-    return rgb
 
 
 class SamImageEncoder:
@@ -73,7 +61,7 @@ class SamImageEncoder:
         ``extra["sam_embedding"]``, ``1×256×h×w``), ``stride`` the input pixels per
         grid cell, ``valid_hw`` the grid part covered by the unpadded image.
         """
-        rgb = check_rgb(rgb)
+        rgb = check_image(rgb)
         height, width = rgb.shape[:2]
         resized = self.transform.apply_image(np.ascontiguousarray(rgb))
         tensor = torch.as_tensor(resized, device=self.device).permute(2, 0, 1)[None]
