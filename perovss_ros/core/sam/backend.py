@@ -53,7 +53,7 @@ def sam_checkpoint_available(config: object) -> bool:
     return checkpoint_present(CHECKPOINTS[spec.checkpoint], _option(config, "checkpoint", "") or None)
 
 
-def build_sam_backend(config: object) -> tuple[SamImageEncoder, SamMaskDecoder]:
+def build_sam_backend(config: object, random_weights: bool = False) -> tuple[SamImageEncoder, SamMaskDecoder]:
     """Encoder and guided decoder sharing one ``Sam`` built from ``config``.
 
     ``config`` is a PipelineConfig (or any object/mapping with ``model``,
@@ -63,6 +63,12 @@ def build_sam_backend(config: object) -> tuple[SamImageEncoder, SamMaskDecoder]:
     their verified checkpoint (CheckpointError naming the file and the
     ``perovss models download`` command if missing or corrupt); ``tiny`` uses
     seeded random weights.
+
+    ``random_weights=True`` (benchmarks only; no config key reaches it, so the
+    node can never run it) builds an official architecture such as ``vit_b``
+    with seeded random weights instead of its checkpoint: the real network's
+    cost without the download. Its model id says so (``sam-vit_b-random-seed0``),
+    so concepts made with it never pass for the real model's.
     """
     model = str(_option(config, "model", "vit_b"))
     seed = int(_option(config, "seed", 0))
@@ -77,10 +83,11 @@ def build_sam_backend(config: object) -> tuple[SamImageEncoder, SamMaskDecoder]:
     spec = sam_spec(model)
     sam = build_sam_model(model, seed)
     sam.mask_decoder = guided_decoder_from(sam.mask_decoder)
-    if spec.checkpoint is not None:
+    if spec.checkpoint is not None and not random_weights:
         # Loaded into the guided modules: same parameter names as upstream, strict.
         load_official_weights(sam, spec.checkpoint, _option(config, "checkpoint", "") or None)
     sam = sam.to(device).eval()
     for param in sam.parameters():
         param.requires_grad_(False)
-    return SamImageEncoder(sam, sam_model_id(model, seed)), SamMaskDecoder(sam, runtime=runtime)
+    model_id = f"sam-{model}-random-seed{seed}" if random_weights and spec.checkpoint else sam_model_id(model, seed)
+    return SamImageEncoder(sam, model_id), SamMaskDecoder(sam, runtime=runtime)
