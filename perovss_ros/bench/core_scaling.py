@@ -34,8 +34,8 @@ HELP = "frames per second with K concepts (SAM, CPU) against PerSAM's per-object
 
 # Per-model defaults: ViT-B encodes a frame in seconds on a CPU, so fewer frames and repetitions.
 _DEFAULTS = {
-    "tiny": {"frames": 8, "warmup": 2, "reps": 5, "breakdown_threads": "1,0", "teach_frames": 3},
-    "vit_b": {"frames": 2, "warmup": 1, "reps": 1, "breakdown_threads": "0", "teach_frames": 1},
+    "tiny": {"frames": 8, "warmup": 2, "breakdown_reps": 5, "breakdown_threads": "1,0", "teach_frames": 3},
+    "vit_b": {"frames": 2, "warmup": 1, "breakdown_reps": 1, "breakdown_threads": "0", "teach_frames": 1},
 }
 
 

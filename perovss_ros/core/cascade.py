@@ -60,6 +60,18 @@ def best_of(out: DecodeOutput) -> CascadeResult:
     return CascadeResult(masks=out.masks[rows, best], scores=scores, logits=logits)
 
 
+def decode_best(decoder: MaskDecoder, features: Features, rgb: np.ndarray, prompts: list[Prompts],
+                guidance: list[Guidance | None] | None = None) -> CascadeResult:
+    """``best_of(decoder.decode(...))``; through the decoder's own ``decode_best`` when it has one
+    (the SAM decoder then upscales only the chosen mask of each set to image size)."""
+    best = getattr(decoder, "decode_best", None)
+    if best is None:
+        return best_of(decoder.decode(features, rgb, prompts, guidance))
+    out = best(features, rgb, prompts, guidance)
+    return CascadeResult(masks=out.masks[:, 0], scores=np.asarray(out.scores)[:, 0],
+                         logits=None if out.logits is None else out.logits[:, 0])
+
+
 def _first_decode(
     decoder: MaskDecoder, features: Features, rgb: np.ndarray, requests: list[CascadeRequest]
 ) -> tuple[np.ndarray | None, torch.Tensor | None, np.ndarray]:
@@ -124,7 +136,7 @@ def run_cascade(
         refine1 = [
             replace(points_of(r), mask_logits=logits[k:k + 1], multimask=True) for k, r in enumerate(requests)
         ]
-        current = best_of(decoder.decode(features, rgb, refine1, None))
+        current = decode_best(decoder, features, rgb, refine1)
 
     refine2 = []
     for k, r in enumerate(requests):
@@ -133,7 +145,7 @@ def run_cascade(
         mask_in = current.logits[k:k + 1] if current.logits is not None else None
         refine2.append(replace(prompt, box=box if box is not None else prompt.box, mask_logits=mask_in,
                                multimask=True))
-    final = best_of(decoder.decode(features, rgb, refine2, None))
+    final = decode_best(decoder, features, rgb, refine2)
     empty = ~final.masks.reshape(len(requests), -1).any(axis=1)
     if empty.any():
         final.masks[empty] = current.masks[empty]

@@ -114,7 +114,7 @@ class SamMaskDecoder:
         """Tensor layer: one decoder call for B prompt sets of equal token count.
 
         ``image_embedding`` ``1×C×h×w``; ``sparse`` ``B×T×C`` and ``dense``
-        ``B×C×h×w`` prompt embeddings (segment_anything ``PromptEncoder``);
+        ``B×C×h×w`` (or ``1×C×h×w`` shared by all sets) prompt embeddings (segment_anything ``PromptEncoder``);
         ``bias`` ``B×h·w`` attention bias with ``bias_on`` ``B`` bool (None = all
         rows), ``target_embedding`` ``B×C``. Returns low-res logits ``B×M×4h×4w``
         and predicted IoU ``B×M`` (M = 3 if ``multimask`` else 1).
@@ -218,19 +218,47 @@ class SamMaskDecoder:
         image size, scores ``K×M`` float32 (predicted IoU) and low-res logits
         ``K×M×4h×4w`` (feed one back as ``Prompts.mask_logits``). ``rgb`` is unused.
         """
+        logits, scores = self.decode_logits(features, prompts, guidance)
+        return self._output(logits, scores.float().cpu().numpy(), features)
+
+    def decode_best(self, features: Features, rgb: np.ndarray, prompts: list[Prompts],
+                    guidance: list[Guidance | None] | None = None) -> DecodeOutput:
+        """``decode``, keeping per set only the mask with the highest score (the cascade's choice).
+
+        Returns masks ``K×1×H×W`` bool, scores ``K×1`` and logits ``K×1×4h×4w``:
+        exactly the rows ``decode`` would give at ``scores.argmax(1)``, but only
+        those are upscaled to image size (a third of the work for multimask sets).
+        """
+        logits, scores = self.decode_logits(features, prompts, guidance)
+        scores_np = scores.float().cpu().numpy()
+        if not prompts:
+            return self._output(logits[:, :1], scores_np[:, :1], features)
+        best = scores_np.argmax(axis=1)
+        rows = np.arange(len(best))
+        return self._output(logits[torch.from_numpy(rows), torch.from_numpy(best)][:, None],
+                            scores_np[rows, best][:, None], features)
+
+    def _output(self, logits: Tensor, scores: np.ndarray, features: Features) -> DecodeOutput:
+        """DecodeOutput of ``K×M`` low-res logits and scores, masks upscaled to image size."""
+        if logits.shape[0] == 0:
+            masks = np.zeros((0, logits.shape[1], *features.image_hw), bool)
+        else:
+            masks = self.upscale(logits, features)
+        return DecodeOutput(masks=masks, scores=scores, logits=logits)
+
+    def decode_logits(self, features: Features, prompts: list[Prompts],
+                      guidance: list[Guidance | None] | None = None) -> tuple[Tensor, Tensor]:
+        """Low-res logits ``K×M×4h×4w`` and predicted IoU ``K×M`` of K prompt sets (no upscaling)."""
         if EMBEDDING_KEY not in features.extra:
             raise InvalidInputError("features were not made by the SAM encoder (no SAM embedding in extra)")
         if guidance is not None and len(guidance) != len(prompts):
             raise InvalidInputError(f"got {len(prompts)} prompt sets but {len(guidance)} guidance entries")
-        height, width = features.image_hw
         multimask = {bool(p.multimask) for p in prompts}
         if len(multimask) > 1:
             raise InvalidInputError("prompt sets mix multimask=True and False; decode them in separate calls")
         num_out = 3 if multimask == {True} else 1
         if not prompts:
-            empty_logits = torch.zeros(0, num_out, *self.mask_input_hw)
-            return DecodeOutput(np.zeros((0, num_out, height, width), bool),
-                                np.zeros((0, num_out), np.float32), empty_logits)
+            return torch.zeros(0, num_out, *self.mask_input_hw), torch.zeros(0, num_out)
         guidance = guidance if guidance is not None else [None] * len(prompts)
 
         inputs = [self.prompt_inputs(p, features.image_hw) for p in prompts]
@@ -250,11 +278,14 @@ class SamMaskDecoder:
                     continue
                 embedded = [self._embed(inputs[i]) for i in rows]
                 sparse = torch.cat([e[0] for e in embedded])
-                dense = torch.cat([e[1] for e in embedded])
+                if all(inputs[i].mask is None for i in rows):
+                    # All rows are SAM's no-mask embedding: one row, so the decoder shares the image keys.
+                    dense = embedded[0][1]
+                else:
+                    dense = torch.cat([e[1] for e in embedded])
                 logits[rows], scores[rows] = self.decode_tensors(embedding, sparse, dense, num_out == 3,
                                                                  bias, bias_on, target)
-        return DecodeOutput(masks=self.upscale(logits, features), scores=scores.float().cpu().numpy(),
-                            logits=logits)
+        return logits, scores
 
     def _run_graph(self, embedding: Tensor, inputs: list[_PromptInputs], multimask: bool, bias: Tensor | None,
                    bias_on: Tensor | None, target: Tensor | None) -> tuple[Tensor, Tensor]:

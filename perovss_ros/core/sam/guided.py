@@ -168,13 +168,17 @@ class GuidedMaskDecoder(MaskDecoder):
 
         The one image embedding ``1×C×h×w`` (and its encoding) is broadcast to
         the B prompt sets instead of copied, which gives the same numbers and
-        keeps the batch size dynamic when traced for ONNX.
+        keeps the batch size dynamic when traced for ONNX. When ``dense`` is
+        ``1×C×h×w`` too (no set has a mask input, so every set's dense embedding
+        is SAM's no-mask embedding), the image keys stay at batch 1 into the
+        first two-way block: its key-side projections (keys and values of the
+        token-to-image attention, queries of the image-to-token attention) are
+        computed once and broadcast over the B sets; the keys become ``B×…``
+        when that block adds its per-set image-to-token output.
         """
         output_tokens = torch.cat([self.iou_token.weight, self.mask_tokens.weight], dim=0)
         tokens = torch.cat((output_tokens.unsqueeze(0).expand(sparse.size(0), -1, -1), sparse), dim=1)
         src = image_embeddings + dense
-        if src.shape[0] != tokens.shape[0]:
-            src = src.expand(tokens.shape[0], -1, -1, -1)
         _, c, h, w = image_embeddings.shape
 
         hs, src = self.transformer(src, image_pe, tokens, bias=bias, bias_on=bias_on,
