@@ -177,8 +177,9 @@ def _decoder_call_ms(decoder, features, rgb: np.ndarray, batch: int, reps: int, 
     """Median ms of one decoder call for ``batch`` prompt sets, as the cascade makes them.
 
     ``first``: 2 points with PerSAM guidance, single mask; ``refine``: the same points plus
-    low-res mask logits, multimask (both refinement steps look like this). Includes
-    the upscaling of the masks to image size that ``decode`` does.
+    low-res mask logits, multimask (both refinement steps look like this), through
+    ``decode_best`` when the decoder has it, as the cascade calls it. Includes the
+    upscaling of the masks to image size.
     """
     from perovss_ros.core.types import Guidance, Prompts
 
@@ -193,13 +194,14 @@ def _decoder_call_ms(decoder, features, rgb: np.ndarray, batch: int, reps: int, 
     first = decoder.decode(features, rgb, prompts, guides)
     refine = [Prompts(p.points, p.labels, mask_logits=first.logits[i, :1], multimask=True)
               for i, p in enumerate(prompts)]
+    refine_call = getattr(decoder, "decode_best", decoder.decode)
     out: dict[str, list[float]] = {"first": [], "refine": []}
     for _ in range(reps):
         tick = time.perf_counter()
         decoder.decode(features, rgb, prompts, guides)
         out["first"].append(time.perf_counter() - tick)
         tick = time.perf_counter()
-        decoder.decode(features, rgb, refine)
+        refine_call(features, rgb, refine)
         out["refine"].append(time.perf_counter() - tick)
     return {name: _median_ms(values) for name, values in out.items()}
 
