@@ -269,8 +269,13 @@ def run_scaling(args: argparse.Namespace) -> dict:
         config = {"backend": "sam", "model": model, "presence": False, "concept_store": None, "seed": seed,
                   "runtime": args.scaling_runtime}
         # One model for every configuration: same weights, one copy in memory (ViT-B is 360 MB).
-        encoder, decoder = build_sam_backend(config, random_weights=model != "tiny")
-        reference_decoder = decoder if args.scaling_runtime == "torch" else SamMaskDecoder(encoder.sam)
+        encoder, reference_decoder = build_sam_backend({**config, "runtime": "torch"},
+                                                       random_weights=model != "tiny")
+        decoder = reference_decoder
+        if args.scaling_runtime != "torch":
+            # Same weights; ONNX Runtime held to the benchmark's thread count like torch.
+            decoder = SamMaskDecoder(encoder.sam, runtime=args.scaling_runtime,
+                                     threads=max(0, args.scaling_threads))
         memo = _MemoEncoder(encoder)
         teach_frames = scene.teach_frames[: int(_DEFAULTS[model]["teach_frames"])]
         stages: dict[int, dict[str, list[float]]] = {}
