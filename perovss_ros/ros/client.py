@@ -51,7 +51,8 @@ class PerovssClient:
     Call :meth:`close` (or use it as a context manager).
     """
 
-    def __init__(self, target: str = "/perovss", domain_id: int | None = None, name: str | None = None):
+    def __init__(self, target: str = "/perovss", domain_id: int | None = None, name: str | None = None,
+                 background: bool = False):
         self.target = target.rstrip("/") or "/perovss"
         self.context = rclpy.Context()
         rclpy.init(args=[], context=self.context, domain_id=domain_id)
@@ -62,8 +63,10 @@ class PerovssClient:
         self._find_client: ActionClient | None = None
         self._proven: set[str] = set()
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._spin, name="perovss-client", daemon=True)
-        self._thread.start()
+        self._thread: threading.Thread | None = None
+        if background:  # the caller's own subscriptions on ``node`` need spinning between calls
+            self._thread = threading.Thread(target=self._spin, name="perovss-client", daemon=True)
+            self._thread.start()
 
     def _spin(self) -> None:
         while not self._stop.is_set() and self.context.ok():
@@ -79,15 +82,22 @@ class PerovssClient:
         self.close()
 
     def close(self) -> None:
-        """Stop the spinner, then destroy the node and shut the context down (in that order:
-        shutting a context down under a waiting executor can deadlock)."""
+        """Stop the spinner (if any), then shut the context down (in that order: shutting a
+        context down under a waiting executor can deadlock)."""
         self._stop.set()
-        self._thread.join(5)
-        self._executor.shutdown()
-        if self._find_client is not None:  # destroyed only once nothing spins it
-            self._find_client.destroy()
-        self.node.destroy_node()
+        if self._thread is not None:
+            self._thread.join(5)
+        self._executor.shutdown(timeout_sec=1.0)
+        # destroy_node can wait forever for handles a finished wait still marks "in use"
+        # (seen with Fast DDS under load); the context shutdown releases everything instead.
         rclpy.try_shutdown(context=self.context)
+
+    def _wait(self, future: Future, timeout: float) -> bool:
+        """True once ``future`` is done; spins here unless a background spinner does."""
+        if self._thread is not None:
+            return wait_future(future, timeout)
+        self._executor.spin_until_future_complete(future, timeout_sec=max(timeout, 0.0))
+        return future.done()
 
     def reset(self) -> None:
         """Forget which services answered (after the node restarted, prove them again)."""
@@ -115,13 +125,13 @@ class PerovssClient:
             raise self._unavailable(name)
         if name not in self._proven and probe is not None:
             for _ in range(PROBE_TRIES):
-                if wait_future(cli.call_async(probe), PROBE_WAIT_S):
+                if self._wait(cli.call_async(probe), PROBE_WAIT_S):
                     break
             else:
                 raise self._unavailable(name)
             self._proven.add(name)
         future = cli.call_async(request)
-        if not wait_future(future, timeout):
+        if not self._wait(future, timeout):
             raise self._unavailable(name)
         return future.result()
 
@@ -162,27 +172,27 @@ class PerovssClient:
         if not client.wait_for_server(timeout_sec=20.0):
             raise self._unavailable(action)
         for _ in range(PROBE_TRIES):
-            if wait_future(client.send_goal_async(FindObject.Goal(name="", timeout_s=1.0)), PROBE_WAIT_S):
+            if self._wait(client.send_goal_async(FindObject.Goal(name="", timeout_s=1.0)), PROBE_WAIT_S):
                 break
         else:
             raise self._unavailable(action)
         on_feedback = (lambda msg: feedback(msg.feedback.frames_searched)) if feedback else None
         goal = FindObject.Goal(name=name, timeout_s=float(timeout_s))
         sent = client.send_goal_async(goal, feedback_callback=on_feedback)
-        if not wait_future(sent, 20.0):
+        if not self._wait(sent, 20.0):
             raise self._unavailable(action)
         handle = sent.result()
         if not handle.accepted:
             return False, 0, None
         if cancel_after is not None:
-            time.sleep(cancel_after)
+            self._wait(Future(), cancel_after)  # keeps spinning (feedback) meanwhile
             for _ in range(PROBE_TRIES):
-                if wait_future(handle.cancel_goal_async(), PROBE_WAIT_S):
+                if self._wait(handle.cancel_goal_async(), PROBE_WAIT_S):
                     break
         end = time.monotonic() + float(timeout_s) + 30.0
         while time.monotonic() < end:
             result = handle.get_result_async()  # asking again is harmless if an answer was lost
-            if wait_future(result, min(max(float(timeout_s), 0.0) + 2.0, end - time.monotonic())):
+            if self._wait(result, min(max(float(timeout_s), 0.0) + 2.0, end - time.monotonic())):
                 wrapped = result.result()
                 return True, int(wrapped.status), wrapped.result
         raise self._unavailable(action)

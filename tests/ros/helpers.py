@@ -21,7 +21,7 @@ def ros_env(domain_id: int) -> dict[str, str]:
     """Environment for a ROS child process on ``domain_id`` (large-data transport for images)."""
     env = dict(os.environ)
     env.update(ROS_DOMAIN_ID=str(domain_id), FASTDDS_BUILTIN_TRANSPORTS="LARGE_DATA",
-               PYTHONUNBUFFERED="1", RCUTILS_LOGGING_BUFFERED_STREAM="0")
+               PYTHONUNBUFFERED="1", RCUTILS_LOGGING_BUFFERED_STREAM="0", PYTHONFAULTHANDLER="1")
     return env
 
 
@@ -32,10 +32,10 @@ def start_perovss(domain_id: int, args: list[str], log: Path) -> subprocess.Pope
                             env=ros_env(domain_id), stdout=handle, stderr=subprocess.STDOUT)
 
 
-def stop(proc: subprocess.Popen, timeout: float = 10.0) -> int:
-    """SIGINT, then SIGKILL after ``timeout``; returns the exit code."""
+def stop(proc: subprocess.Popen, timeout: float = 10.0, dump: bool = False) -> int:
+    """SIGINT (SIGABRT with ``dump``: the stacks go to the log), then SIGKILL; returns the exit code."""
     if proc.poll() is None:
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(signal.SIGABRT if dump else signal.SIGINT)
         try:
             proc.wait(timeout)
         except subprocess.TimeoutExpired:
@@ -85,7 +85,7 @@ class RosHarness(PerovssClient):
 
     def __init__(self, domain_id: int, name: str = "perovss_test"):
         os.environ["FASTDDS_BUILTIN_TRANSPORTS"] = "LARGE_DATA"
-        super().__init__("/perovss", domain_id=domain_id, name=name)
+        super().__init__("/perovss", domain_id=domain_id, name=name, background=True)
         self._probes = _probes()
 
     def call(self, srv_type: type, name: str, request: object, timeout: float = 60.0, probe: object = None):

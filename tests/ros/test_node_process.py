@@ -6,10 +6,7 @@ the restart and lifecycle checks start their own processes at the end.
 
 from __future__ import annotations
 
-import json
-import re
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -27,7 +24,7 @@ from std_msgs.msg import Header
 from perovss_ros.ros.image_conversion import instance_image_to_array, mask_to_image, rgb_to_image
 from perovss_ros.sim.scenes import make_scene
 from tests.conftest import next_ros_domain_id
-from tests.ros.helpers import RosHarness, node_cmd, reliable, ros_env, start_perovss, stop, wait_for
+from tests.ros.helpers import RosHarness, node_cmd, reliable, start_perovss, stop, wait_for
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
 
@@ -329,35 +326,25 @@ def test_commands_talk_to_the_node(perovss, scene, tmp_path: Path) -> None:
     cv2.imwrite(str(image), cv2.cvtColor(scene.teach_frames[0], cv2.COLOR_RGB2BGR))
     cv2.imwrite(str(mask), (scene.teach_gt[0] == obj.instance_id).astype(np.uint8) * 255)
 
-    # The commands run one after another in one child process (one start-up), each through cli.main.
-    commands = [
-        ["teach", "from_file", "--image", str(image), "--mask", str(mask)],
-        ["concepts"],
-        ["teach", "../x", "--image", str(image), "--mask", str(mask)],
-        ["forget", "from_file"],
-        ["find", "from_file", "--timeout", "1"],
-        ["find", obj.name, "--timeout", "0.5"],
-    ]
-    script = ("import faulthandler, json, sys\nfaulthandler.dump_traceback_later(100, exit=True)\n"
-              "from perovss_ros.cli import main\n"
-              "for argv in json.loads(sys.argv[1]):\n"
-              "    print('=== %d' % main(argv), flush=True)\n")
-    log = tmp_path / "commands.log"
-    with open(log, "w") as out:
-        proc = subprocess.run([sys.executable, "-c", script, json.dumps(commands)], env=ros_env(perovss["domain"]),
-                              stdout=out, stderr=subprocess.STDOUT, timeout=180, check=False)
-    text = log.read_text()
-    assert proc.returncode == 0, text
-    outputs = re.split(r"=== (\d+)\n", text)  # [out0, code0, out1, code1, ...]
-    results = [(int(outputs[i + 1]), outputs[i]) for i in range(0, len(outputs) - 1, 2)]
-    assert len(results) == len(commands), text
-    (teach, t_out), (concepts, c_out), (hostile, h_out), (forget, _), (find_gone, f_out), (find, _) = results
-    assert teach == 0 and "from_file" in t_out and "self IoU" in t_out, text
-    assert concepts == 0 and "from_file\t1 shot" in c_out and obj.name in c_out, text
-    assert hostile == 1 and "name" in h_out, text
-    assert forget == 0, text
-    assert find_gone == 1 and "rejected" in f_out, text
-    assert find == 1, "no frames arrive, so the object is not found in time"
+    def perovss_cmd(*args: str) -> tuple[int, str]:
+        log = tmp_path / f"{args[0]}.log"
+        proc = start_perovss(perovss["domain"], list(args), log)
+        try:
+            proc.wait(60)
+        except subprocess.TimeoutExpired:
+            stop(proc, dump=True)  # a hung command: its stacks go to the log for the failure message
+        finally:
+            stop(proc)
+        return proc.returncode, log.read_text()
+
+    code, out = perovss_cmd("teach", "from_file", "--image", str(image), "--mask", str(mask))
+    assert code == 0 and "from_file" in out and "self IoU" in out, out
+    code, out = perovss_cmd("concepts")
+    assert code == 0 and "from_file\t1 shot" in out and obj.name in out, out
+    code, out = perovss_cmd("forget", "from_file")
+    assert code == 0 and "forgot" in out, out
+    code, out = perovss_cmd("find", "from_file", "--timeout", "1")
+    assert code == 1 and "rejected" in out, out
     assert "from_file" not in _concept_names(perovss["ros"])
 
 
