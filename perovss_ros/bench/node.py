@@ -247,7 +247,8 @@ def run(args: argparse.Namespace) -> int:
         for enc in ("rgb8", "bgr8", "rgb8+overlay"):
             print(f"  {enc}: {o[f'{enc}.overhead_ms']:.2f} ms  (convert {o[f'{enc}.convert_ms']:.2f} + "
                   f"publish {o[f'{enc}.publish_ms']:.2f}; pipeline {o[f'{enc}.pipeline_ms']:.1f} ms)  "
-                  f"target <= 5 ms: {'PASS' if o[f'{enc}.overhead_ms'] <= 5 else 'FAIL'}")
+                  + ("(drawn only while ~/overlay has subscribers; outside the target)" if "overlay" in enc
+                     else f"target <= 5 ms: {'PASS' if o[f'{enc}.overhead_ms'] <= 5 else 'FAIL'}"))
         for present_only in (True, False):
             lat = _latency(bench, args.latency_seconds, args.rate, present_only)
             ok = lat["p95_over_processing"] <= 2.0
