@@ -8,9 +8,10 @@
 
 from __future__ import annotations
 
+import importlib
 import os
+from typing import TYPE_CHECKING
 
-from perovss_ros.core.config import PipelineConfig
 from perovss_ros.core.errors import (
     CheckpointError,
     ConceptStoreError,
@@ -18,9 +19,21 @@ from perovss_ros.core.errors import (
     PerovssError,
     UnknownConceptError,
 )
-from perovss_ros.core.memory import ConceptMemory
-from perovss_ros.core.pipeline import Pipeline
-from perovss_ros.core.registry import build_backend
+
+if TYPE_CHECKING:
+    from perovss_ros.core.config import PipelineConfig
+    from perovss_ros.core.pipeline import Pipeline
+
+# The pipeline pulls in torch (seconds to import); light users such as the ROS client
+# commands only need the errors, so these names load on first use (PEP 562).
+_LAZY = {"Pipeline": "perovss_ros.core.pipeline", "PipelineConfig": "perovss_ros.core.config"}
+
+
+def __getattr__(name: str):
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)
 
 
 def build_pipeline(config: PipelineConfig | dict | str | os.PathLike | None = None) -> Pipeline:
@@ -30,6 +43,11 @@ def build_pipeline(config: PipelineConfig | dict | str | os.PathLike | None = No
     encoder and decoder, and loads the concepts of ``concept_store`` (skipping unreadable ones
     with a logged warning; ``pipeline.store_warnings`` lists them).
     """
+    from perovss_ros.core.config import PipelineConfig
+    from perovss_ros.core.memory import ConceptMemory
+    from perovss_ros.core.pipeline import Pipeline
+    from perovss_ros.core.registry import build_backend
+
     cfg = PipelineConfig.coerce(config)
     name, encoder, decoder = build_backend(cfg)
     memory = ConceptMemory(cfg.concept_store) if cfg.concept_store else None
