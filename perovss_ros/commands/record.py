@@ -28,29 +28,33 @@ def run(args: argparse.Namespace) -> int:
 
     from perovss_ros.core.errors import InvalidInputError
     from perovss_ros.ros.bags import BagRecorder, wait_topic_types
-    from perovss_ros.ros.cli_args import ros_argv
+    from perovss_ros.ros.cli_args import RosArgumentsError, command_node
 
-    try:
-        argv = ros_argv("perovss-record", args.extra)
-    except ValueError as exc:
-        print(f"perovss record: {exc}", file=sys.stderr)
-        return 2
-    rclpy.init(args=argv)
-    node = rclpy.create_node("perovss_record")
-    executor = SingleThreadedExecutor()
-    executor.add_node(node)
     recorder = None
     try:
-        topics = [t if t.startswith("/") else f"{node.get_namespace().rstrip('/')}/{t}" for t in args.topics]
-        recorder = BagRecorder(node, args.bag, wait_topic_types(node, topics, args.wait))
-        print(f"recording {', '.join(topics)} into {args.bag}", flush=True)
-        end = time.monotonic() + args.duration if args.duration > 0 else None
-        while rclpy.ok():
-            executor.spin_once(timeout_sec=0.1)
-            if end is not None and time.monotonic() >= end:
-                break
-            if args.count and recorder.count >= args.count:
-                break
+        with command_node("record", args.extra) as node:
+            executor = SingleThreadedExecutor()
+            executor.add_node(node)
+            try:
+                topics = [t if t.startswith("/") else f"{node.get_namespace().rstrip('/')}/{t}"
+                          for t in args.topics]
+                recorder = BagRecorder(node, args.bag, wait_topic_types(node, topics, args.wait))
+                print(f"recording {', '.join(topics)} into {args.bag}", flush=True)
+                end = time.monotonic() + args.duration if args.duration > 0 else None
+                while rclpy.ok():
+                    executor.spin_once(timeout_sec=0.1)
+                    if end is not None and time.monotonic() >= end:
+                        break
+                    if args.count and recorder.count >= args.count:
+                        break
+            finally:
+                if recorder is not None:
+                    recorder.close()
+                    print(f"wrote {recorder.count} message(s) to {args.bag}", flush=True)
+                executor.shutdown()
+    except RosArgumentsError as exc:
+        print(f"perovss record: {exc}", file=sys.stderr)
+        return 2
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     except InvalidInputError as exc:
@@ -61,11 +65,4 @@ def run(args: argparse.Namespace) -> int:
             print(f"perovss record: {exc}", file=sys.stderr)
             return 1
         raise
-    finally:
-        if recorder is not None:
-            recorder.close()
-            print(f"wrote {recorder.count} message(s) to {args.bag}", flush=True)
-        executor.shutdown()
-        node.destroy_node()
-        rclpy.try_shutdown()
     return 0

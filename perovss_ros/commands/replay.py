@@ -30,19 +30,16 @@ def run(args: argparse.Namespace) -> int:
 
     from perovss_ros.core.errors import InvalidInputError
     from perovss_ros.ros.bags import parse_remaps, replay
-    from perovss_ros.ros.cli_args import ros_argv
+    from perovss_ros.ros.cli_args import RosArgumentsError, command_node
 
     try:
-        argv = ros_argv("perovss-replay", args.extra)
-    except ValueError as exc:
+        with command_node("replay", args.extra) as node:
+            sent = replay(node, args.bag, topics=args.topic or None, remap=parse_remaps(args.remap),
+                          rate=args.rate, fast=args.fast, loop=args.loop, wait_subscribers=args.wait,
+                          should_stop=lambda: not rclpy.ok())
+    except RosArgumentsError as exc:
         print(f"perovss replay: {exc}", file=sys.stderr)
         return 2
-    rclpy.init(args=argv)
-    node = rclpy.create_node("perovss_replay")
-    try:
-        sent = replay(node, args.bag, topics=args.topic or None, remap=parse_remaps(args.remap),
-                      rate=args.rate, fast=args.fast, loop=args.loop, wait_subscribers=args.wait,
-                      should_stop=lambda: not rclpy.ok())
     except KeyboardInterrupt:  # the normal end of --loop
         print(f"replay of {args.bag} interrupted")
         return 0
@@ -54,8 +51,5 @@ def run(args: argparse.Namespace) -> int:
             print(f"perovss replay: cannot read {args.bag}: {exc}", file=sys.stderr)
             return 1
         raise
-    finally:
-        node.destroy_node()
-        rclpy.try_shutdown()
     print(f"published {sent} message(s) from {args.bag}")
     return 0
