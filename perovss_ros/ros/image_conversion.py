@@ -22,6 +22,7 @@ from perovss_ros.sim.rosimage import (
     COMPRESSED_FORMATS,
     IMAGE_ENCODINGS,
     UnsupportedEncodingError,
+    check_image_encoding,
     decode_image,
     decode_mask,
 )
@@ -30,6 +31,7 @@ __all__ = [
     "COMPRESSED_FORMATS",
     "RGB_ENCODINGS",
     "UnsupportedEncodingError",
+    "check_image_encoding",
     "compressed_to_rgb",
     "image_to_mask",
     "image_to_rgb",

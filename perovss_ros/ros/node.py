@@ -31,7 +31,12 @@ from perovss_ros.ros import params as P
 from perovss_ros.ros.diagnostics import StreamStats, build_diagnostics
 from perovss_ros.ros.find_action import FindServer
 from perovss_ros.ros.frame_hub import FrameHub
-from perovss_ros.ros.image_conversion import compressed_to_rgb, image_to_rgb, rgb_to_image
+from perovss_ros.ros.image_conversion import (
+    check_image_encoding,
+    compressed_to_rgb,
+    image_to_rgb,
+    rgb_to_image,
+)
 from perovss_ros.ros.latest_frame import LatestFrameWorker
 from perovss_ros.ros.messages import concept_to_msg, frame_result_to_msg
 from perovss_ros.ros.overlay import draw_overlay
@@ -248,9 +253,21 @@ class PerovssNode(LifecycleNode):
         capture = self._capture
         if capture is not None:
             capture.offer(msg)
+        try:
+            # Rejected on arrival, not in the worker: a frame that can never be decoded must be
+            # counted and warned about even when newer frames would replace it in the slot.
+            check_image_encoding(msg)
+        except InvalidInputError as exc:
+            self._reject(msg, exc)
+            return
         worker = self._worker
         if worker is not None:
             worker.submit(msg)
+
+    def _reject(self, msg: Image | CompressedImage, exc: InvalidInputError) -> None:
+        self.rejected_frames += 1
+        encoding = getattr(msg, "encoding", None) or getattr(msg, "format", "")
+        self._warn_every(f"reject:{encoding}", f"frame skipped: {exc}")
 
     def _on_worker_error(self, _msg: object, exc: BaseException) -> None:
         self._warn_every(f"error:{type(exc).__name__}", f"frame failed and was skipped: {exc!r}")
@@ -267,9 +284,7 @@ class PerovssNode(LifecycleNode):
         try:
             rgb = self.convert(msg)
         except InvalidInputError as exc:
-            self.rejected_frames += 1
-            encoding = getattr(msg, "encoding", None) or getattr(msg, "format", "")
-            self._warn_every(f"reject:{encoding}", f"frame skipped: {exc}")
+            self._reject(msg, exc)
             return None
         t1 = time.perf_counter()
         result = pipeline.process(rgb)

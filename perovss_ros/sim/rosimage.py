@@ -51,6 +51,20 @@ def is_compressed(msg: object) -> bool:
     return hasattr(msg, "format") and not hasattr(msg, "encoding")
 
 
+def check_image_encoding(msg: object) -> None:
+    """UnsupportedEncodingError unless ``msg`` is a camera image this module decodes.
+
+    Reads only the ``encoding``/``format`` field, so it is cheap enough for a
+    subscription callback: frames that can never be decoded are rejected on arrival.
+    """
+    if is_compressed(msg):
+        if not any(f in str(msg.format).lower() for f in COMPRESSED_FORMATS):
+            raise UnsupportedEncodingError(str(msg.format) or "(empty format)", COMPRESSED_FORMATS,
+                                           "compressed format")
+    elif str(msg.encoding) not in IMAGE_ENCODINGS:
+        raise UnsupportedEncodingError(str(msg.encoding), tuple(IMAGE_ENCODINGS))
+
+
 def _rows(msg: object, bytes_per_pixel: int) -> np.ndarray:
     """``H×(W·bpp)`` uint8 array of the image bytes, row padding removed."""
     h, w, step = int(msg.height), int(msg.width), int(msg.step)
@@ -66,8 +80,7 @@ def _rows(msg: object, bytes_per_pixel: int) -> np.ndarray:
 
 
 def _decompress(msg: object, flags: int) -> np.ndarray:
-    fmt = str(msg.format).lower()
-    if not any(f in fmt for f in COMPRESSED_FORMATS):
+    if not any(f in str(msg.format).lower() for f in COMPRESSED_FORMATS):
         raise UnsupportedEncodingError(str(msg.format) or "(empty format)", COMPRESSED_FORMATS, "compressed format")
     buf = np.frombuffer(memoryview(msg.data).cast("B"), np.uint8)
     if buf.size == 0:
@@ -86,14 +99,13 @@ def decode_image(msg: object, max_pixels: int | None = None) -> np.ndarray:
     padding is returned as a view of the message buffer (no copy); every other
     case costs exactly one conversion copy. ``max_pixels`` bounds the size.
     """
+    check_image_encoding(msg)
     if is_compressed(msg):
         img = _decompress(msg, cv2.IMREAD_COLOR)
         check_size(img.shape[0], img.shape[1], max_pixels)
         return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
     encoding = str(msg.encoding)
-    channels = IMAGE_ENCODINGS.get(encoding)
-    if channels is None:
-        raise UnsupportedEncodingError(encoding, tuple(IMAGE_ENCODINGS))
+    channels = IMAGE_ENCODINGS[encoding]
     check_size(int(msg.height), int(msg.width), max_pixels)
     pixels = _rows(msg, channels).reshape(int(msg.height), int(msg.width), channels)
     if encoding == "rgb8":

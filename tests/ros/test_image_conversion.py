@@ -134,3 +134,19 @@ def test_masks_and_instance_images() -> None:
     big = Image(height=H, width=W, encoding="16UC1", is_bigendian=1, step=2 * W,
                 data=ids.astype(">u2").tobytes())
     assert np.array_equal(instance_image_to_array(big), ids)
+
+
+def test_encoding_check_reads_only_the_encoding_field() -> None:
+    from sensor_msgs.msg import CompressedImage, Image
+
+    from perovss_ros.ros.image_conversion import check_image_encoding
+
+    # No pixel data at all: the check must not look at it (it runs in the subscription callback).
+    for encoding in ("rgb8", "bgr8", "rgba8", "bgra8", "mono8"):
+        check_image_encoding(Image(encoding=encoding))
+    check_image_encoding(CompressedImage(format="rgb8; jpeg compressed bgr8"))
+    with pytest.raises(UnsupportedEncodingError, match="yuv422") as info:
+        check_image_encoding(Image(encoding="yuv422"))
+    assert info.value.encoding == "yuv422"
+    with pytest.raises(UnsupportedEncodingError, match="tiff"):
+        check_image_encoding(CompressedImage(format="tiff"))
