@@ -20,5 +20,5 @@ setup(
         (f"share/{PACKAGE}/config", glob("config/*.yaml")),
     ],
     zip_safe=False,
-    entry_points={"console_scripts": ["perovss = perovss_ros.cli:main"]},
+    entry_points={"console_scripts": ["perovss = perovss_ros.cli:console_main"]},
 )

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 COMMANDS: dict[str, str] = {
@@ -59,8 +60,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Entry point of the ``perovss`` console script."""
+def main(argv: list[str] | None = None, exit_process: bool = False) -> int:
+    """Run one ``perovss`` command and return its exit code.
+
+    ``exit_process`` (the console script) ends the process right away after a command
+    that sets ``EXIT_WITHOUT_TEARDOWN`` (see perovss_ros.ros.client); called as a
+    library function, main always returns.
+    """
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
     if args.command is None:
@@ -71,10 +77,21 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     args.extra = extra
     try:
-        return int(module.run(args) or 0)
+        code = int(module.run(args) or 0)
     except KeyboardInterrupt:
-        return 130
+        code = 130
+    if exit_process and getattr(module, "EXIT_WITHOUT_TEARDOWN", False):
+        # Skip interpreter finalisation (and with it rclpy's teardown; see perovss_ros.ros.client).
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    return code
+
+
+def console_main() -> None:
+    """The ``perovss`` console script (and ``python -m perovss_ros.cli``)."""
+    sys.exit(main(exit_process=True))
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    console_main()

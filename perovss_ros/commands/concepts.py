@@ -6,6 +6,8 @@ import argparse
 import sys
 import time
 
+#: See perovss_ros.ros.client: this short-lived process exits without rclpy teardown.
+EXIT_WITHOUT_TEARDOWN = True
 HELP = "list the taught concepts of a running node (calls ~/list_concepts)"
 
 
@@ -21,7 +23,7 @@ def run(args: argparse.Namespace) -> int:
     from perovss_ros.ros.client import NodeUnavailableError, PerovssClient
 
     try:
-        with PerovssClient(args.node) as client:
+        with PerovssClient(args.node, teardown=False) as client:
             concepts = client.concepts().concepts
     except NodeUnavailableError as exc:
         print(f"perovss concepts: {exc}", file=sys.stderr)

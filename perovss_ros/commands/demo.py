@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+#: See perovss_ros.ros.client: this short-lived process exits without rclpy teardown.
+EXIT_WITHOUT_TEARDOWN = True
 HELP = ("generate a scene bag, start the node, teach my_mug over ~/teach from 3 frames with one box, "
         "replay the bag through the node, write overlays, metrics and a report to demo_out/")
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+#: See perovss_ros.ros.client: this short-lived process exits without rclpy teardown.
+EXIT_WITHOUT_TEARDOWN = True
 HELP = ("evaluate the pipeline on a bag (perovss sim or any image+mask bag), a PerSeg or a DAVIS folder: "
         "mIoU, boundary IoU, J&F, presence and IoU precision/recall, fps, plots, report")
 
@@ -109,8 +111,8 @@ def evaluate_live(sequences: list, args: argparse.Namespace, meta: dict):
     from perovss_ros.ros.image_conversion import mask_to_image, rgb_to_image
 
     recorder = EvalRecorder(args.out, save_predictions=not args.no_predictions, worst_k=args.worst)
-    client = PerovssClient(args.node)
-    streamer = FrameStreamer(node_name=args.node.strip("/"), image_topic=args.live_topic)
+    client = PerovssClient(args.node, teardown=False)
+    streamer = FrameStreamer(node_name=args.node.strip("/"), image_topic=args.live_topic, teardown=False)
     unanswered = 0
     try:
         if not streamer.wait_for_node(timeout=args.wait):

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+#: See perovss_ros.ros.client: this short-lived process exits without rclpy teardown.
+EXIT_WITHOUT_TEARDOWN = True
 HELP = "search the live stream for a taught concept (the node's ~/find action)"
 
 
@@ -22,7 +24,7 @@ def run(args: argparse.Namespace) -> int:
     from perovss_ros.ros.client import NodeUnavailableError, PerovssClient
 
     try:
-        with PerovssClient(args.node) as client:
+        with PerovssClient(args.node, teardown=False) as client:
             accepted, _status, result = client.find(args.name, args.timeout)
     except NodeUnavailableError as exc:
         print(f"perovss find: {exc}", file=sys.stderr)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+#: See perovss_ros.ros.client: this short-lived process exits without rclpy teardown.
+EXIT_WITHOUT_TEARDOWN = True
 HELP = "forget a taught concept (calls the node's ~/forget service)"
 
 
@@ -21,7 +23,7 @@ def run(args: argparse.Namespace) -> int:
     from perovss_ros.ros.client import NodeUnavailableError, PerovssClient
 
     try:
-        with PerovssClient(args.node) as client:
+        with PerovssClient(args.node, teardown=False) as client:
             response = client.forget(args.name)
     except NodeUnavailableError as exc:
         print(f"perovss forget: {exc}", file=sys.stderr)

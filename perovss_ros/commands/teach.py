@@ -12,6 +12,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+#: See perovss_ros.ros.client: this short-lived process exits without rclpy teardown.
+EXIT_WITHOUT_TEARDOWN = True
 HELP = "teach a concept from images with masks or a box, or from N live frames (calls ~/teach)"
 
 
@@ -73,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
     try:
         request = build_request(args)
-        with PerovssClient(args.node) as client:
+        with PerovssClient(args.node, teardown=False) as client:
             response = client.teach(request, timeout=args.timeout)
     except (ValueError, NodeUnavailableError) as exc:
         print(f"perovss teach: {exc}", file=sys.stderr)

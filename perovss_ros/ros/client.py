@@ -31,6 +31,15 @@ PROBE_WAIT_S = 1.0
 PROBE_TRIES = 15
 
 
+# Short-lived command processes skip rclpy's teardown: under load, shutting a context
+# down after service calls has aborted the process inside rclpy's destroy_node
+# (SIGABRT, seen in a CI rehearsal). The answer is already printed by then, and the
+# process exit releases the DDS participant. Commands that set
+# ``EXIT_WITHOUT_TEARDOWN = True`` build clients with ``teardown=False`` and
+# ``perovss_ros.cli`` ends them with ``os._exit``; library users (tests, tools) keep
+# the default full teardown.
+
+
 class NodeUnavailableError(PerovssError, RuntimeError):
     """No perovss node answers (not running, inactive, or another ROS_DOMAIN_ID)."""
 
@@ -48,12 +57,14 @@ class PerovssClient:
 
     Owns an rclpy context spun on a background thread, so it can be used next to other
     rclpy code; ``node`` may also carry the caller's own publishers and subscriptions.
-    Call :meth:`close` (or use it as a context manager).
+    Call :meth:`close` (or use it as a context manager). ``teardown=False`` leaves
+    the context to the end of the process (for short-lived commands, see above).
     """
 
     def __init__(self, target: str = "/perovss", domain_id: int | None = None, name: str | None = None,
-                 background: bool = False):
+                 background: bool = False, teardown: bool = True):
         self.target = target.rstrip("/") or "/perovss"
+        self._teardown = teardown
         self.context = rclpy.Context()
         rclpy.init(args=[], context=self.context, domain_id=domain_id)
         self.node: Node = rclpy.create_node(name or f"perovss_client_{os.getpid()}", context=self.context)
@@ -90,7 +101,8 @@ class PerovssClient:
         self._executor.shutdown(timeout_sec=1.0)
         # destroy_node can wait forever for handles a finished wait still marks "in use"
         # (seen with Fast DDS under load); the context shutdown releases everything instead.
-        rclpy.try_shutdown(context=self.context)
+        if self._teardown:
+            rclpy.try_shutdown(context=self.context)
 
     def _wait(self, future: Future, timeout: float) -> bool:
         """True once ``future`` is done; spins here unless a background spinner does."""

@@ -111,7 +111,8 @@ class FrameStreamer:
     node's latest-frame policy is exercised by the node tests and ``perovss bench node``.
     """
 
-    def __init__(self, node_name: str = NODE_NAME, image_topic: str = IMAGE_TOPIC):
+    def __init__(self, node_name: str = NODE_NAME, image_topic: str = IMAGE_TOPIC, teardown: bool = True):
+        self._teardown = teardown
         self.context = rclpy.Context()
         rclpy.init(context=self.context)
         self.node = rclpy.create_node("perovss_demo_stream", context=self.context)
@@ -156,10 +157,11 @@ class FrameStreamer:
         return StreamedFrame(index, None)
 
     def close(self) -> None:
-        """Destroy the streaming node and its context."""
+        """Destroy the streaming node and its context (unless ``teardown`` is False, see client.py)."""
         self.executor.shutdown()
-        self.node.destroy_node()
-        rclpy.try_shutdown(context=self.context)
+        if self._teardown:
+            self.node.destroy_node()
+            rclpy.try_shutdown(context=self.context)
 
 
 
@@ -233,7 +235,7 @@ def run_demo(options: DemoOptions) -> int:
     node = NodeProcess(params, out / "node.log", remaps={"image": IMAGE_TOPIC})
     client = streamer = None
     try:
-        client = PerovssClient(f"/{NODE_NAME}")
+        client = PerovssClient(f"/{NODE_NAME}", teardown=False)
         teach = read_teach(bag)
         first_box = mask_box(teach[0].mask == target.instance_id)
         t0 = time.monotonic()
@@ -244,7 +246,7 @@ def run_demo(options: DemoOptions) -> int:
             return 1
         _say(f"taught '{target.name}' over ~/teach from {len(teach)} frames with one box "
              f"{tuple(int(v) for v in first_box)} in {teach_seconds:.1f} s; self IoU {response.self_iou:.2f}")
-        streamer = FrameStreamer()
+        streamer = FrameStreamer(teardown=False)
         if not streamer.wait_for_node(timeout=30.0):
             _say(f"the node never subscribed to {IMAGE_TOPIC} (node log: {node.log_path})")
             return 1
