@@ -101,7 +101,6 @@ def evaluate_live(sequences: list, args: argparse.Namespace, meta: dict):
     Returns an ``EvalResult``; ``speed`` then measures publish-to-answer time.
     Refuses (InvalidInputError) to touch a concept the node already has.
     """
-    import numpy as np
     from perovss_interfaces.srv import Teach
 
     from perovss_ros.core.errors import InvalidInputError
@@ -141,13 +140,8 @@ def evaluate_live(sequences: list, args: argparse.Namespace, meta: dict):
             try:
                 for frame in seq.frames():
                     answer = streamer.send(frame.index, frame.rgb, args.frame_timeout)
-                    mask = np.zeros(frame.rgb.shape[:2], np.uint16)
-                    if answer.instance_mask is None:  # scored as "nothing found", and counted
-                        unanswered += 1
-                    else:
-                        for seg in answer.segments:
-                            if seg.personal and seg.label in ids:
-                                mask[answer.instance_mask == seg.instance_id] = ids[seg.label]
+                    unanswered += answer.instance_mask is None  # scored as "nothing found", and counted
+                    mask = answer.relabel(ids, frame.rgb.shape[:2])
                     scores = {s.label: float(s.score) for s in answer.segments if s.personal}
                     recorder.add(seq.name, frame.index, frame.rgb, mask, frame.gt, maps, answer.latency_s,
                                  None, scores)
