@@ -14,6 +14,8 @@ import importlib
 import os
 import sys
 
+from perovss_ros.ros.transport import use_large_image_transport
+
 COMMANDS: dict[str, str] = {
     "doctor": "perovss_ros.commands.doctor",
     "node": "perovss_ros.commands.node",
@@ -67,6 +69,7 @@ def main(argv: list[str] | None = None, exit_process: bool = False) -> int:
     that sets ``EXIT_WITHOUT_TEARDOWN`` (see perovss_ros.ros.client); called as a
     library function, main always returns.
     """
+    use_large_image_transport()  # before any rclpy participant exists in this process
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
     if args.command is None:

@@ -7,6 +7,11 @@ import os
 
 import pytest
 
+from perovss_ros.ros.transport import use_large_image_transport
+
+# Before any participant exists: Fast DDS reads its profiles file once per process.
+use_large_image_transport()
+
 _domain_ids = itertools.count()
 
 

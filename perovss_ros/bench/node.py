@@ -47,9 +47,10 @@ class _Bench:
 
         from perovss_ros.ros.main import EXECUTOR_THREADS
         from perovss_ros.ros.node import PerovssNode
+        from perovss_ros.ros.transport import use_large_image_transport
         from perovss_ros.sim.scenes import make_scene
 
-        os.environ.setdefault("FASTDDS_BUILTIN_TRANSPORTS", "LARGE_DATA")
+        use_large_image_transport()
         self.context = rclpy.Context()
         domain = int(os.environ.get("ROS_DOMAIN_ID", "0"))
         rclpy.init(context=self.context, domain_id=domain)

@@ -22,7 +22,7 @@ import cv2
 import numpy as np
 
 from perovss_ros.core.errors import InvalidInputError, PerovssError
-from perovss_ros.eval.metrics import score_frame, summarize
+from perovss_ros.eval.metrics import FrameScore, score_frame, summarize
 from perovss_ros.eval.plots import Tile, overlay, thumbnail
 from perovss_ros.eval.sources import EvalSequence
 
@@ -38,19 +38,13 @@ class ConceptMap:
     gt_id: int
 
 
-@dataclass(frozen=True)
-class FrameRecord:
-    """The scores of one concept in one frame (``score`` is the segment's confidence, None if no segment)."""
+@dataclass(frozen=True, kw_only=True)
+class FrameRecord(FrameScore):
+    """A ``FrameScore`` with where it comes from (``score`` is the segment's confidence, None if no segment)."""
 
     sequence: str
     index: int
     concept: str
-    iou: float
-    boundary_iou: float
-    j: float
-    f: float
-    predicted: bool
-    present: bool
     score: float | None = None
 
 
@@ -143,8 +137,8 @@ class EvalRecorder:
         records = []
         for c in concepts:
             s = score_frame(instance_mask == c.pred_id, gt == c.gt_id)
-            records.append(FrameRecord(sequence, int(index), c.name, s.iou, s.boundary_iou, s.j, s.f, s.predicted,
-                                       s.present, None if scores is None else scores.get(c.name)))
+            records.append(FrameRecord(**asdict(s), sequence=sequence, index=int(index), concept=c.name,
+                                       score=None if scores is None else scores.get(c.name)))
         self.records.extend(records)
         if records and self.worst_k > 0:
             self._keep_if_worst(sequence, index, rgb, instance_mask, gt, concepts, records)

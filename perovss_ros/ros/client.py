@@ -2,8 +2,8 @@
 
 Fast DDS matches the two ends of a service asymmetrically: ``wait_for_service`` can
 return before the node has matched this client, and a request (or its response)
-sent in that window is silently lost, most often with the TCP-based LARGE_DATA
-transport. So every call first proves the round trip with a harmless probe (an
+sent in that window is silently lost (seen most often with Fast DDS's TCP-based
+LARGE_DATA transport). So every call first proves the round trip with a harmless probe (an
 empty request the node refuses at once), retrying it, and only then sends the real
 request exactly once: a teach is never applied twice.
 """
@@ -38,6 +38,19 @@ PROBE_TRIES = 15
 # ``EXIT_WITHOUT_TEARDOWN = True`` build clients with ``teardown=False`` and
 # ``perovss_ros.cli`` ends them with ``os._exit``; library users (tests, tools) keep
 # the default full teardown.
+
+
+_KEPT_UNTIL_EXIT: list[object] = []
+
+
+def keep_until_exit(obj: object) -> None:
+    """Hold a reference to ``obj`` until the process ends.
+
+    A client closed with ``teardown=False`` must not be garbage collected either: freeing
+    its node and context runs the same rclpy destruction that aborted (a SIGABRT seen while
+    a failed command's client was released under load).
+    """
+    _KEPT_UNTIL_EXIT.append(obj)
 
 
 class NodeUnavailableError(PerovssError, RuntimeError):
@@ -98,11 +111,13 @@ class PerovssClient:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(5)
+        if not self._teardown:
+            keep_until_exit(self)
+            return
         self._executor.shutdown(timeout_sec=1.0)
         # destroy_node can wait forever for handles a finished wait still marks "in use"
         # (seen with Fast DDS under load); the context shutdown releases everything instead.
-        if self._teardown:
-            rclpy.try_shutdown(context=self.context)
+        rclpy.try_shutdown(context=self.context)
 
     def _wait(self, future: Future, timeout: float) -> bool:
         """True once ``future`` is done; spins here unless a background spinner does."""

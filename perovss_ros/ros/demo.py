@@ -8,7 +8,6 @@ published ``~/segmentation`` is what gets scored.
 
 from __future__ import annotations
 
-import os
 import shutil
 import signal
 import subprocess
@@ -27,9 +26,10 @@ from sensor_msgs.msg import Image
 from std_msgs.msg import Header
 
 from perovss_ros.core.types import BoxXYXY, FrameResult, Segment
-from perovss_ros.ros.client import PerovssClient
+from perovss_ros.ros.client import PerovssClient, keep_until_exit
 from perovss_ros.ros.image_conversion import instance_image_to_array, rgb_to_image
 from perovss_ros.ros.messages import box_to_roi, roi_to_box
+from perovss_ros.ros.transport import use_large_image_transport
 
 IMAGE_TOPIC = "/perovss_demo/image_raw"
 NODE_NAME = "perovss"
@@ -158,10 +158,12 @@ class FrameStreamer:
 
     def close(self) -> None:
         """Destroy the streaming node and its context (unless ``teardown`` is False, see client.py)."""
+        if not self._teardown:
+            keep_until_exit(self)
+            return
         self.executor.shutdown()
-        if self._teardown:
-            self.node.destroy_node()
-            rclpy.try_shutdown(context=self.context)
+        self.node.destroy_node()
+        rclpy.try_shutdown(context=self.context)
 
 
 
@@ -200,7 +202,7 @@ def _prepare_out(out: Path) -> None:
 
 def run_demo(options: DemoOptions) -> int:
     """Generate, teach over the service, replay through the node, score, write ``options.out``."""
-    os.environ.setdefault("FASTDDS_BUILTIN_TRANSPORTS", "LARGE_DATA")
+    use_large_image_transport()
     import imageio.v2 as imageio
 
     from perovss_ros.core.config import PipelineConfig

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -189,18 +190,32 @@ class PerovssNode(LifecycleNode):
 
     def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
         """Stop listening and serving; the pipeline and its concepts stay loaded."""
-        self._release_active()
+        try:
+            self._release_active()
+        except Exception:
+            return self._transition_error("deactivate")
         return super().on_deactivate(state)
 
     def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
         """Drop the pipeline and the publishers."""
-        self._release_configured()
+        try:
+            self._release_configured()
+        except Exception:
+            return self._transition_error("cleanup")
         return super().on_cleanup(state)
 
     def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
         """Release everything, whatever the state."""
-        self.release()
+        try:
+            self.release()
+        except Exception:
+            return self._transition_error("shutdown")
         return super().on_shutdown(state)
+
+    def _transition_error(self, transition: str) -> TransitionCallbackReturn:
+        # rclpy turns an exception in a transition callback into ERROR without a word; say why.
+        self.get_logger().error(f"{transition} failed:\n{traceback.format_exc()}")
+        return TransitionCallbackReturn.ERROR
 
     def release(self) -> None:
         """Stop the worker and drop subscriptions, services, publishers and the pipeline (idempotent)."""

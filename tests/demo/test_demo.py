@@ -20,7 +20,7 @@ def demo_run(tmp_path_factory) -> tuple[subprocess.CompletedProcess, Path]:
     from tests.conftest import next_ros_domain_id
 
     out = tmp_path_factory.mktemp("demo") / "demo_out"
-    env = dict(os.environ, ROS_DOMAIN_ID=str(next_ros_domain_id()), FASTDDS_BUILTIN_TRANSPORTS="LARGE_DATA",
+    env = dict(os.environ, ROS_DOMAIN_ID=str(next_ros_domain_id()),
                PEROVSS_MODEL_DIR=str(out.parent / "no_models"))
     proc = subprocess.run([str(Path(sys.executable).with_name("perovss")), "demo", "--quick", "--out", str(out)],
                           capture_output=True, text=True, env=env, timeout=600)

@@ -13,6 +13,7 @@ from pathlib import Path
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 
 from perovss_ros.ros.client import NodeUnavailableError, PerovssClient
+from perovss_ros.ros.transport import use_large_image_transport
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -20,8 +21,9 @@ ROOT = Path(__file__).resolve().parents[2]
 def ros_env(domain_id: int) -> dict[str, str]:
     """Environment for a ROS child process on ``domain_id`` (large-data transport for images)."""
     env = dict(os.environ)
-    env.update(ROS_DOMAIN_ID=str(domain_id), FASTDDS_BUILTIN_TRANSPORTS="LARGE_DATA",
-               PYTHONUNBUFFERED="1", RCUTILS_LOGGING_BUFFERED_STREAM="0", PYTHONFAULTHANDLER="1")
+    use_large_image_transport(env)
+    env.update(ROS_DOMAIN_ID=str(domain_id), PYTHONUNBUFFERED="1", RCUTILS_LOGGING_BUFFERED_STREAM="0",
+               PYTHONFAULTHANDLER="1")
     return env
 
 
@@ -84,7 +86,7 @@ class RosHarness(PerovssClient):
     """This test process's side: a PerovssClient whose node also carries the test's topics."""
 
     def __init__(self, domain_id: int, name: str = "perovss_test"):
-        os.environ["FASTDDS_BUILTIN_TRANSPORTS"] = "LARGE_DATA"
+        use_large_image_transport()
         super().__init__("/perovss", domain_id=domain_id, name=name, background=True)
         self._probes = _probes()
 

@@ -26,7 +26,6 @@ def node(tmp_path, monkeypatch):
     """A classic-backend node on a private domain taking images from TOPIC; this process joins the domain."""
     domain = str(next_ros_domain_id())
     monkeypatch.setenv("ROS_DOMAIN_ID", domain)
-    monkeypatch.setenv("FASTDDS_BUILTIN_TRANSPORTS", "LARGE_DATA")
     log = tmp_path / "node.log"
     cmd = [sys.executable, "-m", "perovss_ros.cli", "node", "--ros-args", "-r", f"__node:={NODE}",
            "-p", "backend:=classic",
