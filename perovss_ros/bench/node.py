@@ -42,9 +42,9 @@ class _Bench:
 
     def __init__(self, args: argparse.Namespace):
         import rclpy
-        from rclpy.executors import MultiThreadedExecutor
         from rclpy.parameter import Parameter
 
+        from perovss_ros.ros.executor import NodeExecutor
         from perovss_ros.ros.main import EXECUTOR_THREADS
         from perovss_ros.ros.node import PerovssNode
         from perovss_ros.ros.transport import use_large_image_transport
@@ -59,7 +59,7 @@ class _Bench:
         self.node = PerovssNode(context=self.context, parameter_overrides=overrides,
                                 namespace=f"/perovss_bench_{os.getpid()}")
         self.io = rclpy.create_node("perovss_bench_io", context=self.context)
-        self.executor = MultiThreadedExecutor(num_threads=EXECUTOR_THREADS, context=self.context)
+        self.executor = NodeExecutor(num_threads=EXECUTOR_THREADS, context=self.context)
         self.executor.add_node(self.node)
         self.executor.add_node(self.io)
         self._spin = threading.Thread(target=self._spin_loop, daemon=True)
@@ -73,11 +73,12 @@ class _Bench:
                                  masks=[g == obj.instance_id for g in self.scene.teach_gt])
 
     def _spin_loop(self) -> None:
-        while self.context.ok():
-            try:
-                self.executor.spin_once(timeout_sec=0.05)
-            except Exception:
-                return
+        # spin(), as `perovss node` does: a spin_once loop on a MultiThreadedExecutor re-polls
+        # entities whose callbacks are still running and busy-spins, taking the GIL from the worker.
+        try:
+            self.executor.spin()
+        except Exception:  # the context was shut down under it
+            return
 
     def topic(self, name: str) -> str:
         return f"{self.node.get_namespace()}/{self.node.get_name()}/{name}"
@@ -86,6 +87,7 @@ class _Bench:
         import rclpy
 
         self.node.release()
+        self.executor.shutdown(timeout_sec=5.0)
         rclpy.try_shutdown(context=self.context)
         self._spin.join(5)
 

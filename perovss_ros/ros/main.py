@@ -5,10 +5,11 @@ from __future__ import annotations
 import sys
 
 import rclpy
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.executors import ExternalShutdownException
 from rclpy.lifecycle import TransitionCallbackReturn
 
 from perovss_ros.ros.cli_args import ros_argv
+from perovss_ros.ros.executor import NodeExecutor
 from perovss_ros.ros.node import PerovssNode
 
 # Image callback, worker publishing, services, find goals and captures each hold a thread.
@@ -28,7 +29,7 @@ def run_node(argv: list[str] | None = None) -> int:
         return 2
     rclpy.init(args=args)
     node = PerovssNode()
-    executor = MultiThreadedExecutor(num_threads=EXECUTOR_THREADS)
+    executor = NodeExecutor(num_threads=EXECUTOR_THREADS)
     executor.add_node(node)
     try:
         if node.param("autostart"):
