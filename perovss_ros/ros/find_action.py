@@ -20,7 +20,12 @@ _POLL_S = 0.1
 
 
 class FindServer:
-    """Action server for ``FindObject``; ``known_names()`` lists the taught concepts."""
+    """Action server for ``FindObject``; ``known_names()`` lists the taught concepts.
+
+    The node creates it at its first activation and keeps it until shutdown; goals are
+    rejected while ``active()`` is False. Destroying it on every deactivation raced with the
+    executor's wait set (rclpy: "action server pointer is invalid", the executor died).
+    """
 
     def __init__(
         self,
@@ -28,11 +33,13 @@ class FindServer:
         hub: FrameHub,
         known_names: Callable[[], set[str]],
         callback_group: CallbackGroup,
+        active: Callable[[], bool] = lambda: True,
         name: str = "~/find",
     ):
         self._node = node
         self._hub = hub
         self._known = known_names
+        self._active = active
         self._server = ActionServer(
             node,
             FindObject,
@@ -44,11 +51,15 @@ class FindServer:
         )
 
     def destroy(self) -> None:
-        """Remove the action server from the node."""
+        """Remove the action server from the node (at node shutdown)."""
         self._server.destroy()
 
     def _on_goal(self, goal: FindObject.Goal) -> GoalResponse:
         log = self._node.get_logger()
+        if not self._active():
+            if goal.name:
+                log.warning(f"find: rejected '{goal.name}': the node is not active")
+            return GoalResponse.REJECT
         if goal.name not in self._known():
             if goal.name:  # an empty name is a client's connectivity probe: rejected quietly
                 log.warning(f"find: rejected '{goal.name}': no such concept; teach it first (~/list_concepts)")

@@ -181,7 +181,8 @@ class PerovssNode(LifecycleNode):
             self.create_service(ListConcepts, "~/list_concepts", self._on_list, callback_group=group),
             self.create_service(SetVocabulary, "~/set_vocabulary", self._on_vocabulary, callback_group=group),
         ]
-        self._find = FindServer(self, self._hub, self._concept_names, group)
+        if self._find is None:  # kept across deactivations: see FindServer
+            self._find = FindServer(self, self._hub, self._concept_names, group, active=lambda: self._active)
         period = float(self.param("diagnostics_period"))
         self._diag_timer = self.create_timer(period, self._publish_diagnostics)
         self._active = True
@@ -221,6 +222,9 @@ class PerovssNode(LifecycleNode):
         """Stop the worker and drop subscriptions, services, publishers and the pipeline (idempotent)."""
         self._release_active()
         self._release_configured()
+        if self._find is not None:
+            self._find.destroy()
+            self._find = None
 
     def _release_active(self) -> None:
         self._active = False
@@ -231,9 +235,6 @@ class PerovssNode(LifecycleNode):
         for srv in self._service_handles:
             self.destroy_service(srv)
         self._service_handles = []
-        if self._find is not None:
-            self._find.destroy()
-            self._find = None
         if self._diag_timer is not None:
             self.destroy_timer(self._diag_timer)
             self._diag_timer = None

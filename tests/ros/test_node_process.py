@@ -417,6 +417,9 @@ def test_restart_keeps_concepts_lifecycle_and_qos_warning(perovss, scene, tmp_pa
         assert not set_param("image_transport", "compressed"), "read at activate: refused while active"
         assert change(Transition.TRANSITION_DEACTIVATE) and state() == "inactive"
         assert wait_for(lambda: not ros.node.count_subscribers("/image"), 5)
+        accepted, _status, _result = ros.find(next(iter(taught)), 1.0)
+        assert not accepted, "an inactive node rejects find goals"
+        assert wait_for(lambda: "not active" in log.read_text(), 5), "and says why"
         assert set_param("image_transport", "compressed") and set_param("reliability", "best_effort")
         assert not set_param("backend", "sam"), "read at configure: refused while configured"
         assert change(Transition.TRANSITION_ACTIVATE) and state() == "active"
