@@ -3,8 +3,6 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 # Each pytest run gets its own DDS domain unless the caller picks one.
 export ROS_DOMAIN_ID ?= 42
-# 640x480 images between processes need a larger Fast DDS shared-memory segment (see README).
-export FASTDDS_DEFAULT_PROFILES_FILE ?= $(CURDIR)/perovss_ros/ros/fastdds_large_images.xml
 
 .PHONY: venv demo test lint clean
 

@@ -47,10 +47,8 @@ class _Bench:
         from perovss_ros.ros.executor import NodeExecutor
         from perovss_ros.ros.main import EXECUTOR_THREADS
         from perovss_ros.ros.node import PerovssNode
-        from perovss_ros.ros.transport import use_large_image_transport
         from perovss_ros.sim.scenes import make_scene
 
-        use_large_image_transport()
         self.context = rclpy.Context()
         domain = int(os.environ.get("ROS_DOMAIN_ID", "0"))
         rclpy.init(context=self.context, domain_id=domain)
@@ -73,8 +71,7 @@ class _Bench:
                                  masks=[g == obj.instance_id for g in self.scene.teach_gt])
 
     def _spin_loop(self) -> None:
-        # spin(), as `perovss node` does: a spin_once loop on a MultiThreadedExecutor re-polls
-        # entities whose callbacks are still running and busy-spins, taking the GIL from the worker.
+        # Spun as `perovss node` spins, so the latency run measures the node's own executor.
         try:
             self.executor.spin()
         except Exception:  # the context was shut down under it

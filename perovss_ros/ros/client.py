@@ -126,6 +126,10 @@ class PerovssClient:
         self._executor.spin_until_future_complete(future, timeout_sec=max(timeout, 0.0))
         return future.done()
 
+    def _answered(self, send: Callable[[], Future]) -> bool:
+        """Send with ``send()`` until one answer comes (PROBE_TRIES tries, PROBE_WAIT_S each)."""
+        return any(self._wait(send(), PROBE_WAIT_S) for _ in range(PROBE_TRIES))
+
     def reset(self) -> None:
         """Forget which services answered (after the node restarted, prove them again)."""
         self._proven.clear()
@@ -151,10 +155,7 @@ class PerovssClient:
         if not cli.wait_for_service(timeout_sec=min(timeout, 20.0)):
             raise self._unavailable(name)
         if name not in self._proven and probe is not None:
-            for _ in range(PROBE_TRIES):
-                if self._wait(cli.call_async(probe), PROBE_WAIT_S):
-                    break
-            else:
+            if not self._answered(lambda: cli.call_async(probe)):
                 raise self._unavailable(name)
             self._proven.add(name)
         future = cli.call_async(request)
@@ -198,10 +199,7 @@ class PerovssClient:
         client = self._find_client
         if not client.wait_for_server(timeout_sec=20.0):
             raise self._unavailable(action)
-        for _ in range(PROBE_TRIES):
-            if self._wait(client.send_goal_async(FindObject.Goal(name="", timeout_s=1.0)), PROBE_WAIT_S):
-                break
-        else:
+        if not self._answered(lambda: client.send_goal_async(FindObject.Goal(name="", timeout_s=1.0))):
             raise self._unavailable(action)
         on_feedback = (lambda msg: feedback(msg.feedback.frames_searched)) if feedback else None
         goal = FindObject.Goal(name=name, timeout_s=float(timeout_s))
@@ -213,9 +211,7 @@ class PerovssClient:
             return False, 0, None
         if cancel_after is not None:
             self._wait(Future(), cancel_after)  # keeps spinning (feedback) meanwhile
-            for _ in range(PROBE_TRIES):
-                if self._wait(handle.cancel_goal_async(), PROBE_WAIT_S):
-                    break
+            self._answered(handle.cancel_goal_async)  # the result below reports whether it took
         end = time.monotonic() + float(timeout_s) + 30.0
         while time.monotonic() < end:
             result = handle.get_result_async()  # asking again is harmless if an answer was lost

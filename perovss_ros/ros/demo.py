@@ -29,7 +29,6 @@ from perovss_ros.core.types import BoxXYXY, FrameResult, Segment
 from perovss_ros.ros.client import PerovssClient, keep_until_exit
 from perovss_ros.ros.image_conversion import instance_image_to_array, rgb_to_image
 from perovss_ros.ros.messages import box_to_roi, roi_to_box
-from perovss_ros.ros.transport import use_large_image_transport
 
 IMAGE_TOPIC = "/perovss_demo/image_raw"
 NODE_NAME = "perovss"
@@ -202,7 +201,6 @@ def _prepare_out(out: Path) -> None:
 
 def run_demo(options: DemoOptions) -> int:
     """Generate, teach over the service, replay through the node, score, write ``options.out``."""
-    use_large_image_transport()
     import imageio.v2 as imageio
 
     from perovss_ros.core.config import PipelineConfig

@@ -33,7 +33,7 @@ class FindServer:
         hub: FrameHub,
         known_names: Callable[[], set[str]],
         callback_group: CallbackGroup,
-        active: Callable[[], bool] = lambda: True,
+        active: Callable[[], bool],
         name: str = "~/find",
     ):
         self._node = node

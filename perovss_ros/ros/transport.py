@@ -9,7 +9,6 @@ and UDP and enlarges the segment; see the comment in that file.
 from __future__ import annotations
 
 import os
-from collections.abc import MutableMapping
 from pathlib import Path
 
 PROFILES_ENV = "FASTDDS_DEFAULT_PROFILES_FILE"
@@ -22,13 +21,13 @@ def large_image_profile() -> Path:
     return PROFILE_FILE
 
 
-def use_large_image_transport(env: MutableMapping[str, str] | None = None) -> None:
-    """Point Fast DDS in ``env`` (default: this process) at the large-image profile.
+def use_large_image_transport() -> None:
+    """Point this process's Fast DDS (and its child processes') at the large-image profile.
 
     A transport the caller chose (a profiles file or ``FASTDDS_BUILTIN_TRANSPORTS``) is
-    kept. Takes effect for participants created afterwards, and in child processes.
+    kept. Fast DDS reads the profiles file once per process, so call this before the first
+    participant: the ``perovss`` entry point and the test session's conftest do.
     """
-    target = os.environ if env is None else env
-    if target.get(PROFILES_ENV) or target.get(BUILTIN_ENV):
+    if os.environ.get(PROFILES_ENV) or os.environ.get(BUILTIN_ENV):
         return
-    target[PROFILES_ENV] = str(PROFILE_FILE)
+    os.environ[PROFILES_ENV] = str(PROFILE_FILE)

@@ -13,15 +13,13 @@ from pathlib import Path
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 
 from perovss_ros.ros.client import NodeUnavailableError, PerovssClient
-from perovss_ros.ros.transport import use_large_image_transport
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def ros_env(domain_id: int) -> dict[str, str]:
-    """Environment for a ROS child process on ``domain_id`` (large-data transport for images)."""
+    """Environment for a ROS child process on ``domain_id`` (the large-image transport comes from conftest)."""
     env = dict(os.environ)
-    use_large_image_transport(env)
     env.update(ROS_DOMAIN_ID=str(domain_id), PYTHONUNBUFFERED="1", RCUTILS_LOGGING_BUFFERED_STREAM="0",
                PYTHONFAULTHANDLER="1")
     return env
@@ -86,7 +84,6 @@ class RosHarness(PerovssClient):
     """This test process's side: a PerovssClient whose node also carries the test's topics."""
 
     def __init__(self, domain_id: int, name: str = "perovss_test"):
-        use_large_image_transport()
         super().__init__("/perovss", domain_id=domain_id, name=name, background=True)
         self._probes = _probes()
 

@@ -369,10 +369,14 @@ def test_commands_talk_to_the_node(perovss, scene, tmp_path: Path) -> None:
     assert code == 0 and "from_file" in out and "self IoU" in out, out
     code, out = perovss_cmd("concepts")
     assert code == 0 and "from_file\t1 shot" in out and obj.name in out, out
+    code, out = perovss_cmd("teach", "../x", "--image", str(image), "--mask", str(mask))
+    assert code == 1 and "name" in out, out
     code, out = perovss_cmd("forget", "from_file")
     assert code == 0 and "forgot" in out, out
     code, out = perovss_cmd("find", "from_file", "--timeout", "1")
     assert code == 1 and "rejected" in out, out
+    code, out = perovss_cmd("find", obj.name, "--timeout", "0.5")
+    assert code == 1, f"no frames arrive, so the object is not found in time:\n{out}"
     assert "from_file" not in _concept_names(perovss["ros"])
 
 
