@@ -153,7 +153,8 @@ def make_occluder_sprite(width: int, height: int, color: RGB) -> Sprite:
 
 
 def place(canvas: np.ndarray, labels: np.ndarray | None, sprite: Sprite, center: tuple[float, float],
-          scale: float, angle_deg: float, label: int) -> int:
+          scale: float, angle_deg: float, label: int, object_labels: np.ndarray | None = None,
+          object_label: int = 0) -> int:
     """Composite ``sprite`` into ``canvas`` in place, and paint ``label`` into ``labels`` where it covers.
 
     Returns the number of pixels the sprite covers (alpha ≥ 0.5) before anything drawn later hides it.
@@ -162,10 +163,11 @@ def place(canvas: np.ndarray, labels: np.ndarray | None, sprite: Sprite, center:
     The sprite's centre goes to ``center`` (x, y), scaled by ``scale`` and
     rotated by ``angle_deg`` (counter-clockwise). A pixel belongs to the sprite
     when its alpha is at least 0.5; it then takes ``label`` (0 erases labels
-    underneath: look-alikes and occluders hide the objects behind them).
+    underneath: look-alikes and occluders hide the objects behind them), and
+    ``object_label`` in ``object_labels`` (``H×W`` uint16) when that is given.
     """
     height, width = canvas.shape[:2]
-    mat = _placement(sprite, center, scale, angle_deg)
+    mat = placement(sprite, center, scale, angle_deg)
     bx0, by0, bx1, by1 = _corners_box(sprite, mat)
     x0, y0 = max(int(np.floor(bx0)), 0), max(int(np.floor(by0)), 0)
     x1, y1 = min(int(np.ceil(bx1)) + 1, width), min(int(np.ceil(by1)) + 1, height)
@@ -182,10 +184,12 @@ def place(canvas: np.ndarray, labels: np.ndarray | None, sprite: Sprite, center:
     covered = alpha[..., 0] >= 0.5
     if labels is not None:
         labels[y0:y1, x0:x1][covered] = label
+    if object_labels is not None:
+        object_labels[y0:y1, x0:x1][covered] = object_label
     return int(covered.sum())
 
 
-def _placement(sprite: Sprite, center: tuple[float, float], scale: float, angle_deg: float) -> np.ndarray:
+def placement(sprite: Sprite, center: tuple[float, float], scale: float, angle_deg: float) -> np.ndarray:
     """2×3 affine matrix taking sprite canvas pixels to image pixels."""
     h, w = sprite.hw
     mat = cv2.getRotationMatrix2D((w / 2.0, h / 2.0), angle_deg, scale)
@@ -205,4 +209,24 @@ def _corners_box(sprite: Sprite, mat: np.ndarray) -> tuple[float, float, float, 
 def covered_box(sprite: Sprite, center: tuple[float, float], scale: float, angle_deg: float
                 ) -> tuple[float, float, float, float]:
     """XYXY box of the sprite's canvas after placement (an upper bound of its pixels)."""
-    return _corners_box(sprite, _placement(sprite, center, scale, angle_deg))
+    return _corners_box(sprite, placement(sprite, center, scale, angle_deg))
+
+
+def outline_points(sprite: Sprite) -> np.ndarray:
+    """``K×2`` float64 canvas points (x, y) of the convex hull of the sprite's silhouette (alpha ≥ 0.5)."""
+    covered = (sprite.rgba[..., 3] >= 0.5).astype(np.uint8)
+    points = cv2.findNonZero(covered)
+    if points is None:
+        h, w = sprite.hw
+        return np.array([[0, 0], [w, 0], [0, h], [w, h]], np.float64)
+    hull = cv2.convexHull(points).reshape(-1, 2).astype(np.float64)
+    return np.concatenate([hull, hull + 1.0])  # pixel (x, y) covers up to (x + 1, y + 1)
+
+
+def silhouette_box(points: np.ndarray, sprite: Sprite, center: tuple[float, float], scale: float,
+                   angle_deg: float) -> tuple[float, float, float, float]:
+    """XYXY box of the sprite's silhouette after placement, from its ``outline_points`` (tighter than
+    ``covered_box`` for rotated sprites)."""
+    mat = placement(sprite, center, scale, angle_deg)
+    moved = points @ mat[:, :2].T + mat[:, 2]
+    return (float(moved[:, 0].min()), float(moved[:, 1].min()), float(moved[:, 0].max()), float(moved[:, 1].max()))
