@@ -1,9 +1,13 @@
 """``perovss bench core``: quality of the classic backend, memory over many frames, SAM scaling.
 
-* quality: ``--sequences`` synthetic scenes (seeds 0..N-1) of ``--frames`` frames, 1-3 personal
-  objects (1 + seed % 3) with 2 look-alikes each, taught from the scene's 3 teaching frames;
-  mIoU over (frame, object) pairs where the object is present, presence precision/recall over
-  all pairs. Targets: mIoU >= 0.80, precision and recall >= 0.95.
+* quality: ``--sequences`` synthetic scenes (seeds ``--first-seed`` .. + N-1) of ``--frames``
+  frames and ``--difficulty`` easy or hard, 1-3 personal objects (1 + seed % 3) with
+  ``--lookalikes-per-object`` look-alikes each (default 2 easy, 3 hard), taught from the scene's
+  3 teaching frames. Per sequence and in total: mIoU over (frame, object) pairs where the object
+  is present, presence precision/recall over all pairs, the outcome of every pair (right, spill,
+  wrong object, partial, miss, false alarm, true absent; ``perovss_ros.eval.metrics``), "wrong
+  object" as a share of present pairs, predictions lying mostly on a look-alike, and the median
+  ``process()`` time. Targets: mIoU >= 0.80, wrong object <= 3 %, precision and recall >= 0.95.
 * memory: ``--memory-frames`` frames through one pipeline; per-frame Python peak (tracemalloc)
   and process RSS, first tenth against last tenth (flat means no growth with frames processed).
 * scaling: engineer SAM's ``perovss_ros/bench/core_scaling.py`` (tiny SAM, K = 1, 2, 4, 8).
@@ -14,12 +18,19 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from perovss_ros.eval.metrics import OutcomeCounts
 
 HELP = "pipeline quality on synthetic scenes (classic), memory over many frames, and SAM scaling with K"
 TARGET_MIOU = 0.80
 TARGET_PRESENCE = 0.95
+TARGET_WRONG_OBJECT = 0.03
+DEFAULT_LOOKALIKES_PER_OBJECT = {"easy": 2, "hard": 3}
 
 
 def _scaling_module():
@@ -33,7 +44,14 @@ def _scaling_module():
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """--part, --sequences, --frames, --size, --backend, --model, --memory-frames (+ scaling options)."""
     parser.add_argument("--part", choices=("quality", "memory", "scaling", "all"), default="all")
-    parser.add_argument("--sequences", type=int, default=20, help="synthetic sequences (seeds 0..N-1)")
+    parser.add_argument("--sequences", type=int, default=20,
+                        help="synthetic sequences (seeds FIRST..FIRST+N-1, see --first-seed)")
+    parser.add_argument("--first-seed", type=int, default=0, help="seed of the first quality sequence (default: 0)")
+    parser.add_argument("--difficulty", choices=("easy", "hard"), default="easy",
+                        help="quality scenes: easy (look-alikes differ in two attributes) or hard (in one; full "
+                             "rotation, touching look-alikes); default: easy")
+    parser.add_argument("--lookalikes-per-object", type=int, default=None,
+                        help="look-alikes per personal object in the quality scenes (default: 2 easy, 3 hard)")
     parser.add_argument("--frames", type=int, default=60, help="frames per sequence")
     parser.add_argument("--size", default="320x240", help="frame size WxH")
     parser.add_argument("--backend", default="classic", help="backend of the quality/memory parts")
@@ -42,15 +60,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     scaling = _scaling_module()
     if scaling is not None:
         scaling.add_arguments(parser)
-
-
-def _iou(pred: np.ndarray, gt: np.ndarray) -> float:
-    try:
-        from perovss_ros.eval.metrics import iou
-    except ImportError:  # metrics land with SIMEVAL's eval package; same definition
-        union = np.logical_or(pred, gt).sum()
-        return float(np.logical_and(pred, gt).sum() / union) if union else 1.0
-    return float(iou(pred, gt))
 
 
 def _size(text: str) -> tuple[int, int]:
@@ -64,55 +73,116 @@ def _pipeline(args: argparse.Namespace):
     return build_pipeline({"backend": args.backend, "model": args.model, "concept_store": ""})
 
 
-def run_quality(args: argparse.Namespace) -> dict:
-    """Run the quality part; prints one line per sequence and the totals, returns the totals."""
+@dataclass
+class _Tally:
+    """What the quality part counts over some (frame, object) pairs."""
+
+    ious: list[float] = field(default_factory=list)
+    presence: list[int] = field(default_factory=lambda: [0, 0, 0])  # TP, FP, FN
+    outcomes: OutcomeCounts = field(default_factory=lambda: _metrics().OutcomeCounts())
+    frame_times: list[float] = field(default_factory=list)
+
+    def add(self, other: _Tally) -> None:
+        self.ious += other.ious
+        self.presence = [a + b for a, b in zip(self.presence, other.presence, strict=True)]
+        self.outcomes.merge(other.outcomes)
+        self.frame_times += other.frame_times
+
+    def summary(self) -> dict:
+        tp, fp, fn = self.presence
+        present = self.outcomes.present
+        return {
+            "miou": float(np.mean(self.ious)) if self.ious else 0.0,
+            "precision": tp / (tp + fp) if tp + fp else 1.0,
+            "recall": tp / (tp + fn) if tp + fn else 1.0,
+            "pairs_present": len(self.ious),
+            "wrong_object_fraction": self.outcomes.wrong_object / present if present else 0.0,
+            "outcomes": self.outcomes.as_dict(),
+            "median_frame_ms": 1000 * statistics.median(self.frame_times) if self.frame_times else 0.0,
+        }
+
+
+def _metrics():
+    """``perovss_ros.eval.metrics``, imported when a part runs (the CLI parser imports this module)."""
+    from perovss_ros.eval import metrics
+
+    return metrics
+
+
+def _outcome_text(summary: dict) -> str:
+    o = summary["outcomes"]
+    return (f"right {o['right']} spill {o['spill']} wrong {o['wrong_object']} partial {o['partial']} "
+            f"miss {o['miss']} FA {o['false_alarm']} TA {o['true_absent']} look-alike-as-mine {o['lookalike_as_mine']}")
+
+
+def _run_sequence(args: argparse.Namespace, seed: int, per_object: int) -> tuple[int, _Tally]:
+    """Teach and run one scene; returns its number of personal objects and what it counted."""
+    from perovss_ros.eval.metrics import classify_outcome, iou, lookalike_as_mine
     from perovss_ros.sim.scenes import make_scene
 
-    ious: list[float] = []
-    tp = fp = fn = 0
-    frame_times: list[float] = []
-    start = time.perf_counter()
-    for seed in range(args.sequences):
-        num_objects = 1 + seed % 3
-        scene = make_scene(seed=seed, num_frames=args.frames, size=_size(args.size), num_objects=num_objects,
-                           num_lookalikes=2 * num_objects)
-        pipe = _pipeline(args)
-        ids = {}
+    num_objects = 1 + seed % 3
+    scene = make_scene(seed=seed, num_frames=args.frames, size=_size(args.size), num_objects=num_objects,
+                       num_lookalikes=per_object * num_objects, difficulty=args.difficulty)
+    pipe = _pipeline(args)
+    ids = {}
+    for obj in scene.objects:
+        taught = pipe.teach(obj.name, scene.teach_frames, masks=[g == obj.instance_id for g in scene.teach_gt])
+        ids[obj.name] = (taught.concept.instance_id, obj.instance_id)
+    tally = _Tally()
+    for i, frame in enumerate(scene.frames):
+        tick = time.perf_counter()
+        result = pipe.process(frame)
+        tally.frame_times.append(time.perf_counter() - tick)
+        found = {s.label for s in result.segments}
         for obj in scene.objects:
-            taught = pipe.teach(obj.name, scene.teach_frames, masks=[g == obj.instance_id for g in scene.teach_gt])
-            ids[obj.name] = (taught.concept.instance_id, obj.instance_id)
-        seq_ious: list[float] = []
-        seq = [0, 0, 0]
-        for i, frame in enumerate(scene.frames):
-            tick = time.perf_counter()
-            result = pipe.process(frame)
-            frame_times.append(time.perf_counter() - tick)
-            found = {s.label for s in result.segments}
-            for obj in scene.objects:
-                ours, theirs = ids[obj.name]
-                present, predicted = scene.present(i, obj.name), obj.name in found
-                if present:
-                    seq_ious.append(_iou(result.instance_mask == ours, scene.gt[i] == theirs))
-                seq[0] += present and predicted
-                seq[1] += predicted and not present
-                seq[2] += present and not predicted
-        tp, fp, fn = tp + seq[0], fp + seq[1], fn + seq[2]
-        ious += seq_ious
-        print(f"  seq {seed:2d}  objects {num_objects}  mIoU {np.mean(seq_ious):.3f}  "
-              f"TP {seq[0]:3d} FP {seq[1]:3d} FN {seq[2]:3d}", flush=True)
-    result = {
-        "miou": float(np.mean(ious)) if ious else 0.0,
-        "precision": tp / (tp + fp) if tp + fp else 1.0,
-        "recall": tp / (tp + fn) if tp + fn else 1.0,
-        "pairs_present": len(ious),
-        "median_frame_ms": 1000 * statistics.median(frame_times) if frame_times else 0.0,
-        "seconds": time.perf_counter() - start,
-    }
-    ok = (result["miou"] >= TARGET_MIOU and result["precision"] >= TARGET_PRESENCE
-          and result["recall"] >= TARGET_PRESENCE)
-    print(f"quality ({args.backend}, {args.sequences} sequences × {args.frames} frames, {args.size}): "
-          f"mIoU {result['miou']:.3f} (target {TARGET_MIOU})  presence precision {result['precision']:.3f} "
-          f"recall {result['recall']:.3f} (target {TARGET_PRESENCE})  -> {'MET' if ok else 'NOT MET'}")
+            ours, theirs = ids[obj.name]
+            present, predicted = scene.present(i, obj.name), obj.name in found
+            gt = scene.gt[i] == theirs
+            pred = result.instance_mask == ours if predicted else None
+            if present:
+                tally.ious.append(iou(pred if pred is not None else np.zeros_like(gt), gt))
+            tally.presence[0] += present and predicted
+            tally.presence[1] += predicted and not present
+            tally.presence[2] += present and not predicted
+            tally.outcomes.add(classify_outcome(pred, gt), lookalike_as_mine(pred, scene.lookalike_mask(i, obj.name)))
+    return num_objects, tally
+
+
+def run_quality(args: argparse.Namespace) -> dict:
+    """Run the quality part; prints one line per sequence and the totals, returns the totals.
+
+    The result has ``miou``, ``precision``/``recall`` (presence), ``pairs_present``,
+    ``wrong_object_fraction`` (of present pairs), ``outcomes`` (counts, see
+    ``OutcomeCounts.as_dict``), ``median_frame_ms`` (``process()``), ``seconds``, ``met``
+    (all targets), the scene settings, and ``per_sequence`` (seed, objects and the same numbers).
+    """
+    per_object = args.lookalikes_per_object
+    if per_object is None:
+        per_object = DEFAULT_LOOKALIKES_PER_OBJECT[args.difficulty]
+    seeds = list(range(args.first_seed, args.first_seed + args.sequences))
+    total = _Tally()
+    per_sequence = []
+    start = time.perf_counter()
+    for seed in seeds:
+        num_objects, tally = _run_sequence(args, seed, per_object)
+        total.add(tally)
+        seq = {"seed": seed, "objects": num_objects, **tally.summary()}
+        per_sequence.append(seq)
+        print(f"  seq {seed:4d}  objects {num_objects}  mIoU {seq['miou']:.3f}  P/R {seq['precision']:.3f}/"
+              f"{seq['recall']:.3f}  {_outcome_text(seq)}  wrong {100 * seq['wrong_object_fraction']:.1f} %  "
+              f"median {seq['median_frame_ms']:.1f} ms", flush=True)
+    result = {**total.summary(), "seconds": time.perf_counter() - start, "difficulty": args.difficulty,
+              "seeds": seeds, "lookalikes_per_object": per_object, "per_sequence": per_sequence}
+    result["met"] = (result["miou"] >= TARGET_MIOU and result["wrong_object_fraction"] <= TARGET_WRONG_OBJECT
+                     and result["precision"] >= TARGET_PRESENCE and result["recall"] >= TARGET_PRESENCE)
+    span = f"{seeds[0]}..{seeds[-1]}" if seeds else "none"
+    print(f"quality ({args.backend}, {args.difficulty}, seeds {span} × {args.frames} frames, {args.size}, "
+          f"{per_object} look-alikes per object): "
+          f"mIoU {result['miou']:.3f} (target {TARGET_MIOU})  wrong object "
+          f"{100 * result['wrong_object_fraction']:.1f} % of {result['pairs_present']} present pairs (target ≤ "
+          f"{100 * TARGET_WRONG_OBJECT:.0f} %)  presence precision {result['precision']:.3f} recall "
+          f"{result['recall']:.3f} (target {TARGET_PRESENCE})  -> {'MET' if result['met'] else 'NOT MET'}")
+    print(f"  outcomes: {_outcome_text(result)}")
     print(f"  median process() {result['median_frame_ms']:.1f} ms/frame, {result['seconds']:.0f} s total")
     return result
 

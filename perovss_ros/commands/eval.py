@@ -9,7 +9,8 @@ import sys
 #: See perovss_ros.ros.client: this short-lived process exits without rclpy teardown.
 EXIT_WITHOUT_TEARDOWN = True
 HELP = ("evaluate the pipeline on a bag (perovss sim or any image+mask bag), a PerSeg or a DAVIS folder: "
-        "mIoU, boundary IoU, J&F, presence and IoU precision/recall, fps, plots, report")
+        "mIoU, boundary IoU, J&F, presence and IoU precision/recall, outcomes (right, spill, wrong object, "
+        "partial, miss, false alarm, true absent), fps, plots, report")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -135,7 +136,7 @@ def evaluate_live(sequences: list, args: argparse.Namespace, meta: dict):
                                                "self_iou": float(response.self_iou)})
                 # The Concept message carries no instance id: pixels are re-labelled per frame from the
                 # segments' labels to a stable id of our own (1..K), which the predictions are saved with.
-                maps.append(ConceptMap(spec.name, len(maps) + 1, spec.gt_id))
+                maps.append(ConceptMap(spec.name, len(maps) + 1, spec.gt_id, spec.lookalike_ids))
             ids = {m.name: m.pred_id for m in maps}
             try:
                 for frame in seq.frames():
@@ -144,7 +145,7 @@ def evaluate_live(sequences: list, args: argparse.Namespace, meta: dict):
                     mask = answer.relabel(ids, frame.rgb.shape[:2])
                     scores = {s.label: float(s.score) for s in answer.segments if s.personal}
                     recorder.add(seq.name, frame.index, frame.rgb, mask, frame.gt, maps, answer.latency_s,
-                                 None, scores)
+                                 None, scores, objects=frame.objects)
             finally:
                 for m in maps:
                     client.forget(m.name)
@@ -167,7 +168,7 @@ def run(args: argparse.Namespace) -> int:
 
     from perovss_ros.core import build_pipeline
     from perovss_ros.core.errors import PerovssError
-    from perovss_ros.eval.report import write_report
+    from perovss_ros.eval.report import outcome_line, write_report
     from perovss_ros.eval.runner import evaluate
     from perovss_ros.eval.sources import load_sequences
 
@@ -203,6 +204,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"mIoU {o['miou']:.3f}  boundary IoU {o['boundary_iou']:.3f}  J&F {o['jf']:.3f}  "
               f"presence P/R {o['presence_precision']:.3f}/{o['presence_recall']:.3f}  "
               f"IoU P/R {o['iou_precision']:.3f}/{o['iou_recall']:.3f}  {result.speed['fps']:.2f} fps")
+        print("outcomes: " + outcome_line(o["outcomes"]))
     else:
         print("no ground truth in the source: nothing scored (predictions and speed were written)")
     for name, path in paths.items():

@@ -19,11 +19,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--fps", type=float, default=10.0, help="frame rate of the header stamps (default: 10)")
     parser.add_argument("--seed", type=int, default=0, help="scene seed; the same seed gives the same bag")
     parser.add_argument("--objects", type=int, default=1, help="personal objects, 1..5 (default: 1, my_mug)")
-    parser.add_argument("--lookalikes", type=int, default=2, help="look-alike distractors (default: 2)")
+    parser.add_argument("--difficulty", choices=("easy", "hard"), default="easy",
+                        help="easy: look-alikes differ in two attributes, small rotation; hard: look-alikes differ "
+                             "in exactly one (colour, pattern or shape), full rotation, a look-alike touches each "
+                             "personal object at times (default: easy)")
+    parser.add_argument("--lookalikes", type=int, default=None,
+                        help="look-alike distractors (default: 2 for easy, 3 per personal object for hard; "
+                             "hard allows up to 4 per object)")
     parser.add_argument("--storage", choices=d.STORAGES, default="mcap", help="bag storage (default: mcap)")
     parser.add_argument("--image-topic", default=d.IMAGE_TOPIC, help=f"camera topic (default: {d.IMAGE_TOPIC})")
     parser.add_argument("--mask-topic", default=d.MASK_TOPIC,
                         help=f"ground-truth 16UC1 topic, '' for none (default: {d.MASK_TOPIC})")
+    parser.add_argument("--object-mask-topic", default=d.OBJECT_MASK_TOPIC,
+                        help="all-object ground truth (every personal object and look-alike with its own id) "
+                             f"16UC1 topic, '' for none (default: {d.OBJECT_MASK_TOPIC})")
     parser.add_argument("--teach-image-topic", default=d.TEACH_IMAGE_TOPIC,
                         help=f"teaching frames, '' for none (default: {d.TEACH_IMAGE_TOPIC})")
     parser.add_argument("--teach-mask-topic", default=d.TEACH_MASK_TOPIC,
@@ -52,7 +61,8 @@ def _info(args: argparse.Namespace) -> int:
     print(f"mask topic {mask_topic or '(none)'}: {with_mask} frame(s) with a mask")
     scene = bag_scene_info(args.info)
     if scene:
-        print(f"perovss scene: seed {scene.get('seed')}, objects {scene.get('objects')}")
+        print(f"perovss scene: seed {scene.get('seed')}, {scene.get('difficulty', 'easy')}, "
+              f"objects {scene.get('objects')}, look-alikes {len(scene.get('lookalikes', []))}")
     return 0
 
 
@@ -67,17 +77,19 @@ def run(args: argparse.Namespace) -> int:
         from perovss_ros.sim.scenes import make_scene
 
         scene = make_scene(seed=args.seed, num_frames=args.frames, size=(args.width, args.height),
-                           num_objects=args.objects, num_lookalikes=args.lookalikes, fps=args.fps)
+                           num_objects=args.objects, num_lookalikes=args.lookalikes, fps=args.fps,
+                           difficulty=args.difficulty)
         counts = write_scene_bag(scene, args.out, storage=args.storage, image_topic=args.image_topic,
                                  mask_topic=args.mask_topic, teach_image_topic=args.teach_image_topic,
-                                 teach_mask_topic=args.teach_mask_topic)
+                                 teach_mask_topic=args.teach_mask_topic, object_mask_topic=args.object_mask_topic)
     except InvalidInputError as exc:
         print(f"perovss sim: {exc}", file=sys.stderr)
         return 1
     names = ", ".join(f"{o.name} (id {o.instance_id})" for o in scene.objects)
     print(f"wrote {args.out} ({args.storage}): {scene.num_frames} frames {args.width}×{args.height} "
-          f"at {args.fps:g} fps, seed {args.seed}")
-    print(f"  objects: {names}; look-alikes: {len(scene.lookalikes)}")
+          f"at {args.fps:g} fps, seed {args.seed}, {scene.difficulty}")
+    kinds = ", ".join(f"{o.name} ({o.kind} of {o.mimics})" for o in scene.lookalikes)
+    print(f"  objects: {names}; look-alikes: {len(scene.lookalikes)}" + (f": {kinds}" if kinds else ""))
     for topic, count in counts.items():
         print(f"  {topic}: {count} message(s)")
     return 0

@@ -19,13 +19,17 @@ All masks are ``H×W`` bool (anything non-zero counts as foreground). Convention
 * IoU precision/recall (personalised segmentation): a frame is a true positive
   when predicted, present and IoU ≥ 0.5; precision = TP / frames with a
   prediction, recall = TP / frames with the object.
+* Outcomes (``classify_outcome``): every (frame, personal object) falls in
+  exactly one of ``OUTCOMES`` — what went right or wrong, not only how much;
+  ``lookalike_as_mine`` flags a prediction that lies mostly on a look-alike of
+  the object (needs the all-object ground truth).
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 
 import cv2
 import numpy as np
@@ -35,6 +39,10 @@ from perovss_ros.core.errors import InvalidInputError
 BOUNDARY_IOU_DILATION_RATIO = 0.02
 BOUNDARY_F_TOLERANCE_RATIO = 0.008
 IOU_HIT_THRESHOLD = 0.5
+COVER_THRESHOLD = 0.5  # "covers half of the object" (recall) and "lies on the object" (precision)
+OUTCOMES: tuple[str, ...] = ("right", "spill", "wrong_object", "partial", "miss", "false_alarm", "true_absent")
+PRESENT_OUTCOMES: tuple[str, ...] = ("right", "spill", "wrong_object", "partial", "miss")
+ABSENT_OUTCOMES: tuple[str, ...] = ("false_alarm", "true_absent")
 
 
 def _pair(pred: np.ndarray, gt: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -199,9 +207,137 @@ def iou_precision_recall(ious: Sequence[float], predicted: Sequence[bool], prese
     return (hits / n_pred if n_pred else 1.0), (hits / n_present if n_present else 1.0)
 
 
+def classify_outcome(pred: np.ndarray | None, gt: np.ndarray) -> str:
+    """What happened to one personal object in one frame: one of ``OUTCOMES``.
+
+    ``pred`` is the ``H×W`` bool mask predicted for the object (None or empty:
+    nothing predicted), ``gt`` its ``H×W`` bool ground truth. With
+    precision = |pred ∩ gt| / |pred| and recall = |pred ∩ gt| / |gt|, tried in
+    this order:
+
+    * object absent (``gt`` empty): ``false_alarm`` if something is
+      predicted, else ``true_absent``;
+    * present, nothing predicted: ``miss``;
+    * IoU ≥ 0.5: ``right``;
+    * recall ≥ 0.5: ``spill`` — the mask covers most of the object but runs
+      onto a neighbour or the background (also when precision ≥ 0.5 too: both
+      ≥ 0.5 with IoU < 0.5 is a mask too large in some places and short in
+      others, and its failure is leaking, not the wrong object);
+    * precision ≥ 0.5: ``partial`` — the mask sits on the object but covers
+      less than half of it. This bucket is not among the six the issue names
+      (right, spill, wrong object, miss, false alarm, true absent): such a
+      frame is neither a spill (it hardly leaves the object) nor a wrong
+      object (most of it is on the object), and counting it as either would
+      blame the wrong failure, so it is kept apart;
+    * otherwise ``wrong_object``: most predicted pixels lie off the object (on
+      a look-alike, other clutter or background) and it covers under half of
+      the object. Whether that off-object part is a look-alike is what
+      ``lookalike_as_mine`` tells.
+    """
+    g = np.asarray(gt).astype(bool, copy=False)
+    if g.ndim != 2:
+        raise InvalidInputError(f"ground truth must be H×W, got {g.shape}")
+    if pred is None:
+        p = np.zeros_like(g)
+    else:
+        p, g = _pair(pred, g)
+    n_pred, n_gt = int(np.count_nonzero(p)), int(np.count_nonzero(g))
+    if n_gt == 0:
+        return "false_alarm" if n_pred else "true_absent"
+    if n_pred == 0:
+        return "miss"
+    inter = int(np.count_nonzero(p & g))
+    if inter / (n_pred + n_gt - inter) >= IOU_HIT_THRESHOLD:
+        return "right"
+    if inter / n_gt >= COVER_THRESHOLD:
+        return "spill"
+    if inter / n_pred >= COVER_THRESHOLD:
+        return "partial"
+    return "wrong_object"
+
+
+def lookalike_as_mine(pred: np.ndarray | None, lookalike: np.ndarray) -> bool:
+    """Whether most pixels of the prediction (more than half) lie on a look-alike of the object.
+
+    ``pred`` ``H×W`` bool (None or empty: False), ``lookalike`` ``H×W`` bool:
+    the pixels of the object's look-alikes (from an all-object ground truth).
+    Counted whether or not the object itself is in view: a look-alike taken
+    for "mine" while the real one is away is the same mistake.
+    """
+    if pred is None:
+        return False
+    p, look = _pair(pred, lookalike)
+    n_pred = int(np.count_nonzero(p))
+    return n_pred > 0 and 2 * int(np.count_nonzero(p & look)) > n_pred
+
+
+@dataclass
+class OutcomeCounts:
+    """How many (frame, object) pairs fell in each outcome of ``classify_outcome``.
+
+    ``lookalike_as_mine`` counts pairs whose prediction lay mostly on a
+    look-alike of the object, out of ``lookalike_scored`` pairs that had an
+    all-object ground truth to tell.
+    """
+
+    right: int = 0
+    spill: int = 0
+    wrong_object: int = 0
+    partial: int = 0
+    miss: int = 0
+    false_alarm: int = 0
+    true_absent: int = 0
+    lookalike_as_mine: int = 0
+    lookalike_scored: int = 0
+
+    def add(self, outcome: str, on_lookalike: bool | None = None) -> None:
+        """Count one pair: its outcome, and whether it lay on a look-alike (None: no all-object map)."""
+        if outcome not in OUTCOMES:
+            raise InvalidInputError(f"unknown outcome {outcome!r}; use one of {', '.join(OUTCOMES)}")
+        setattr(self, outcome, getattr(self, outcome) + 1)
+        if on_lookalike is not None:
+            self.lookalike_scored += 1
+            self.lookalike_as_mine += bool(on_lookalike)
+
+    def merge(self, other: OutcomeCounts) -> None:
+        """Add ``other``'s counts to these."""
+        for f in fields(self):
+            setattr(self, f.name, getattr(self, f.name) + getattr(other, f.name))
+
+    @property
+    def present(self) -> int:
+        """Pairs where the object was in view."""
+        return sum(getattr(self, k) for k in PRESENT_OUTCOMES)
+
+    @property
+    def absent(self) -> int:
+        """Pairs where the object was out of view."""
+        return sum(getattr(self, k) for k in ABSENT_OUTCOMES)
+
+    def fractions(self) -> dict[str, float]:
+        """Each outcome as a fraction: in-view outcomes of the in-view pairs, ``false_alarm`` and
+        ``true_absent`` of the out-of-view pairs, ``lookalike_as_mine`` of ``lookalike_scored``
+        (NaN where the denominator is zero)."""
+        def share(n: int, total: int) -> float:
+            return n / total if total else float("nan")
+
+        out = {k: share(getattr(self, k), self.present) for k in PRESENT_OUTCOMES}
+        out.update({k: share(getattr(self, k), self.absent) for k in ABSENT_OUTCOMES})
+        out["lookalike_as_mine"] = share(self.lookalike_as_mine, self.lookalike_scored)
+        return out
+
+    def as_dict(self) -> dict[str, int]:
+        """The counts by name (plus ``present`` and ``absent``)."""
+        return {**asdict(self), "present": self.present, "absent": self.absent}
+
+
 @dataclass(frozen=True)
 class FrameScore:
-    """Every per-frame number of one concept in one frame."""
+    """Every per-frame number of one concept in one frame.
+
+    ``outcome`` is ``classify_outcome``'s verdict; ``lookalike_as_mine`` is
+    None when no look-alike map was given.
+    """
 
     iou: float
     boundary_iou: float
@@ -209,23 +345,41 @@ class FrameScore:
     f: float
     predicted: bool
     present: bool
+    outcome: str = ""
+    lookalike_as_mine: bool | None = None
 
 
-def score_frame(pred: np.ndarray, gt: np.ndarray) -> FrameScore:
-    """All per-frame metrics of a predicted ``H×W`` mask against the ground truth mask."""
+def score_frame(pred: np.ndarray, gt: np.ndarray, lookalike: np.ndarray | None = None) -> FrameScore:
+    """All per-frame metrics of a predicted ``H×W`` mask against the ground truth mask.
+
+    ``lookalike`` (``H×W`` bool, optional): pixels of the object's look-alikes,
+    for ``FrameScore.lookalike_as_mine``.
+    """
     p, g = _pair(pred, gt)
     j = iou(p, g)
     return FrameScore(iou=j, boundary_iou=boundary_iou(p, g), j=j, f=boundary_f(p, g).f,
-                      predicted=bool(p.any()), present=bool(g.any()))
+                      predicted=bool(p.any()), present=bool(g.any()), outcome=classify_outcome(p, g),
+                      lookalike_as_mine=None if lookalike is None else lookalike_as_mine(p, lookalike))
 
 
-def summarize(scores: Sequence[FrameScore]) -> dict[str, float | int]:
+def count_outcomes(scores: Iterable[FrameScore]) -> OutcomeCounts:
+    """``OutcomeCounts`` of frame scores (their ``outcome`` and ``lookalike_as_mine``)."""
+    counts = OutcomeCounts()
+    for s in scores:
+        counts.add(s.outcome, s.lookalike_as_mine)
+    return counts
+
+
+def summarize(scores: Sequence[FrameScore]) -> dict[str, float | int | dict]:
     """Aggregate per-frame scores of one concept (or several, pooled).
 
     Segmentation quality (``miou``, ``boundary_iou``, ``j``, ``f``, ``jf``) is
     averaged over frames where the object is present (NaN if it never is);
     ``miou_all_frames`` also counts absent frames (1.0 when correctly empty,
     0.0 for a false positive). Presence and IoU precision/recall as above.
+    ``outcomes`` holds the ``OutcomeCounts`` (with ``present``/``absent``),
+    ``outcome_fractions`` their ``fractions()``; ``wrong_object_fraction`` is
+    the share of in-view frames that went to the wrong object.
     """
     if not scores:
         raise InvalidInputError("summarize needs at least one frame score")
@@ -241,6 +395,8 @@ def summarize(scores: Sequence[FrameScore]) -> dict[str, float | int]:
     iou_p, iou_r = iou_precision_recall(ious, predicted, present)
     j = mean_present(s.j for s in scores)
     f = mean_present(s.f for s in scores)
+    outcomes = count_outcomes(scores)
+    outcome_fractions = outcomes.fractions()
     return {
         "frames": len(scores),
         "frames_present": int(present.sum()),
@@ -255,4 +411,7 @@ def summarize(scores: Sequence[FrameScore]) -> dict[str, float | int]:
         **{f"presence_{k}": v for k, v in asdict(counts).items()},
         "iou_precision": iou_p,
         "iou_recall": iou_r,
+        "wrong_object_fraction": outcome_fractions["wrong_object"],
+        "outcomes": outcomes.as_dict(),
+        "outcome_fractions": outcome_fractions,
     }

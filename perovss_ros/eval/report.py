@@ -4,7 +4,7 @@
 ``perovss demo`` use it). Layout of ``out_dir``::
 
     metrics.json            meta, overall and per-concept metrics, speed, teaching
-    per_frame.json          one record per concept and frame (IoU, boundary IoU, J, F, presence)
+    per_frame.json          one record per concept and frame (IoU, boundary IoU, J, F, presence, outcome)
     report.md               the same in Markdown, with the pictures
     plots/concepts.png      per-concept bars
     plots/iou_over_time.png IoU per frame and concept
@@ -18,6 +18,7 @@ import json
 import math
 from pathlib import Path
 
+from perovss_ros.eval.metrics import OUTCOMES
 from perovss_ros.eval.plots import concept_bars, contact_sheet, iou_over_time
 from perovss_ros.eval.runner import EvalResult, records_as_dicts
 
@@ -56,6 +57,38 @@ def _table(rows: dict[str, dict]) -> list[str]:
     return lines
 
 
+def _count_and_share(counts: dict, fractions: dict, key: str) -> str:
+    """``n (xx %)`` of one outcome, or ``n`` when its share is undefined."""
+    n = counts.get(key)
+    share = fractions.get(key)
+    if n is None:
+        return "–"
+    if share is None or (isinstance(share, float) and not math.isfinite(share)):
+        return str(n)
+    return f"{n} ({100.0 * share:.0f} %)"
+
+
+_OUTCOME_KEYS = (*OUTCOMES, "lookalike_as_mine")
+
+
+def _outcome_table(rows: dict[str, dict]) -> list[str]:
+    lines = ["| | " + " | ".join(k.replace("_", " ") for k in _OUTCOME_KEYS) + " |",
+             "|---|" + "---:|" * len(_OUTCOME_KEYS)]
+    for name, summary in rows.items():
+        counts, fractions = summary.get("outcomes") or {}, summary.get("outcome_fractions") or {}
+        lines.append(f"| {name} | " + " | ".join(_count_and_share(counts, fractions, k) for k in _OUTCOME_KEYS)
+                     + " |")
+    return lines
+
+
+def outcome_line(counts: dict) -> str:
+    """One line of outcome counts, e.g. ``right 30  spill 2  wrong object 1 ...`` (from ``summary["outcomes"]``)."""
+    text = "  ".join(f"{k.replace('_', ' ')} {counts.get(k, 0)}" for k in OUTCOMES)
+    if counts.get("lookalike_scored"):
+        text += f"  look-alike as mine {counts.get('lookalike_as_mine', 0)}"
+    return text
+
+
 def markdown(result: EvalResult, pictures: dict[str, str] | None = None) -> str:
     """The Markdown report of ``result``; ``pictures`` maps picture names to paths relative to the report."""
     meta, speed = result.meta, result.speed
@@ -77,6 +110,12 @@ def markdown(result: EvalResult, pictures: dict[str, str] | None = None) -> str:
         lines.append("No frame had ground truth: nothing was scored.")
     lines += ["", "## Per concept", ""]
     lines += _table(result.per_concept) if result.per_concept else ["(none)"]
+    if result.per_concept:
+        lines += ["", "## Outcomes", "",
+                  "Each (frame, concept) counted once; in-view outcomes as a share of in-view frames, false alarm "
+                  "and true absent of out-of-view frames, look-alike as mine of the frames with an all-object "
+                  "ground truth.", ""]
+        lines += _outcome_table({"all concepts (pooled)": result.overall, **result.per_concept})
     if result.teach:
         lines += ["", "## Teaching", "", "| concept | shots | self IoU | presence threshold | seconds | note |",
                   "|---|---:|---:|---:|---:|---|"]
@@ -94,7 +133,13 @@ def markdown(result: EvalResult, pictures: dict[str, str] | None = None) -> str:
               "with it is a false negative.",
               "- IoU precision/recall: a frame is a hit when the object is present, predicted, and IoU ≥ 0.5; "
               "precision = hits / frames with a prediction, recall = hits / frames with the object.",
-              "- Overlays: predicted instances tinted in their colour, ground truth outlined in white."]
+              "- Outcomes: object absent -> false alarm (something predicted) or true absent; present -> miss "
+              "(nothing predicted), right (IoU ≥ 0.5), spill (IoU < 0.5 but the mask covers ≥ half of the object), "
+              "partial (covers under half, but ≥ half of the mask is on the object), else wrong object (most of "
+              "the mask is off the object). Look-alike as mine: more than half of the mask lies on a look-alike "
+              "of the concept (any frame, present or not; needs the all-object ground truth).",
+              "- Overlays: predicted instances tinted in their colour, ground truth outlined in white; captions "
+              "give each concept's IoU and outcome."]
     return "\n".join(lines) + "\n"
 
 

@@ -5,7 +5,9 @@ processes its frames, and returns an ``EvalResult``. The scoring part,
 ``EvalRecorder``, is separate so that other drivers (the demo, which gets its
 masks from the running node) can score frames the same way: give it each
 frame's ``H×W`` instance mask, the ``H×W`` uint16 ground truth and the concept
--> (predicted id, ground-truth id) mapping.
+-> (predicted id, ground-truth id) mapping; optionally the all-object ground
+truth and each concept's look-alike ids, so that predictions lying on a
+look-alike are counted (``lookalike_as_mine``).
 """
 
 from __future__ import annotations
@@ -31,11 +33,15 @@ PREDICTIONS_DIR = "predictions"
 
 @dataclass(frozen=True)
 class ConceptMap:
-    """A taught concept: its ``name``, the instance id the pipeline gives it, and its id in the ground truth."""
+    """A taught concept: its ``name``, the instance id the pipeline gives it, and its id in the ground truth.
+
+    ``lookalike_ids``: ids of its look-alikes in the all-object ground truth (empty: none, or unknown).
+    """
 
     name: str
     pred_id: int
     gt_id: int
+    lookalike_ids: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -114,9 +120,12 @@ class EvalRecorder:
 
     def add(self, sequence: str, index: int, rgb: np.ndarray, instance_mask: np.ndarray, gt: np.ndarray | None,
             concepts: Sequence[ConceptMap], seconds: float | None = None, timings: Mapping[str, float] | None = None,
-            scores: Mapping[str, float] | None = None) -> list[FrameRecord]:
+            scores: Mapping[str, float] | None = None, objects: np.ndarray | None = None) -> list[FrameRecord]:
         """Score one frame: ``instance_mask`` ``H×W`` predicted ids, ``gt`` ``H×W`` uint16 ids or None.
 
+        ``objects``: the all-object ground truth ``H×W`` uint16 (every
+        look-alike with its own id) or None; with it each record says whether
+        the prediction lay mostly on one of the concept's ``lookalike_ids``.
         Returns the frame's records (one per concept; none without ground truth).
         """
         self.frames += 1
@@ -136,7 +145,8 @@ class EvalRecorder:
             return []
         records = []
         for c in concepts:
-            s = score_frame(instance_mask == c.pred_id, gt == c.gt_id)
+            lookalike = None if objects is None else np.isin(objects, c.lookalike_ids)
+            s = score_frame(instance_mask == c.pred_id, gt == c.gt_id, lookalike)
             records.append(FrameRecord(**asdict(s), sequence=sequence, index=int(index), concept=c.name,
                                        score=None if scores is None else scores.get(c.name)))
         self.records.extend(records)
@@ -152,7 +162,7 @@ class EvalRecorder:
             return
         gt_union = np.isin(gt, [c.gt_id for c in concepts])
         image = overlay(rgb, instance_mask, gt_union, {c.pred_id: c.name for c in concepts})
-        detail = ", ".join(f"{r.concept} {r.iou:.2f}" + ("" if r.present else " (absent)") for r in records)
+        detail = ", ".join(f"{r.concept} {r.iou:.2f} {caption_outcome(r)}" for r in records)
         tile = Tile(thumbnail(image, self.thumb_width), f"{sequence} #{index}: {detail}")
         heapq.heappush(self._heap, (-badness, -next(self._counter), tile))
         if len(self._heap) > self.worst_k:
@@ -223,7 +233,7 @@ def evaluate(sequences: Sequence[EvalSequence], pipeline, out_dir: str | Path | 
                                            "self_iou": float(taught.self_iou),
                                            "presence_threshold": float(taught.concept.presence_threshold),
                                            "seconds": time.perf_counter() - start})
-            maps.append(ConceptMap(spec.name, int(taught.concept.instance_id), spec.gt_id))
+            maps.append(ConceptMap(spec.name, int(taught.concept.instance_id), spec.gt_id, spec.lookalike_ids))
         frames = tqdm(seq.frames(), total=seq.num_frames, desc=seq.name, unit="frame", leave=False,
                       disable=None if progress else True)
         for frame in frames:
@@ -234,7 +244,7 @@ def evaluate(sequences: Sequence[EvalSequence], pipeline, out_dir: str | Path | 
             seconds = time.perf_counter() - start
             scores = {s.label: float(s.score) for s in res.segments if s.personal}
             recorder.add(seq.name, frame.index, frame.rgb, res.instance_mask, frame.gt, maps, seconds,
-                         res.timings, scores)
+                         res.timings, scores, objects=frame.objects)
         for m in maps:
             pipeline.forget(m.name)
     recorder.write_index()
@@ -243,6 +253,12 @@ def evaluate(sequences: Sequence[EvalSequence], pipeline, out_dir: str | Path | 
     info.setdefault("backend", getattr(pipeline, "backend_name", None))
     info.setdefault("model_id", getattr(pipeline, "model_id", None))
     return recorder.result(info)
+
+
+def caption_outcome(record: FrameScore) -> str:
+    """A record's outcome in words for a caption ("wrong object"; "+ look-alike" when it lay on one)."""
+    words = record.outcome.replace("_", " ")
+    return words + (" (on a look-alike)" if record.lookalike_as_mine else "")
 
 
 def records_as_dicts(records: Sequence[FrameRecord]) -> list[dict]:

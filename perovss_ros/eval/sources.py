@@ -11,7 +11,9 @@ Layouts:
   topics (as ``perovss sim`` writes them) or from ``teach_frames`` indices of
   the image stream with the mask topic's masks (those frames are then not
   scored). Concept names come from the bag's scene metadata, else
-  ``object_<id>``.
+  ``object_<id>``. When the bag has the all-object ground truth
+  (``/perovss/object_ground_truth``) and its id table, frames carry it and
+  concepts know their look-alikes' ids.
 * PerSeg: ``Images/<object>/NN.jpg`` and ``Annotations/<object>/NN.png``; shot
   ``00`` is the reference, the other images are evaluated independently (no
   tracking between them).
@@ -43,16 +45,21 @@ class ConceptSpec:
     name: str
     gt_id: int
     shots: list[tuple[np.ndarray, np.ndarray]]
+    lookalike_ids: tuple[int, ...] = ()
 
 
 @dataclass
 class EvalFrame:
-    """One frame to process: ``rgb`` ``H×W×3`` uint8, ``gt`` ``H×W`` uint16 or None (not scored)."""
+    """One frame to process: ``rgb`` ``H×W×3`` uint8, ``gt`` ``H×W`` uint16 or None (not scored).
+
+    ``objects``: all-object ground truth ``H×W`` uint16 (each look-alike its own id) or None.
+    """
 
     index: int
     rgb: np.ndarray
     gt: np.ndarray | None
     stamp_ns: int | None = None
+    objects: np.ndarray | None = None
 
 
 @dataclass
@@ -129,7 +136,7 @@ def bag_sequences(path: str | Path, image_topic: str | None = None, mask_topic: 
     ``mask_topic`` None means the default ground-truth topic when the bag has it.
     """
     from perovss_ros.sim import bags
-    from perovss_ros.sim.topics import MASK_TOPIC
+    from perovss_ros.sim.topics import MASK_TOPIC, OBJECT_MASK_TOPIC
 
     path = Path(path)
     topics = bags.bag_topics(path)
@@ -162,21 +169,31 @@ def bag_sequences(path: str | Path, image_topic: str | None = None, mask_topic: 
                                     "with --teach-frames (their masks come from the mask topic)")
         shots_src = [(t.rgb, t.mask) for t in teach]
 
-    names = {int(k): v for k, v in bags.bag_scene_info(path).get("objects", {}).items()}
+    info = bags.bag_scene_info(path)
+    names = {int(k): v for k, v in info.get("objects", {}).items()}
     ids = sorted({int(v) for _, m in shots_src for v in np.unique(m) if v})
     if not ids:
         raise InvalidInputError(f"the teaching masks of {path} are empty: nothing to teach")
+    table = info.get("object_ids") or {}
+    object_topic = OBJECT_MASK_TOPIC if table and OBJECT_MASK_TOPIC in topics else None
+
+    def lookalikes_of(name: str | None) -> tuple[int, ...]:
+        return tuple(sorted(int(k) for k, v in table.items() if isinstance(v, dict) and v.get("mimics") == name))
+
     concepts = [ConceptSpec(name=concept_name(names.get(i, f"object_{i}")), gt_id=i,
-                            shots=[(rgb, m == i) for rgb, m in shots_src if np.any(m == i)]) for i in ids]
+                            shots=[(rgb, m == i) for rgb, m in shots_src if np.any(m == i)],
+                            lookalike_ids=lookalikes_of(names.get(i)) if object_topic else ()) for i in ids]
 
     def frames() -> Iterator[EvalFrame]:
-        for k, frame in enumerate(bags.read_frames(path, image_topic, mask_topic or None)):
+        for k, frame in enumerate(bags.read_frames(path, image_topic, mask_topic or None,
+                                                   object_mask_topic=object_topic)):
             if k not in skip:
-                yield EvalFrame(k, frame.rgb, frame.mask, frame.stamp_ns)
+                yield EvalFrame(k, frame.rgb, frame.mask, frame.stamp_ns, frame.objects)
 
     count = topics.get(image_topic, ("", 0))[1] - len(skip)
     return [EvalSequence(name=path.name, concepts=concepts, frames=frames, num_frames=count, video=True,
-                         info={"image_topic": image_topic, "mask_topic": mask_topic, "teach_frames": sorted(skip)})]
+                         info={"image_topic": image_topic, "mask_topic": mask_topic, "teach_frames": sorted(skip),
+                               "object_mask_topic": object_topic})]
 
 
 def perseg_sequences(root: str | Path, objects: Sequence[str] | None = None) -> list[EvalSequence]:

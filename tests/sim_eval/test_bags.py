@@ -36,6 +36,7 @@ def test_sim_bag_reads_back_identical(tmp_path, storage, capsys):
 
     image_type = "sensor_msgs/msg/Image"
     assert bag_topics(out) == {"/camera/image_raw": (image_type, 6), "/perovss/ground_truth": (image_type, 6),
+                               "/perovss/object_ground_truth": (image_type, 6),
                                "/perovss/teach/image": (image_type, 3), "/perovss/teach/mask": (image_type, 3)}
     frames = list(read_frames(out, "/camera/image_raw", "/perovss/ground_truth"))
     assert [f.stamp_ns for f in frames] == [DEFAULT_START_NS + i * 50_000_000 for i in range(6)]
@@ -49,6 +50,17 @@ def test_sim_bag_reads_back_identical(tmp_path, storage, capsys):
         assert np.array_equal(t.rgb, rgb) and np.array_equal(t.mask, gt)
     info = bag_scene_info(out)
     assert info["objects"] == {"1": "my_mug", "2": scene.objects[1].name} and info["seed"] == 4
+
+    # The all-object ground truth and its id table: 2 personal objects (ids 1, 2) and the look-alike (id 3).
+    with_objects = list(read_frames(out, "/camera/image_raw", "/perovss/ground_truth",
+                                    object_mask_topic="/perovss/object_ground_truth"))
+    for frame, objects in zip(with_objects, scene.object_gt, strict=True):
+        assert frame.objects.dtype == np.uint16 and np.array_equal(frame.objects, objects)
+    look = scene.lookalikes[0]
+    assert info["difficulty"] == "easy" and set(info["object_ids"]) == {"1", "2", "3"}
+    assert info["object_ids"]["3"] == {"name": look.name, "kind": look.kind, "mimics": look.mimics,
+                                       "shape": look.shape, "pattern": look.pattern, "color": list(look.color)}
+    assert info["object_ids"]["1"]["shape"] == "mug" and info["object_ids"]["1"]["kind"] == "personal"
 
     # Metadata the way ros2 bag reads it: storage plugin and message counts.
     meta = (out / "metadata.yaml").read_text()
