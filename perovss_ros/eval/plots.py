@@ -7,6 +7,7 @@ Everything renders off-screen (matplotlib Agg) into PNG files. Images are
 from __future__ import annotations
 
 import math
+import textwrap
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +20,8 @@ PALETTE: tuple[tuple[int, int, int], ...] = (
     (230, 25, 75), (60, 180, 75), (255, 225, 25), (0, 130, 200), (245, 130, 48), (145, 30, 180),
     (70, 240, 240), (240, 50, 230), (210, 245, 60), (250, 190, 212), (0, 128, 128), (170, 110, 40),
 )
+# Characters of an 8-point caption line that fit above one 3.2-inch tile.
+CAPTION_CHARS = 46
 
 
 def _pyplot():
@@ -85,7 +88,10 @@ def thumbnail(rgb: np.ndarray, max_width: int = 320) -> np.ndarray:
 
 
 def contact_sheet(tiles: Sequence[Tile], path: str | Path, columns: int = 4, title: str | None = None) -> Path:
-    """Write ``tiles`` as a grid with captions (in the given order) to the PNG ``path``; returns the path."""
+    """Write ``tiles`` as a grid with captions (in the given order) to the PNG ``path``; returns the path.
+
+    Long captions are wrapped to ``CAPTION_CHARS`` characters a line so neighbours do not overlap.
+    """
     plt = _pyplot()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -93,13 +99,15 @@ def contact_sheet(tiles: Sequence[Tile], path: str | Path, columns: int = 4, tit
     cols = max(1, min(columns, n))
     rows = math.ceil(n / cols)
     aspect = tiles[0].image.shape[0] / tiles[0].image.shape[1] if tiles else 0.75
-    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 3.2 * aspect * rows + 0.5 * rows + 0.4),
-                             squeeze=False)
+    captions = [textwrap.fill(t.caption, CAPTION_CHARS, break_on_hyphens=False) for t in tiles]
+    lines = max((c.count("\n") + 1 for c in captions), default=1)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 3.2 * aspect * rows + (0.16 * lines + 0.34) * rows
+                                                  + 0.4), squeeze=False)
     for k, ax in enumerate(axes.ravel()):
         ax.axis("off")
         if k < len(tiles):
             ax.imshow(tiles[k].image)
-            ax.set_title(tiles[k].caption, fontsize=8)
+            ax.set_title(captions[k], fontsize=8)
     if not tiles:
         axes[0, 0].text(0.5, 0.5, "no frames", ha="center", va="center")
     if title:
