@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import sys
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -148,6 +149,20 @@ def _run_sequence(args: argparse.Namespace, seed: int, per_object: int) -> tuple
     return num_objects, tally
 
 
+def _quality_arguments_problem(args: argparse.Namespace) -> str | None:
+    """What is wrong with the quality part's options, or None."""
+    from perovss_ros.sim.scenes import MAX_HARD_LOOKALIKES_PER_OBJECT, MAX_LOOKALIKES
+
+    if args.sequences < 1 or args.first_seed < 0:
+        return f"--sequences {args.sequences} --first-seed {args.first_seed}: use at least 1 sequence from seed 0 up"
+    per_object = args.lookalikes_per_object
+    # Easy scenes have up to 3 personal objects and 12 look-alikes in all.
+    most = MAX_HARD_LOOKALIKES_PER_OBJECT if args.difficulty == "hard" else MAX_LOOKALIKES // 3
+    if per_object is not None and not 0 <= per_object <= most:
+        return f"--lookalikes-per-object {per_object}: use 0..{most} for {args.difficulty} scenes"
+    return None
+
+
 def run_quality(args: argparse.Namespace) -> dict:
     """Run the quality part; prints one line per sequence and the totals, returns the totals.
 
@@ -226,6 +241,10 @@ def run(args: argparse.Namespace) -> int:
     """Run the parts asked for by ``--part``."""
     results = {}
     if args.part in ("quality", "all"):
+        problem = _quality_arguments_problem(args)
+        if problem:
+            print(f"perovss bench core: {problem}", file=sys.stderr)
+            return 1
         results["quality"] = run_quality(args)
     if args.part in ("memory", "all"):
         results["memory"] = run_memory(args)
