@@ -91,6 +91,7 @@ class Scene:
     clutter, occluder); ``object_ids`` maps each id to its ``SceneObject``
     (``kind``, ``mimics``, ``shape`` — the category word —, ``pattern``,
     ``color``). A personal object's id there equals its ``instance_id``.
+    ``difficulty`` is ``"easy"`` or ``"hard"`` (see the module docstring).
     """
 
     frames: list[np.ndarray]
