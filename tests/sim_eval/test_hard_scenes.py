@@ -17,11 +17,12 @@ from perovss_ros.sim.scenes import make_scene
 
 SIZE = (160, 120)
 FRAMES = 24
+# Hard scenes of seeds 0..19 are held out for the project's figure: the tests draw theirs from 200 up.
 
 
 @pytest.fixture(scope="module")
 def hard():
-    return make_scene(seed=7, num_frames=FRAMES, size=SIZE, num_objects=2, difficulty="hard")
+    return make_scene(seed=207, num_frames=FRAMES, size=SIZE, num_objects=2, difficulty="hard")
 
 
 def _digest(scene) -> str:
@@ -40,8 +41,8 @@ def test_easy_scenes_are_unchanged():
 
 
 def test_hard_scene_is_deterministic(hard):
-    again = make_scene(seed=7, num_frames=FRAMES, size=SIZE, num_objects=2, difficulty="hard")
-    other = make_scene(seed=8, num_frames=FRAMES, size=SIZE, num_objects=2, difficulty="hard")
+    again = make_scene(seed=207, num_frames=FRAMES, size=SIZE, num_objects=2, difficulty="hard")
+    other = make_scene(seed=208, num_frames=FRAMES, size=SIZE, num_objects=2, difficulty="hard")
     assert _digest(again) == _digest(hard) != _digest(other)
     assert all(np.array_equal(a, b) for a, b in zip(again.object_gt + again.teach_object_gt,
                                                     hard.object_gt + hard.teach_object_gt, strict=True))
@@ -131,7 +132,7 @@ def _largest_orientation_gap(masks: list[np.ndarray]) -> float:
 
 @pytest.mark.parametrize("difficulty", ["easy", "hard"])
 def test_objects_rotate_through_a_wide_range_only_in_hard_scenes(difficulty):
-    scene = make_scene(seed=4, num_frames=40, size=(320, 240), num_objects=3, num_lookalikes=0,
+    scene = make_scene(seed=204, num_frames=40, size=(320, 240), num_objects=3, num_lookalikes=0,
                        difficulty=difficulty)
     elongated = [o for o in scene.objects if o.shape in ("bottle", "book")]  # shapes with a clear long axis
     assert elongated
@@ -142,7 +143,7 @@ def test_objects_rotate_through_a_wide_range_only_in_hard_scenes(difficulty):
 
 
 def test_hard_size_change_is_about_twenty_percent():
-    scene = make_scene(seed=5, num_frames=60, size=(320, 240), num_objects=1, num_lookalikes=0, difficulty="hard")
+    scene = make_scene(seed=205, num_frames=60, size=(320, 240), num_objects=1, num_lookalikes=0, difficulty="hard")
     areas = np.array([int(m.sum()) for m in _whole(scene, scene.objects[0])])
     assert areas.size >= 20
     ratio = areas.max() / areas.min()
@@ -167,14 +168,14 @@ def test_bad_hard_arguments(kwargs):
 
 
 def test_four_lookalikes_per_object_allowed():
-    scene = make_scene(seed=1, num_frames=2, size=SIZE, num_objects=1, num_lookalikes=4, difficulty="hard")
+    scene = make_scene(seed=201, num_frames=2, size=SIZE, num_objects=1, num_lookalikes=4, difficulty="hard")
     assert len(scene.lookalikes) == 4
     assert {o.kind for o in scene.lookalikes} == {"only_colour", "only_pattern", "only_shape"}
 
 
 def test_sim_command_writes_hard_scenes(tmp_path, capsys):
     out = tmp_path / "bag"
-    assert main(["sim", "--out", str(out), "--frames", "3", "--width", "96", "--height", "72", "--seed", "2",
+    assert main(["sim", "--out", str(out), "--frames", "3", "--width", "96", "--height", "72", "--seed", "202",
                  "--difficulty", "hard", "--lookalikes", "4"]) == 0
     assert "only_" in capsys.readouterr().out
     info = bag_scene_info(out)
