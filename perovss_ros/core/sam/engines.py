@@ -1,6 +1,6 @@
 """Runtimes for the exported SAM decoder graph (ONNX Runtime, TensorRT), bound by tensor name.
 
-Both take and return the tensors named in :mod:`perovss_ros.core.sam.decoder_graph`.
+Both take and return the tensors named in :mod:`perovss_ros.core.sam.graph_names`.
 A file that is missing, corrupt, or built with other tensor names is a
 CheckpointError saying how to rebuild it. TensorRT is optional: where it is not
 importable, :class:`TensorRtDecoder` raises CheckpointError on construction.
@@ -15,9 +15,9 @@ import numpy as np
 import torch
 
 from perovss_ros.core.errors import CheckpointError
-from perovss_ros.core.sam.decoder_graph import INPUT_NAMES, OUTPUT_NAMES, input_names
+from perovss_ros.core.sam.graph_names import INPUT_NAMES, OUTPUT_NAMES, input_names
 
-REBUILD_HINT = "re-export it with `python -m perovss_ros.core.sam.decoder_graph`"
+REBUILD_HINT = "re-export it with `perovss export`"
 
 
 def _check_names(source: object, inputs: list[str], outputs: list[str], expected: tuple[str, ...]) -> None:
