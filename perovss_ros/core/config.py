@@ -15,7 +15,7 @@ MODELS = ("tiny", "mobile", "vit_b", "vit_l", "vit_h")
 DEVICES = ("cpu", "cuda")
 # What the config accepts; a backend refuses a runtime it cannot run here (classic has no network
 # and ignores it).
-RUNTIMES = ("torch", "onnxruntime", "tensorrt")
+RUNTIMES = ("torch", "onnxruntime", "tensorrt", "auto")
 
 
 def default_concept_store() -> str:

@@ -11,6 +11,7 @@ import io
 import os
 import warnings
 
+import numpy as np
 import torch
 from segment_anything.modeling import Sam
 from torch import Tensor
@@ -44,3 +45,16 @@ def export_encoder_onnx(sam: Sam, path: str | os.PathLike | io.BytesIO, opset: i
             dynamo=False, do_constant_folding=True,
         )
     return path
+
+
+def encoder_graph_error(sam: Sam, source: str | os.PathLike | bytes) -> float:
+    """Max |ONNX − torch| of the encoder graph ``source`` (file or bytes) against ``sam`` on a fresh seeded input."""
+    from perovss_ros.core.sam.engines import OnnxRuntimeEncoder
+
+    image = encoder_example_input(sam, seed=1)  # not the tracing input
+    with torch.inference_mode():
+        want = sam.image_encoder.eval()(image).numpy()
+    got = OnnxRuntimeEncoder(source).run(image.numpy())
+    if got.shape != want.shape:
+        return float("inf")
+    return float(np.abs(got - want).max())

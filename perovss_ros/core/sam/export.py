@@ -20,8 +20,8 @@ from segment_anything.modeling import Sam
 from perovss_ros.core.errors import CheckpointError, InvalidInputError
 from perovss_ros.core.sam.backend import build_sam_backend
 from perovss_ros.core.sam.decoder_graph import DecoderGraph, example_inputs, export_decoder_onnx
-from perovss_ros.core.sam.encoder_graph import encoder_example_input, export_encoder_onnx
-from perovss_ros.core.sam.graph_names import ENCODER_INPUT, ENCODER_OUTPUT, OUTPUT_NAMES, input_names
+from perovss_ros.core.sam.encoder_graph import encoder_graph_error, export_encoder_onnx
+from perovss_ros.core.sam.graph_names import ENCODER_INPUT, OUTPUT_NAMES, input_names
 
 PARTS = ("encoder", "decoder")
 """What ``export_model`` can write: the image encoder graph and the guided decoder graph."""
@@ -56,11 +56,7 @@ def _refuse_above(error: float, atol: float, what: str, path: str | os.PathLike)
 
 def check_encoder_onnx(sam: Sam, path: str | os.PathLike, atol: float = DEFAULT_ATOL) -> float:
     """Max |ONNX − torch| of the encoder graph at ``path`` on a seeded input; CheckpointError above ``atol``."""
-    image = encoder_example_input(sam, seed=1)  # not the tracing input
-    with torch.inference_mode():
-        want = sam.image_encoder.eval()(image).numpy()
-    (got,) = _session(path).run([ENCODER_OUTPUT], {ENCODER_INPUT: image.numpy()})
-    return _refuse_above(float(np.abs(got - want).max()), atol, "encoder", path)
+    return _refuse_above(encoder_graph_error(sam, path), atol, "encoder", path)
 
 
 def check_decoder_onnx(sam: Sam, path: str | os.PathLike, num_sets: int = 3, num_points: int = 4,
