@@ -81,3 +81,11 @@ def test_auto_runtime_is_onnxruntime_on_the_cpu_and_torch_on_cuda() -> None:
     assert (encoder.runtime, decoder.runtime) == ("onnxruntime", "onnxruntime")
     with pytest.raises(InvalidInputError, match="auto"):
         build_sam_backend({"model": "tiny", "runtime": "openvino"})
+
+
+def test_an_encoder_too_large_for_one_graph_is_refused_before_exporting(graph_dir) -> None:
+    sam = build_sam_model("tiny", 0)
+    sam.image_encoder.register_parameter("ballast", torch.nn.Parameter(torch.empty(2**29 + 1, device="meta")))
+    with pytest.raises(InvalidInputError, match="runtime 'torch'"):
+        cached_encoder(sam, "sam-tiny-seed0", graph_dir)
+    assert not list(graph_dir.iterdir())

@@ -13,6 +13,7 @@ import dataclasses
 import json
 import pathlib
 
+import numpy as np
 import pytest
 import torch
 
@@ -22,6 +23,7 @@ from perovss_ros.core.sam import build_sam_backend, build_sam_model
 from perovss_ros.core.sam.guided import guided_decoder_from
 from perovss_ros.core.sam.tiny_vit import window_bias_index
 from perovss_ros.core.sam.weights import load_official_weights
+from perovss_ros.core.types import Prompts
 
 FIXTURE = json.loads((pathlib.Path(__file__).parent / "fixtures" / "mobile_sam_vit_t.json").read_text())
 
@@ -129,3 +131,14 @@ def test_mobile_without_its_checkpoint_names_file_and_command(tmp_path) -> None:
         build_sam_backend({"model": "mobile", "checkpoint": str(tmp_path)})
     assert str(tmp_path / "mobile_sam.pt") in str(err.value)
     assert "perovss models download sam_mobile" in str(err.value)
+
+
+def test_mobile_backend_segments_end_to_end_with_random_weights() -> None:
+    encoder, decoder = build_sam_backend({"model": "mobile", "seed": 0}, random_weights=True)
+    assert encoder.model_id == "sam-mobile-random-seed0"
+    rgb = np.random.default_rng(0).integers(0, 255, (240, 320, 3), dtype=np.uint8)
+    features = encoder.encode(rgb)
+    assert features.grid.shape == (256, 64, 64)
+    assert features.valid_hw == (48, 64)  # 240×320 → 768×1024 in the model frame, 16 px cells
+    out = decoder.decode(features, rgb, [Prompts(np.array([[160, 120]], np.float32), np.array([1]), multimask=True)])
+    assert out.masks.shape == (1, 3, 240, 320) and out.logits.shape == (1, 3, 256, 256)

@@ -23,13 +23,15 @@ from pathlib import Path
 import segment_anything.modeling.image_encoder as sam_image_encoder
 from segment_anything.modeling import Sam
 
-from perovss_ros.core.errors import CheckpointError
+from perovss_ros.core.errors import CheckpointError, InvalidInputError
 from perovss_ros.core.sam.encoder_graph import encoder_graph_error, export_encoder_onnx
 from perovss_ros.core.sam.engines import OnnxRuntimeEncoder
 
 log = logging.getLogger(__name__)
 
 GRAPH_DIR_ENV = "PEROVSS_GRAPH_DIR"
+MAX_GRAPH_BYTES = 2**31 - 1
+"""A serialized ONNX graph is one protobuf, which cannot exceed 2 GB (vit_h's encoder is 2.5 GB)."""
 CHECK_ATOL = 1e-4
 """Largest ONNX-vs-PyTorch difference a freshly exported graph may show before it is refused."""
 
@@ -85,11 +87,18 @@ def cached_encoder(sam: Sam, model_id: str, directory: str | os.PathLike | None 
                    threads: int = 0) -> OnnxRuntimeEncoder:
     """The onnxruntime encoder of ``sam`` (id ``model_id``), from the cache or exported, checked and cached.
 
-    Raises CheckpointError if a fresh export differs from PyTorch by more than ``CHECK_ATOL``.
+    Raises CheckpointError if a fresh export differs from PyTorch by more than
+    ``CHECK_ATOL``, InvalidInputError for an encoder too large for one graph (vit_h).
     """
     import onnxruntime
     import torch
 
+    weight_bytes = sum(p.numel() * p.element_size() for p in sam.image_encoder.parameters())
+    if weight_bytes > MAX_GRAPH_BYTES:
+        raise InvalidInputError(
+            f"the encoder has {weight_bytes / 1e9:.1f} GB of weights, more than one ONNX graph can hold; "
+            f"use runtime 'torch' for this model"
+        )
     name = encoder_graph_name(model_id, int(sam.image_encoder.img_size), opset, onnxruntime.__version__,
                               torch.__version__, code_fingerprint())
     path = (Path(directory).expanduser() if directory else default_graph_dir()) / name
