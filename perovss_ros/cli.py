@@ -29,6 +29,7 @@ COMMANDS: dict[str, str] = {
     "eval": "perovss_ros.commands.eval",
     "demo": "perovss_ros.commands.demo",
     "models": "perovss_ros.commands.models",
+    "export": "perovss_ros.commands.export",
     "bench": "perovss_ros.commands.bench",
 }
 

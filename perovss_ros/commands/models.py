@@ -15,7 +15,7 @@ import os
 import sys
 from pathlib import Path
 
-HELP = "list, download (with checksum) and verify model checkpoints (SAM vit_b/l/h, CLIP)"
+HELP = "list, download (with checksum) and verify model checkpoints (SAM mobile, vit_b/l/h, CLIP)"
 
 DEFAULT_TIMEOUT_S = 10.0
 _CHUNK = 1 << 20

@@ -67,6 +67,18 @@ CHECKPOINTS: dict[str, Checkpoint] = {
             description="Segment Anything ViT-H (636M parameters), the PerSAM paper's model",
         ),
         Checkpoint(
+            name="sam_mobile",
+            family="sam",
+            model="mobile",
+            filename="mobile_sam.pt",
+            url="https://raw.githubusercontent.com/ChaoningZhang/MobileSAM/master/weights/mobile_sam.pt",
+            # Not computed here (nothing downloads): the SHA-256 and size several independent public
+            # projects pin for this file (e.g. open-edge-platform/geti_v2 issue #989).
+            sha256="6dbb90523a35330fedd7f1d3dfc66f995213d81b29a5ca8108dbcdd4e37d6c2f",
+            size_bytes=40_728_226,
+            description="MobileSAM (TinyViT-5M encoder, 6.1M parameters, SAM's decoder), for a robot's frame rate",
+        ),
+        Checkpoint(
             name="clip_vit_b_32",
             family="clip",
             model="ViT-B-32",

@@ -11,11 +11,11 @@ from typing import Any
 from perovss_ros.core.errors import InvalidInputError
 
 BACKENDS = ("auto", "classic", "sam")
-MODELS = ("tiny", "vit_b", "vit_l", "vit_h")
+MODELS = ("tiny", "mobile", "vit_b", "vit_l", "vit_h")
 DEVICES = ("cpu", "cuda")
 # What the config accepts; a backend refuses a runtime it cannot run here (classic has no network
 # and ignores it).
-RUNTIMES = ("torch", "onnxruntime", "tensorrt")
+RUNTIMES = ("torch", "onnxruntime", "tensorrt", "auto")
 
 
 def default_concept_store() -> str:

@@ -112,7 +112,7 @@ def test_state_dict_of_another_model_is_refused(tmp_path) -> None:
         load_official_weights(build_sam_model("tiny"), "other", str(path), _fake_entry("other", path))
 
 
-@pytest.mark.parametrize("model", ["vit_b", "vit_l", "vit_h"])
+@pytest.mark.parametrize("model", ["mobile", "vit_b", "vit_l", "vit_h"])
 def test_official_weights_where_present(model: str) -> None:
     config = {"model": model, "checkpoint": ""}
     if not sam_checkpoint_available(config):

@@ -9,14 +9,10 @@ import torch
 
 from perovss_ros.core.errors import CheckpointError
 from perovss_ros.core.sam import build_sam_backend
-from perovss_ros.core.sam.decoder_graph import (
-    INPUT_NAMES,
-    OUTPUT_NAMES,
-    DecoderGraph,
-    check_onnx_decoder,
-    export_decoder_onnx,
-)
+from perovss_ros.core.sam.decoder_graph import DecoderGraph, export_decoder_onnx
 from perovss_ros.core.sam.engines import OnnxRuntimeDecoder, TensorRtDecoder
+from perovss_ros.core.sam.export import check_decoder_onnx
+from perovss_ros.core.sam.graph_names import INPUT_NAMES, OUTPUT_NAMES
 from perovss_ros.core.types import Prompts
 
 
@@ -63,7 +59,7 @@ def test_onnx_export_has_named_dynamic_io_and_matches_torch(backend, exported) -
     assert [o.name for o in model.graph.output] == list(OUTPUT_NAMES)
     points = model.graph.input[1].type.tensor_type.shape.dim
     assert points[0].dim_param and points[1].dim_param  # prompt sets and points are dynamic
-    assert check_onnx_decoder(encoder.sam, exported, num_sets=5, num_points=2) < 1e-4
+    assert check_decoder_onnx(encoder.sam, exported, num_sets=5, num_points=2) < 1e-4
 
 
 def test_onnxruntime_decoder_runs_by_name(backend, exported) -> None:

@@ -1,4 +1,8 @@
-"""SAM image encoder behind the ``ImageEncoder`` protocol (the one expensive call per frame)."""
+"""SAM image encoder behind the ``ImageEncoder`` protocol (the one expensive call per frame).
+
+It runs as PyTorch modules, or (``graph`` given) as an exported encoder graph in
+ONNX Runtime; resizing and normalisation stay in torch either way.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +14,7 @@ from segment_anything.modeling import Sam
 from segment_anything.utils.transforms import ResizeLongestSide
 
 from perovss_ros.core.errors import InvalidInputError
+from perovss_ros.core.sam.engines import OnnxRuntimeEncoder
 from perovss_ros.core.types import Features
 from perovss_ros.core.validation import check_image
 
@@ -27,9 +32,10 @@ class SamImageEncoder:
     normalised, padded bottom/right to a square and encoded.
     """
 
-    def __init__(self, sam: Sam, model_id: str) -> None:
+    def __init__(self, sam: Sam, model_id: str, graph: OnnxRuntimeEncoder | None = None) -> None:
         self.sam = sam
         self.model_id = model_id
+        self.graph = graph
         self.img_size = int(sam.image_encoder.img_size)
         self.transform = ResizeLongestSide(self.img_size)
 
@@ -37,6 +43,11 @@ class SamImageEncoder:
     def device(self) -> torch.device:
         """Device the model runs on."""
         return self.sam.device
+
+    @property
+    def runtime(self) -> str:
+        """``onnxruntime`` when an exported graph runs the network, else ``torch``."""
+        return "torch" if self.graph is None else "onnxruntime"
 
     def encode_tensor(self, images: torch.Tensor) -> torch.Tensor:
         """Tensor layer: ``B×3×h×w`` float RGB in 0..255, already resized (longest side = input size).
@@ -52,7 +63,10 @@ class SamImageEncoder:
             )
         with torch.inference_mode():
             x = self.sam.preprocess(images.to(self.device, torch.float32))
-            return self.sam.image_encoder(x)
+            if self.graph is None:
+                return self.sam.image_encoder(x)
+            # The graph has one fixed batch of 1; a batch runs image by image.
+            return torch.from_numpy(np.concatenate([self.graph.run(img[None].numpy()) for img in x]))
 
     def encode(self, rgb: np.ndarray) -> Features:
         """Numpy layer: encode one ``H×W×3 uint8 RGB`` image into :class:`Features`.

@@ -1,4 +1,4 @@
-"""String-keyed registry of Segment Anything architectures (``tiny``, ``vit_b``, ``vit_l``, ``vit_h``).
+"""String-keyed registry of Segment Anything architectures (``tiny``, ``mobile``, ``vit_b``, ``vit_l``, ``vit_h``).
 
 Builders here only construct the network (random initialisation); weights are
 loaded by :mod:`perovss_ros.core.sam.weights`. ``tiny`` is the test
@@ -17,6 +17,7 @@ from segment_anything import sam_model_registry
 from segment_anything.modeling import ImageEncoderViT, MaskDecoder, PromptEncoder, Sam, TwoWayTransformer
 
 from perovss_ros.core.errors import InvalidInputError
+from perovss_ros.core.sam.tiny_vit import TinyViT, TinyVitConfig
 
 
 @dataclass(frozen=True)
@@ -33,29 +34,19 @@ class SamSpec:
     checkpoint: str | None
 
 
-def build_tiny_sam() -> Sam:
-    """The DESIGN.md ``tiny`` test SAM: 512 px input, 32×32 embedding grid, 128×128 low-res masks."""
+def _sam_around(image_encoder: torch.nn.Module, img_size: int) -> Sam:
+    """SAM's prompt encoder and two-way mask decoder (the official sizes) around ``image_encoder``.
+
+    ``image_encoder`` maps ``B×3×S×S`` to ``B×256×S/16×S/16`` (S = ``img_size``).
+    """
     embed = 256
+    grid = img_size // 16
     return Sam(
-        image_encoder=ImageEncoderViT(
-            img_size=512,
-            patch_size=16,
-            embed_dim=192,
-            depth=2,
-            num_heads=3,
-            mlp_ratio=4,
-            qkv_bias=True,
-            use_rel_pos=True,
-            global_attn_indexes=(1,),
-            window_size=14,
-            out_chans=embed,
-            # The official builders use eps 1e-6; keep the family consistent.
-            norm_layer=partial(torch.nn.LayerNorm, eps=1e-6),
-        ),
+        image_encoder=image_encoder,
         prompt_encoder=PromptEncoder(
             embed_dim=embed,
-            image_embedding_size=(32, 32),
-            input_image_size=(512, 512),
+            image_embedding_size=(grid, grid),
+            input_image_size=(img_size, img_size),
             mask_in_chans=16,
         ),
         mask_decoder=MaskDecoder(
@@ -68,6 +59,31 @@ def build_tiny_sam() -> Sam:
     )
 
 
+def build_tiny_sam() -> Sam:
+    """The DESIGN.md ``tiny`` test SAM: 512 px input, 32×32 embedding grid, 128×128 low-res masks."""
+    encoder = ImageEncoderViT(
+        img_size=512,
+        patch_size=16,
+        embed_dim=192,
+        depth=2,
+        num_heads=3,
+        mlp_ratio=4,
+        qkv_bias=True,
+        use_rel_pos=True,
+        global_attn_indexes=(1,),
+        window_size=14,
+        out_chans=256,
+        # The official builders use eps 1e-6; keep the family consistent.
+        norm_layer=partial(torch.nn.LayerNorm, eps=1e-6),
+    )
+    return _sam_around(encoder, 512)
+
+
+def build_mobile_sam() -> Sam:
+    """MobileSAM (its ``vit_t`` builder): TinyViT-5M + SAM's neck, 1024 px input, 64×64 grid."""
+    return _sam_around(TinyViT(TinyVitConfig()), 1024)
+
+
 def _official(name: str) -> Callable[[], Sam]:
     """segment_anything's own builder for ``name``, without a checkpoint (we load weights safely)."""
     return partial(sam_model_registry[name], checkpoint=None)
@@ -77,6 +93,7 @@ SAM_MODELS: dict[str, SamSpec] = {
     spec.name: spec
     for spec in (
         SamSpec("tiny", build_tiny_sam, None),
+        SamSpec("mobile", build_mobile_sam, "sam_mobile"),
         SamSpec("vit_b", _official("vit_b"), "sam_vit_b"),
         SamSpec("vit_l", _official("vit_l"), "sam_vit_l"),
         SamSpec("vit_h", _official("vit_h"), "sam_vit_h"),
