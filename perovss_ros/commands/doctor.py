@@ -96,6 +96,16 @@ def _runtime_checks() -> list[Check]:
     return checks
 
 
+def _concept_store(config_path: str | None, configured: str | None) -> str:
+    """Where concepts go: the config's store, or without a config the node's default."""
+    if config_path is not None:
+        return configured or "in memory only"
+    from perovss_ros.core.config import PERSISTENT_CONCEPT_STORE
+
+    return (f"{os.path.expanduser(PERSISTENT_CONCEPT_STORE)} (the node's default; "
+            "build_pipeline() without concept_store keeps concepts in memory)")
+
+
 def _backend_checks(config_path: str | None) -> list[Check]:
     checks = []
     from perovss_ros.core.checkpoints import CHECKPOINTS, default_model_dir, find_checkpoint
@@ -124,7 +134,7 @@ def _backend_checks(config_path: str | None) -> list[Check]:
         resolved = resolve_backend(config)
         checks.append(Check("backend that will run",
                             f"{resolved} (config backend={config.backend}, model={config.model})"))
-        checks.append(Check("concept store", str(config.concept_store) or "in memory only"))
+        checks.append(Check("concept store", _concept_store(config_path, config.concept_store)))
     except Exception as exc:  # the failure is the finding; doctor must still print the rest
         checks.append(Check("perception core", f"not usable: {exc}", ok=False))
     return checks

@@ -39,6 +39,8 @@ def test_doctor_reports_this_machine(tmp_path: Path) -> None:
     assert checks["rclpy"]["ok"] and "RMW rmw_" in checks["rclpy"]["value"]
     assert checks["perovss_interfaces"]["ok"]
     assert checks["model directory"]["value"] == str(tmp_path / "models")
+    node_store = str(Path.home() / ".local" / "share" / "perovss" / "concepts")
+    assert checks["concept store"]["value"].startswith(f"{node_store} (the node's default")
     try:
         import tensorrt  # noqa: F401
         has_trt = True
