@@ -9,7 +9,12 @@ import json
 import os
 import platform
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from perovss_ros.core.checkpoints import Checkpoint
 
 HELP = "check the installation: ROS, Python, torch and devices, runtimes, backends, checkpoints, concept store"
 
@@ -88,11 +93,20 @@ def _runtime_checks() -> list[Check]:
         checks.append(Check("onnxruntime", f"{onnxruntime.__version__}: {providers}"))
     except Exception as exc:
         checks.append(Check("onnxruntime", f"not importable: {exc}", ok=False))
+    try:  # what the sam backend itself accepts, so this line cannot promise more than it runs
+        from perovss_ros.core.sam import decoder
+
+        sam_runtimes = decoder.RUNTIMES
+    except ImportError:
+        sam_runtimes = ()
+    engines = ("the sam backend runs TensorRT engines" if "tensorrt" in sam_runtimes
+               else "the sam backend does not run TensorRT engines yet")
+    runs = f"sam runtimes here: {', '.join(sam_runtimes)}" if sam_runtimes else "sam backend not importable"
     try:
         trt = importlib.import_module("tensorrt")
-        checks.append(Check("TensorRT", f"{trt.__version__}"))
+        checks.append(Check("TensorRT", f"{trt.__version__} ({engines}; {runs})"))
     except Exception:
-        checks.append(Check("TensorRT", "not installed (engines cannot run here; torch/onnxruntime can)"))
+        checks.append(Check("TensorRT", f"not installed ({runs})"))
     return checks
 
 
@@ -106,15 +120,39 @@ def _concept_store(config_path: str | None, configured: str | None) -> str:
             "build_pipeline() without concept_store keeps concepts in memory)")
 
 
+def _checkpoint_check(ckpt: Checkpoint, accepted: Callable[[Checkpoint, None], bool] | None) -> tuple[Check, bool]:
+    """One catalogue checkpoint's line, and whether it is usable: missing, usable, or present but
+    refused by the backend's own check.
+
+    ``accepted`` is that check (``core.sam.weights.checkpoint_present``: the file exists and has
+    the catalogue's size), or None when the sam backend cannot be imported to ask it.
+    """
+    from perovss_ros.core.checkpoints import find_checkpoint
+
+    path = find_checkpoint(ckpt.name)
+    fetch = f"perovss models download {ckpt.name}"
+    if path is None:
+        return Check(f"checkpoint {ckpt.name}", f"missing ({fetch})"), False
+    if accepted is None or accepted(ckpt, None):
+        return Check(f"checkpoint {ckpt.name}", str(path)), True
+    return Check(f"checkpoint {ckpt.name}",
+                 f"{path} has {path.stat().st_size} bytes, not the official {ckpt.size_bytes}: "
+                 f"the backend refuses it ({fetch})", ok=False), False
+
+
 def _backend_checks(config_path: str | None) -> list[Check]:
     checks = []
-    from perovss_ros.core.checkpoints import CHECKPOINTS, default_model_dir, find_checkpoint
+    from perovss_ros.core.checkpoints import CHECKPOINTS, default_model_dir
 
+    try:  # the size check the sam backend itself applies before it loads a checkpoint
+        from perovss_ros.core.sam.weights import checkpoint_present
+    except ImportError:
+        checkpoint_present = None
     model_dir = default_model_dir()
-    for name in CHECKPOINTS:
-        path = find_checkpoint(name)
-        where = str(path) if path else f"missing (perovss models download {name})"
-        checks.append(Check(f"checkpoint {name}", where, ok=True))
+    usable = {}
+    for name, ckpt in CHECKPOINTS.items():
+        check, usable[name] = _checkpoint_check(ckpt, checkpoint_present)
+        checks.append(check)
     checks.append(Check("model directory", str(model_dir)))
     try:
         from perovss_ros.core.config import PipelineConfig
@@ -123,10 +161,10 @@ def _backend_checks(config_path: str | None) -> list[Check]:
         config = PipelineConfig.coerce(config_path)
         runnable = ["classic (weights-free, OpenCV)"]
         if "sam" in BACKENDS:
-            found = [c.model for c in CHECKPOINTS.values() if c.family == "sam" and find_checkpoint(c.name)]
+            found = [c.model for c in CHECKPOINTS.values() if c.family == "sam" and usable[c.name]]
             try:
                 importlib.import_module("perovss_ros.core.sam")
-                weights = ", ".join(found) if found else "no official checkpoint found"
+                weights = ", ".join(found) if found else "no usable official checkpoint"
                 runnable.append(f"sam ({weights}; tiny with random weights for tests)")
             except ImportError as exc:
                 checks.append(Check("sam backend", f"not importable: {exc}", ok=False))

@@ -56,6 +56,11 @@ def test_doctor_finds_checkpoints_and_picks_backend(tmp_path: Path, sam_vit_b_fi
     assert before["backend that will run"]["value"].startswith("classic")
     models = tmp_path / "models"
     models.mkdir()
-    (models / sam_vit_b_filename).write_bytes(b"placeholder")
-    _, after = _doctor(tmp_path)
-    assert after["checkpoint sam_vit_b"]["value"] == str(models / sam_vit_b_filename)
+    (models / sam_vit_b_filename).write_bytes(b"placeholder")  # 11 bytes: no ViT-B checkpoint
+    code, after = _doctor(tmp_path)
+    line = after["checkpoint sam_vit_b"]
+    assert line["value"].startswith(f"{models / sam_vit_b_filename} has 11 bytes") and not line["ok"]
+    assert "perovss models download sam_vit_b" in line["value"]
+    assert "vit_b" not in after["backends that can run"]["value"]
+    assert after["backend that will run"]["value"].startswith("classic")
+    assert code == 1
