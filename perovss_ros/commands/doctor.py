@@ -16,7 +16,10 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from perovss_ros.core.checkpoints import Checkpoint
 
-HELP = "check the installation: ROS, Python, torch and devices, runtimes, backends, checkpoints, concept store"
+HELP = ("check the installation: ROS, Python, torch and devices, runtimes, backends, checkpoints, concept store; "
+        "--topic T: frames lost before they arrive")
+#: ``--topic`` listens with an rclpy node: exit without rclpy teardown (see perovss_ros.ros.client).
+EXIT_WITHOUT_TEARDOWN = True
 
 
 @dataclass
@@ -32,6 +35,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``perovss doctor``."""
     parser.add_argument("--json", action="store_true", help="print the checks as JSON")
     parser.add_argument("--config", default=None, help="pipeline config YAML to resolve the backend with")
+    parser.add_argument("--topic", default=None, metavar="T",
+                        help="also listen to camera topic T and estimate from its header stamps how many "
+                             "frames are lost before they arrive (the node's check)")
+    parser.add_argument("--seconds", type=float, default=5.0, help="how long --topic listens (default 5)")
 
 
 def _version(dist: str) -> str | None:
@@ -178,7 +185,27 @@ def _backend_checks(config_path: str | None) -> list[Check]:
     return checks
 
 
-def collect(config_path: str | None = None) -> list[Check]:
+def _topic_check(topic: str, seconds: float) -> Check:
+    """Frames on ``topic`` over ``seconds``: how many arrived of how many the stamps say were sent."""
+    from perovss_ros.ros.frame_loss import is_lossy, loss_advice
+    from perovss_ros.ros.topic_arrivals import listen
+
+    seen = listen(topic, seconds)
+    est = seen.estimate
+    name = f"frames on {topic}"
+    if est.received == 0:
+        return Check(name, f"none in {seconds:.0f} s ({seen.publishers} publisher(s)); is the camera publishing "
+                           "on this ROS_DOMAIN_ID, best effort or reliable?", ok=False)
+    if is_lossy(est):
+        return Check(name, loss_advice(est, topic), ok=False)
+    if est.period_s is None:
+        return Check(name, f"{est.received} {seen.type_name} in {seconds:.0f} s; too few or irregular stamps to "
+                           "tell the camera's rate")
+    return Check(name, f"{est.received} of about {est.sent} frames arrived ({seen.type_name}, camera about "
+                       f"{est.rate_hz:.1f} Hz from its stamps)")
+
+
+def collect(config_path: str | None = None, topic: str | None = None, seconds: float = 5.0) -> list[Check]:
     """Run every check and return the report lines."""
     checks = [
         Check("perovss", _version("perovss_ros") or "source tree"),
@@ -189,12 +216,20 @@ def collect(config_path: str | None = None) -> list[Check]:
     checks += _torch_checks()
     checks += _runtime_checks()
     checks += _backend_checks(config_path)
+    if topic is not None:
+        try:
+            checks.append(_topic_check(topic, seconds))
+        except Exception as exc:  # rclpy unusable here: the rclpy line above says why
+            checks.append(Check(f"frames on {topic}", f"cannot listen: {exc}", ok=False))
     return checks
 
 
 def run(args: argparse.Namespace) -> int:
     """Print the report; exit 1 when something required is broken."""
-    checks = collect(args.config)
+    if args.seconds <= 0:
+        print("perovss doctor: --seconds must be > 0", file=sys.stderr)
+        return 2
+    checks = collect(args.config, args.topic, args.seconds)
     if args.json:
         print(json.dumps([c.__dict__ for c in checks], indent=2))
     else:

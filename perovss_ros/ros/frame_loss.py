@@ -37,13 +37,14 @@ class ArrivalEstimate:
     """Frames over the window's stamps: ``received`` distinct ones arrived, ``sent`` estimated.
 
     ``period_s`` is the camera's estimated frame period, None while it cannot be told (too few
-    frames, or spacings with no common period); ``sent`` then equals ``received``.
+    frames, or spacings with no common period); ``sent`` then equals ``received``. ``span_s`` is
+    the time from the first to the last stamp counted.
     """
 
     received: int
     sent: int
     period_s: float | None
-    window_s: float
+    span_s: float
 
     @property
     def lost(self) -> int:
@@ -59,6 +60,11 @@ class ArrivalEstimate:
     def rate_hz(self) -> float | None:
         """The camera's estimated frame rate."""
         return 1.0 / self.period_s if self.period_s else None
+
+
+def header_stamp_ns(stamp: object) -> int:
+    """A ``builtin_interfaces/Time`` (anything with ``sec`` and ``nanosec``) in nanoseconds."""
+    return int(stamp.sec) * NS + int(stamp.nanosec)
 
 
 def common_period(spacings_ns: list[int], tolerance: float = 0.2, min_period_ns: int = NS // 240,
@@ -156,7 +162,8 @@ class ArrivalMonitor:
         with self._lock:
             stamps = list(self._stamps)
         received = len(stamps)
-        unknown = ArrivalEstimate(received, received, None, self.window_s)
+        span_s = (stamps[-1] - stamps[0]) / NS if stamps else 0.0
+        unknown = ArrivalEstimate(received, received, None, span_s)
         spacings = [b - a for a, b in itertools.pairwise(stamps)]
         streaming = [d for d in spacings if d <= self.max_gap_s * NS]
         if len(streaming) < self.min_frames - 1:
@@ -165,7 +172,7 @@ class ArrivalMonitor:
         if period is None:
             return unknown
         sent = received + sum(round(d / period) - 1 for d in streaming)
-        return ArrivalEstimate(received, sent, period / NS, self.window_s)
+        return ArrivalEstimate(received, sent, period / NS, span_s)
 
 
 def loss_advice(estimate: ArrivalEstimate, topic: str) -> str:
@@ -174,7 +181,7 @@ def loss_advice(estimate: ArrivalEstimate, topic: str) -> str:
     return (
         f"frames are lost before they reach perovss: on '{topic}' the header stamps say the camera "
         f"sends about {rate} Hz, but only {estimate.received} of about {estimate.sent} frames arrived "
-        f"over {estimate.window_s:.0f} s of stamps. Large images over Fast DDS's default transports are "
+        f"over {estimate.span_s:.1f} s of stamps. Large images over Fast DDS's default transports are "
         f"dropped between processes: start the camera (and every node) with "
         f"{PROFILES_ENV}={PROFILE_FILE} (the shipped profile; README 'Large images'), or publish "
         f"reliably and set the parameter reliability:=reliable"

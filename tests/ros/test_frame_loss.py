@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from perovss_ros.ros.frame_loss import ArrivalMonitor, common_period, is_lossy, loss_advice
+from perovss_ros.ros.frame_loss import ArrivalMonitor, common_period, header_stamp_ns, is_lossy, loss_advice
 
 MS = 1_000_000
 BASE = 1_700_000_000 * 1000 * MS  # a camera's stamps: wall-clock time in ns
@@ -38,7 +38,7 @@ def test_two_of_every_five_arriving_is_lossy():
     assert est.period_s == pytest.approx(0.1)
     assert is_lossy(est)
     advice = loss_advice(est, "/camera/image_raw")
-    assert "20 of about 47" in advice and "10.0 Hz" in advice
+    assert "20 of about 47" in advice and "10.0 Hz" in advice and "4.6 s" in advice
     assert "fastdds_large_images.xml" in advice and "reliability:=reliable" in advice
 
 
@@ -99,6 +99,7 @@ def test_only_the_window_counts():
     feed(monitor, range(301))  # 30 s at 10 Hz; the window keeps stamps 20.0 s .. 30.0 s
     est = monitor.estimate()
     assert (est.received, est.sent) == (101, 101)
+    assert est.span_s == pytest.approx(10.0)
 
 
 def test_too_few_frames_or_no_common_period_tell_nothing():
@@ -127,3 +128,9 @@ def test_common_period_of_hand_made_spacings():
     assert common_period([]) is None
     # 10 ms and 13.7 ms: 10 and 5 leave 13.7 too far from a multiple, 3.33 is below the 4 ms allowed
     assert common_period([10 * MS, 137 * MS // 10], min_period_ns=4 * MS) is None
+
+
+def test_header_stamp_in_nanoseconds():
+    from types import SimpleNamespace
+
+    assert header_stamp_ns(SimpleNamespace(sec=3, nanosec=250_000_000)) == 3_250_000_000

@@ -332,6 +332,48 @@ def test_diagnostics_report_backend_concepts_and_counts(perovss, scene, taught) 
     assert float(values["median_ms.pipeline"]) > 0 and "median_ms.node_overhead" in values
 
 
+def test_frames_lost_before_arrival_are_warned_once_and_counted(perovss, scene) -> None:
+    """A 10 Hz camera of which only 2 frames in 5 are sent: stamps advance, frames go missing."""
+    ros, stream, log = perovss["ros"], perovss["stream"], perovss["log"]
+    got: list[DiagnosticArray] = []
+    sub = ros.node.create_subscription(DiagnosticArray, "/diagnostics", got.append, reliable())
+    stop_sending = threading.Event()
+
+    def warnings() -> list[str]:
+        return [line for line in log.read_text().splitlines() if "lost before they reach perovss" in line]
+
+    def latest() -> tuple[int, dict[str, str]]:
+        status = got[-1].status[0] if got else None
+        return (status.level, {kv.key: kv.value for kv in status.values}) if status else (0, {})
+
+    def camera() -> None:
+        # a stamp clock of its own (far from the other tests' stamps: the node starts a new window)
+        for i in range(600):
+            if stop_sending.is_set():
+                return
+            if i % 5 in (0, 1):
+                msg = rgb_to_image(scene.frames[i % len(scene.frames)], Header(frame_id="cam"))
+                msg.header.stamp.sec, msg.header.stamp.nanosec = 50_000 + i // 10, (i % 10) * 100_000_000
+                stream.pub.publish(msg)
+            time.sleep(0.1)
+
+    threading.Thread(target=camera, daemon=True).start()
+    try:
+        assert wait_for(lambda: bool(warnings()), 30), "no warning about frames lost before arrival"
+        assert wait_for(lambda: latest()[0] == DiagnosticStatus.WARN
+                        and int(latest()[1].get("frames_lost_in_transport", 0)) > 0, 10), latest()
+        values = latest()[1]
+        time.sleep(2.0)  # the loss goes on: still one warning
+    finally:
+        stop_sending.set()
+        ros.node.destroy_subscription(sub)
+    assert len(warnings()) == 1, warnings()
+    assert "fastdds_large_images.xml" in warnings()[0] and "reliability:=reliable" in warnings()[0]
+    assert float(values["camera_rate_hz"]) == pytest.approx(10.0, rel=0.05)
+    sent, lost = int(values["frames_sent_estimate"]), int(values["frames_lost_in_transport"])
+    assert lost > sent / 2, values  # at most 2 in 5 arrive
+
+
 def test_teach_by_live_capture_with_one_box(perovss, scene) -> None:
     ros, stream = perovss["ros"], perovss["stream"]
     obj = scene.objects[0]
