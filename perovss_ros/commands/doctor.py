@@ -103,7 +103,7 @@ def _runtime_checks() -> list[Check]:
     try:  # what the sam backend itself accepts, so this line cannot promise more than it runs
         from perovss_ros.core.sam import decoder
 
-        sam_runtimes = decoder.RUNTIMES
+        sam_runtimes = tuple(getattr(decoder, "RUNTIMES", ()))
     except ImportError:
         sam_runtimes = ()
     engines = ("the sam backend runs TensorRT engines" if "tensorrt" in sam_runtimes
