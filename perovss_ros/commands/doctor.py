@@ -9,9 +9,17 @@ import json
 import os
 import platform
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-HELP = "check the installation: ROS, Python, torch and devices, runtimes, backends, checkpoints, concept store"
+if TYPE_CHECKING:
+    from perovss_ros.core.checkpoints import Checkpoint
+
+HELP = ("check the installation: ROS, Python, torch and devices, runtimes, backends, checkpoints, concept store; "
+        "--topic T: frames lost before they arrive")
+#: ``--topic`` listens with an rclpy node: exit without rclpy teardown (see perovss_ros.ros.client).
+EXIT_WITHOUT_TEARDOWN = True
 
 
 @dataclass
@@ -27,6 +35,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``perovss doctor``."""
     parser.add_argument("--json", action="store_true", help="print the checks as JSON")
     parser.add_argument("--config", default=None, help="pipeline config YAML to resolve the backend with")
+    parser.add_argument("--topic", default=None, metavar="T",
+                        help="also listen to camera topic T and estimate from its header stamps how many "
+                             "frames are lost before they arrive (the node's check)")
+    parser.add_argument("--seconds", type=float, default=5.0, help="how long --topic listens (default 5)")
 
 
 def _version(dist: str) -> str | None:
@@ -88,23 +100,66 @@ def _runtime_checks() -> list[Check]:
         checks.append(Check("onnxruntime", f"{onnxruntime.__version__}: {providers}"))
     except Exception as exc:
         checks.append(Check("onnxruntime", f"not importable: {exc}", ok=False))
+    try:  # what the sam backend itself accepts, so this line cannot promise more than it runs
+        from perovss_ros.core.sam import decoder
+
+        sam_runtimes = tuple(getattr(decoder, "RUNTIMES", ()))
+    except ImportError:
+        sam_runtimes = ()
+    engines = ("the sam backend runs TensorRT engines" if "tensorrt" in sam_runtimes
+               else "the sam backend does not run TensorRT engines yet")
+    runs = f"sam runtimes here: {', '.join(sam_runtimes)}" if sam_runtimes else "sam backend not importable"
     try:
         trt = importlib.import_module("tensorrt")
-        checks.append(Check("TensorRT", f"{trt.__version__}"))
+        checks.append(Check("TensorRT", f"{trt.__version__} ({engines}; {runs})"))
     except Exception:
-        checks.append(Check("TensorRT", "not installed (engines cannot run here; torch/onnxruntime can)"))
+        checks.append(Check("TensorRT", f"not installed ({runs})"))
     return checks
+
+
+def _concept_store(config_path: str | None, configured: str | None) -> str:
+    """Where concepts go: the config's store, or without a config the node's default."""
+    if config_path is not None:
+        return configured or "in memory only"
+    from perovss_ros.core.config import PERSISTENT_CONCEPT_STORE
+
+    return (f"{os.path.expanduser(PERSISTENT_CONCEPT_STORE)} (the node's default; "
+            "build_pipeline() without concept_store keeps concepts in memory)")
+
+
+def _checkpoint_check(ckpt: Checkpoint, accepted: Callable[[Checkpoint, None], bool] | None) -> tuple[Check, bool]:
+    """One catalogue checkpoint's line, and whether it is usable: missing, usable, or present but
+    refused by the backend's own check.
+
+    ``accepted`` is that check (``core.sam.weights.checkpoint_present``: the file exists and has
+    the catalogue's size), or None when the sam backend cannot be imported to ask it.
+    """
+    from perovss_ros.core.checkpoints import find_checkpoint
+
+    path = find_checkpoint(ckpt.name)
+    fetch = f"perovss models download {ckpt.name}"
+    if path is None:
+        return Check(f"checkpoint {ckpt.name}", f"missing ({fetch})"), False
+    if accepted is None or accepted(ckpt, None):
+        return Check(f"checkpoint {ckpt.name}", str(path)), True
+    return Check(f"checkpoint {ckpt.name}",
+                 f"{path} has {path.stat().st_size} bytes, not the official {ckpt.size_bytes}: "
+                 f"the backend refuses it ({fetch})", ok=False), False
 
 
 def _backend_checks(config_path: str | None) -> list[Check]:
     checks = []
-    from perovss_ros.core.checkpoints import CHECKPOINTS, default_model_dir, find_checkpoint
+    from perovss_ros.core.checkpoints import CHECKPOINTS, default_model_dir
 
+    try:  # the size check the sam backend itself applies before it loads a checkpoint
+        from perovss_ros.core.sam.weights import checkpoint_present
+    except ImportError:
+        checkpoint_present = None
     model_dir = default_model_dir()
-    for name in CHECKPOINTS:
-        path = find_checkpoint(name)
-        where = str(path) if path else f"missing (perovss models download {name})"
-        checks.append(Check(f"checkpoint {name}", where, ok=True))
+    usable = {}
+    for name, ckpt in CHECKPOINTS.items():
+        check, usable[name] = _checkpoint_check(ckpt, checkpoint_present)
+        checks.append(check)
     checks.append(Check("model directory", str(model_dir)))
     try:
         from perovss_ros.core.config import PipelineConfig
@@ -113,10 +168,10 @@ def _backend_checks(config_path: str | None) -> list[Check]:
         config = PipelineConfig.coerce(config_path)
         runnable = ["classic (weights-free, OpenCV)"]
         if "sam" in BACKENDS:
-            found = [c.model for c in CHECKPOINTS.values() if c.family == "sam" and find_checkpoint(c.name)]
+            found = [c.model for c in CHECKPOINTS.values() if c.family == "sam" and usable[c.name]]
             try:
                 importlib.import_module("perovss_ros.core.sam")
-                weights = ", ".join(found) if found else "no official checkpoint found"
+                weights = ", ".join(found) if found else "no usable official checkpoint"
                 runnable.append(f"sam ({weights}; tiny with random weights for tests)")
             except ImportError as exc:
                 checks.append(Check("sam backend", f"not importable: {exc}", ok=False))
@@ -124,13 +179,33 @@ def _backend_checks(config_path: str | None) -> list[Check]:
         resolved = resolve_backend(config)
         checks.append(Check("backend that will run",
                             f"{resolved} (config backend={config.backend}, model={config.model})"))
-        checks.append(Check("concept store", str(config.concept_store) or "in memory only"))
+        checks.append(Check("concept store", _concept_store(config_path, config.concept_store)))
     except Exception as exc:  # the failure is the finding; doctor must still print the rest
         checks.append(Check("perception core", f"not usable: {exc}", ok=False))
     return checks
 
 
-def collect(config_path: str | None = None) -> list[Check]:
+def _topic_check(topic: str, seconds: float) -> Check:
+    """Frames on ``topic`` over ``seconds``: how many arrived of how many the stamps say were sent."""
+    from perovss_ros.ros.frame_loss import is_lossy, loss_advice
+    from perovss_ros.ros.topic_arrivals import listen
+
+    seen = listen(topic, seconds)
+    est = seen.estimate
+    name = f"frames on {topic}"
+    if est.received == 0:
+        return Check(name, f"none in {seconds:.0f} s ({seen.publishers} publisher(s)); is the camera publishing "
+                           "on this ROS_DOMAIN_ID, best effort or reliable?", ok=False)
+    if is_lossy(est):
+        return Check(name, loss_advice(est, topic), ok=False)
+    if est.period_s is None:
+        return Check(name, f"{est.received} {seen.type_name} in {seconds:.0f} s; too few or irregular stamps to "
+                           "tell the camera's rate")
+    return Check(name, f"{est.received} of about {est.sent} frames arrived ({seen.type_name}, camera about "
+                       f"{est.rate_hz:.1f} Hz from its stamps)")
+
+
+def collect(config_path: str | None = None, topic: str | None = None, seconds: float = 5.0) -> list[Check]:
     """Run every check and return the report lines."""
     checks = [
         Check("perovss", _version("perovss_ros") or "source tree"),
@@ -141,12 +216,20 @@ def collect(config_path: str | None = None) -> list[Check]:
     checks += _torch_checks()
     checks += _runtime_checks()
     checks += _backend_checks(config_path)
+    if topic is not None:
+        try:
+            checks.append(_topic_check(topic, seconds))
+        except Exception as exc:  # rclpy unusable here: the rclpy line above says why
+            checks.append(Check(f"frames on {topic}", f"cannot listen: {exc}", ok=False))
     return checks
 
 
 def run(args: argparse.Namespace) -> int:
     """Print the report; exit 1 when something required is broken."""
-    checks = collect(args.config)
+    if args.seconds <= 0:
+        print("perovss doctor: --seconds must be > 0", file=sys.stderr)
+        return 2
+    checks = collect(args.config, args.topic, args.seconds)
     if args.json:
         print(json.dumps([c.__dict__ for c in checks], indent=2))
     else:

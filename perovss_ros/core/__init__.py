@@ -1,7 +1,7 @@
 """perovss perception core (ROS-free): ``build_pipeline`` and the types it returns.
 
     from perovss_ros.core import build_pipeline
-    pipe = build_pipeline({"backend": "classic", "concept_store": ""})
+    pipe = build_pipeline({"backend": "classic"})      # concepts in memory; concept_store=DIR persists
     pipe.teach("my_mug", images=[rgb], masks=[mask])   # rgb H×W×3 uint8 RGB, mask H×W bool
     result = pipe.process(frame)                       # FrameResult
 """
@@ -41,7 +41,8 @@ def build_pipeline(config: PipelineConfig | dict | str | os.PathLike | None = No
 
     Resolves ``backend`` (auto: sam when a checkpoint for ``model`` exists, else classic), builds
     encoder and decoder, and loads the concepts of ``concept_store`` (skipping unreadable ones
-    with a logged warning; ``pipeline.store_warnings`` lists them).
+    with a logged warning; ``pipeline.store_warnings`` lists them). Without ``concept_store``
+    concepts live in memory only and nothing is written to disk.
     """
     from perovss_ros.core.config import PipelineConfig
     from perovss_ros.core.memory import ConceptMemory

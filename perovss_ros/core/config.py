@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
 
 from perovss_ros.core.errors import InvalidInputError
@@ -18,18 +17,20 @@ DEVICES = ("cpu", "cuda")
 RUNTIMES = ("torch", "onnxruntime", "tensorrt", "auto")
 
 
-def default_concept_store() -> str:
-    """``~/.local/share/perovss/concepts``: where taught concepts persist by default."""
-    return str(Path.home() / ".local" / "share" / "perovss" / "concepts")
+# Where the node (its ``concept_store`` parameter) keeps taught concepts across restarts. The
+# library does not default to it: two scripts teaching the same name would merge their shots there.
+PERSISTENT_CONCEPT_STORE = "~/.local/share/perovss/concepts"
 
 
 @dataclass
 class PipelineConfig:
     """Every option of ``build_pipeline`` (the node's parameters use the same keys).
 
-    ``concept_store`` ``""``/None keeps concepts in memory only. ``presence`` False decodes
-    every concept in every frame (no presence gate). ``max_image_pixels`` bounds H*W of any
-    input image; ``max_shots`` bounds the reference shots per concept.
+    ``concept_store`` ``""``/None (the default) keeps concepts in memory only and writes nothing
+    to disk; a directory (e.g. ``PERSISTENT_CONCEPT_STORE``, the node's default) persists them.
+    ``presence`` False decodes every concept in every frame (no presence gate).
+    ``max_image_pixels`` bounds H*W of any input image; ``max_shots`` bounds the reference
+    shots per concept.
     """
 
     backend: str = "auto"
@@ -37,7 +38,7 @@ class PipelineConfig:
     checkpoint: str = ""
     device: str = "cpu"
     runtime: str = "torch"
-    concept_store: str | None = field(default_factory=default_concept_store)
+    concept_store: str | None = None
     seed: int = 0
     presence: bool = True
     max_image_pixels: int = 4096 * 4096

@@ -1,6 +1,6 @@
 """Conversions between ``sensor_msgs`` images and numpy arrays, without needless copies.
 
-Decoding is :mod:`perovss_ros.sim.rosimage` (the project's one decoder, shared with the
+Decoding is :mod:`perovss_ros.image_messages` (the project's one decoder, shared with the
 bag readers): inputs are viewed in place (``np.frombuffer`` plus a strided view that
 honours the row padding ``step``); a copy is made only where the colour order or
 channel count must change, or where padding makes the view non-contiguous. Errors are
@@ -18,7 +18,7 @@ from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Header
 
 from perovss_ros.core.errors import InvalidInputError
-from perovss_ros.sim.rosimage import (
+from perovss_ros.image_messages import (
     COMPRESSED_FORMATS,
     IMAGE_ENCODINGS,
     UnsupportedEncodingError,

@@ -32,6 +32,7 @@ from perovss_ros.ros import params as P
 from perovss_ros.ros.diagnostics import StreamStats, build_diagnostics
 from perovss_ros.ros.find_action import FindServer
 from perovss_ros.ros.frame_hub import FrameHub
+from perovss_ros.ros.frame_loss import ArrivalEstimate, ArrivalMonitor, header_stamp_ns, is_lossy, loss_advice
 from perovss_ros.ros.image_conversion import (
     check_image_encoding,
     compressed_to_rgb,
@@ -73,6 +74,16 @@ class FrameTiming:
         return self.convert + self.publish
 
 
+def _arrival_values(est: ArrivalEstimate) -> dict[str, object]:
+    """The arrival estimate's /diagnostics values (over the monitor's window of stamps)."""
+    return {
+        "camera_rate_hz": f"{est.rate_hz:.2f}" if est.rate_hz else "unknown",
+        "frames_sent_estimate": est.sent,
+        "frames_lost_in_transport": est.lost,
+        "arrivals_span_s": f"{est.span_s:.1f}",
+    }
+
+
 class PerovssNode(LifecycleNode):
     """Lifecycle node ``perovss``; see the module docstring and docs/ARCHITECTURE.md."""
 
@@ -91,6 +102,9 @@ class PerovssNode(LifecycleNode):
         self._hub = FrameHub()
         self.stats = StreamStats()
         self.rejected_frames = 0
+        #: Header stamps of the frames that arrive, against the camera's rate (see frame_loss).
+        self.arrivals = ArrivalMonitor()
+        self._loss_warned = False
         self._vocabulary: list[str] = []
         self._images_group = MutuallyExclusiveCallbackGroup()
         self._requests_group = ReentrantCallbackGroup()
@@ -166,6 +180,8 @@ class PerovssNode(LifecycleNode):
         compressed = transport == "compressed"
         topic, msg_type = ("image/compressed", CompressedImage) if compressed else ("image", Image)
         self._hub.reopen()
+        self.arrivals.reset()
+        self._loss_warned = False
         self._worker = LatestFrameWorker(self._handle_item, on_error=self._on_worker_error)
         self._worker.start()
         self._sub = self.create_subscription(
@@ -266,6 +282,7 @@ class PerovssNode(LifecycleNode):
         return image_to_rgb(msg, limit)
 
     def _on_image(self, msg: Image | CompressedImage) -> None:
+        self.arrivals.add(header_stamp_ns(msg.header.stamp), time.monotonic_ns())
         capture = self._capture
         if capture is not None:
             capture.offer(msg)
@@ -340,11 +357,25 @@ class PerovssNode(LifecycleNode):
             "frames_failed": worker.failed if worker else 0,
             "frames_rejected": self.rejected_frames,
         }
-        level = DiagnosticStatus.OK if self.rejected_frames == 0 else DiagnosticStatus.WARN
-        message = "running" if level == DiagnosticStatus.OK else "some frames rejected (see log)"
+        arrivals = self.arrivals.estimate()
+        values.update(_arrival_values(arrivals))
+        problems = (["some frames rejected"] if self.rejected_frames else []) + (
+            ["frames lost before they arrive"] if self._lossy(arrivals) else [])
+        level = DiagnosticStatus.WARN if problems else DiagnosticStatus.OK
+        message = f"{'; '.join(problems)} (see log)" if problems else "running"
         header = Header(stamp=self.get_clock().now().to_msg())
         pub.publish(build_diagnostics(header, f"{self.get_name()}: pipeline", pipeline.model_id,
                                       values, self.stats, level, message))
+
+    def _lossy(self, est: ArrivalEstimate) -> bool:
+        """Whether fewer than half the camera's frames arrive; the first time, say how to fix it."""
+        if not is_lossy(est):
+            return False
+        if not self._loss_warned:
+            self._loss_warned = True
+            topic = self._sub.topic_name if self._sub is not None else "image"
+            self.get_logger().warning(loss_advice(est, topic))
+        return True
 
     # ------------------------------------------------------------------ requests
     def _concept_names(self) -> set[str]:
@@ -366,6 +397,9 @@ class PerovssNode(LifecycleNode):
         if len(capture.frames) < count:
             topic = self._sub.topic_name if self._sub is not None else "image"
             detail = f"; rejected frames: {capture.errors[-1]}" if capture.errors else ""
+            arrivals = self.arrivals.estimate()
+            if is_lossy(arrivals):
+                detail += f"; {loss_advice(arrivals, topic)}"
             raise InvalidInputError(
                 f"captured {len(capture.frames)} of {count} frames from '{topic}' in {timeout:.0f} s; "
                 f"is the camera publishing? (parameter capture_timeout){detail}"

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from perovss_ros.core.config import BACKENDS, DEVICES, MODELS, RUNTIMES
+from perovss_ros.core.config import BACKENDS, DEVICES, MODELS, PERSISTENT_CONCEPT_STORE, RUNTIMES
 
 # When a parameter takes effect; a change while the node is past that point is refused.
 CONFIGURE = "configure"  # read when the pipeline is built (on_configure)
@@ -39,8 +39,9 @@ PARAMETERS: tuple[ParamSpec, ...] = (
               "or ~/.cache/perovss/models)", pipeline_key=True),
     ParamSpec("device", "cpu", "torch device", DEVICES, pipeline_key=True),
     ParamSpec("runtime", "torch", "inference runtime", RUNTIMES, pipeline_key=True),
-    ParamSpec("concept_store", "~/.local/share/perovss/concepts",
-              "directory where taught concepts persist; empty = in memory only", pipeline_key=True),
+    ParamSpec("concept_store", PERSISTENT_CONCEPT_STORE,
+              "directory where taught concepts persist (the node's default; build_pipeline() alone keeps "
+              "them in memory); empty = in memory only", pipeline_key=True),
     ParamSpec("seed", 0, "random seed (tiny SAM weights, sampling)", pipeline_key=True),
     ParamSpec("presence", True, "per-concept presence gate (false: decode every concept every frame)",
               pipeline_key=True),

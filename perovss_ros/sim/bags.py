@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from perovss_ros.core.errors import InvalidInputError
-from perovss_ros.sim.rosimage import decode_image, decode_mask
+from perovss_ros.image_messages import decode_image, decode_mask
 from perovss_ros.sim.scenes import Scene
 from perovss_ros.sim.topics import (
     FRAME_ID,

@@ -80,8 +80,31 @@ def test_sam_cascade_feeds_logits_and_box_forward(square, sam_backend):
     assert torch.equal(p3[0].mask_logits[0], o2.logits[0, best])
     assert p3[0].box == tight_box(o2.masks[0, best])
     best3 = int(np.argmax(o3.scores[0]))
-    if o3.masks[0, best3].any():
-        assert np.array_equal(result.masks[0], o3.masks[0, best3])
+    assert o3.masks[0, best3].any()  # the square is found, so refinement 2's mask is the result
+    assert np.array_equal(result.masks[0], o3.masks[0, best3])
+
+
+class EmptyRefinement2(Recording):
+    """A real decoder whose third decode (refinement 2) finds nothing: every mask emptied."""
+
+    def decode(self, features, rgb, prompts, guidance=None):
+        out = super().decode(features, rgb, prompts, guidance)
+        if len(self.calls) == 3:
+            out.masks[...] = False
+        return out
+
+
+def test_empty_refinement_2_keeps_refinement_1_mask(square, sam_backend):
+    img, _ = square
+    encoder, decoder = sam_backend
+    dec = EmptyRefinement2(decoder)
+    with torch.no_grad():
+        result = run_cascade(dec, encoder.encode(img), img, _requests())
+    assert len(dec.calls) == 3
+    _, _, o2 = dec.calls[1]
+    best = int(np.argmax(o2.scores[0]))
+    assert o2.masks[0, best].any() and np.array_equal(result.masks[0], o2.masks[0, best])
+    assert result.scores[0] == pytest.approx(o2.scores[0, best])
 
 
 def test_persam_f_first_step_uses_weighted_multimask_logits(square, sam_backend):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib.util
+
 import pytest
 
 from perovss_ros.core import PipelineConfig, build_pipeline
@@ -55,4 +57,15 @@ def test_runtime_is_accepted_by_config_and_checked_by_the_backend():
     assert cfg.runtime == "onnxruntime"
     with pytest.raises(InvalidInputError, match="runtime"):
         PipelineConfig.coerce({"runtime": "openvino"})
+    # classic has no network to run elsewhere: it ignores the runtime
     assert build_pipeline({"backend": "classic", "runtime": "tensorrt", "concept_store": ""}).backend_name == "classic"
+
+
+@pytest.mark.skipif(importlib.util.find_spec("tensorrt") is not None,
+                    reason="TensorRT is installed here, so runtime tensorrt may be runnable")
+def test_sam_backend_refuses_a_runtime_it_cannot_run():
+    # The config accepts tensorrt (a robot may have it); without TensorRT the sam backend must
+    # refuse it at build time with a message naming it and what does run, not fail on a frame.
+    with pytest.raises(InvalidInputError, match="runtime 'tensorrt'") as refused:
+        build_pipeline({"backend": "sam", "model": "tiny", "runtime": "tensorrt"})
+    assert "torch" in str(refused.value)

@@ -124,3 +124,23 @@ def test_pipeline_persists_reloads_and_rederives(tmp_path, red_shots, blue_shots
     third.forget("my_red")
     assert not (tmp_path / "my_red").exists()
     assert build_pipeline(cfg).concepts() == []
+
+
+def test_pipeline_without_store_writes_nothing(tmp_path, monkeypatch, red_shots):
+    # Every place a default could resolve to (home, XDG dirs, the working directory) is an empty
+    # folder under tmp_path; teach, process and forget must leave all of them empty.
+    home, cwd = tmp_path / "home", tmp_path / "cwd"
+    for folder in (home, cwd):
+        folder.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    for var in ("XDG_DATA_HOME", "XDG_CONFIG_HOME", "XDG_CACHE_HOME", "XDG_STATE_HOME"):
+        monkeypatch.setenv(var, str(home / var.lower()))
+    monkeypatch.chdir(cwd)
+    pipe = build_pipeline({"backend": "classic"})
+    images, masks = red_shots
+    pipe.teach("my_red", images, masks)
+    result = pipe.process(images[0])
+    assert [s.label for s in result.segments] == ["my_red"]
+    assert [c.name for c in build_pipeline({"backend": "classic"}).concepts()] == []
+    pipe.forget("my_red")
+    assert sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*")) == ["cwd", "home"]

@@ -28,13 +28,17 @@ def test_batched_presence_scores_match_single_ones():
 
 
 def test_top_k_scales_with_object_area():
-    assert presence.top_k_for(2) == presence.TOP_K
-    assert presence.top_k_for(100) == round(presence.AREA_FRACTION * 100)
+    # half the smallest reference's cell count, never fewer than 3 cells
+    assert [presence.top_k_for(cells) for cells in (1, 2, 6, 8, 20, 100)] == [3, 3, 3, 4, 10, 50]
 
 
 def test_calibration_rule():
+    # weakest object 0.9, strongest background 0.6: halfway is 0.75
     cal = presence.calibrate([0.9, 0.95], [0.5, 0.6])
-    assert cal.threshold == pytest.approx(0.6 + presence.MARGIN * (0.9 - 0.6))
+    assert (cal.threshold, cal.fg_low, cal.bg_high) == pytest.approx((0.75, 0.9, 0.6))
+    assert presence.calibrate([0.9, 0.95], [0.5, 0.6], margin=0.25).threshold == pytest.approx(0.675)
+    # no background cells at all: the background counts as -1, halfway to 0.8 is -0.1
+    assert presence.calibrate([0.8], []).threshold == pytest.approx(-0.1)
     # inseparable shots: threshold at the mean of weakest object and strongest background
     cal = presence.calibrate([0.7], [0.8])
     assert cal.threshold == pytest.approx(0.75)

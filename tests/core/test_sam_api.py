@@ -30,10 +30,13 @@ def test_sam_tiny_teach_fine_tune_process_and_persist(tmp_path, red_shots):
     assert weights.shape == (3,) and float(weights.sum()) == pytest.approx(1.0, abs=1e-4)
     out = pipe.process(images[2])
     assert out.instance_mask.shape == (120, 160) and out.instance_mask.dtype == np.uint16
+    # presence off: both concepts are decoded on a frame showing their object, so segments come out
+    assert out.segments, "no segment from two concepts decoded without a presence gate"
     assert {s.label for s in out.segments} <= {"plain", "tuned"}
     assert set(out.presence) == {"plain", "tuned"}
     for seg in out.segments:
         assert (out.instance_mask == seg.instance_id).any()
+    assert set(np.unique(out.instance_mask)) - {0} == {seg.instance_id for seg in out.segments}
     assert json.loads((tmp_path / "tuned" / "concept.json").read_text())["fine_tuned"] is True
     again = build_pipeline(cfg)
     assert [(c.name, c.fine_tuned) for c in again.concepts()] == [("plain", False), ("tuned", True)]

@@ -6,8 +6,7 @@ import numpy as np
 import pytest
 
 from perovss_ros.core import build_pipeline
-
-scenes = pytest.importorskip("perovss_ros.sim.scenes", reason="SIMEVAL's synthetic scenes are not in yet")
+from perovss_ros.sim import scenes
 
 
 @pytest.mark.slow

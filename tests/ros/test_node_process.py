@@ -1,7 +1,8 @@
 """The node in its own process, driven from this one: teach, stream, find, bad requests, diagnostics.
 
-One node process serves the whole module (classic backend, concept store in a temp dir);
-the restart and lifecycle checks start their own processes at the end.
+One node process serves the module's stream tests (classic backend, concept store in a temp
+dir); the restart and lifecycle checks start their own processes. Every test passes alone
+(``-k``): one that needs the scene's object taught asks for the ``taught`` fixture.
 """
 
 from __future__ import annotations
@@ -111,6 +112,12 @@ def scene():
     return make_scene(seed=0, num_frames=30, size=SIZE, num_objects=1, num_lookalikes=2)
 
 
+def _wait_started(ros: RosHarness, proc: subprocess.Popen, log: Path) -> None:
+    """Until the node publishes ~/segmentation (configured and active); fails if it died."""
+    ok = wait_for(lambda: ros.node.count_publishers("/perovss/segmentation") > 0 or proc.poll() is not None, 60.0)
+    assert ok and proc.poll() is None, f"node did not start:\n{log.read_text()}"
+
+
 @pytest.fixture(scope="module")
 def perovss(tmp_path_factory):
     """The node process, a harness in this process, the store and the log path."""
@@ -121,22 +128,34 @@ def perovss(tmp_path_factory):
                                           "diagnostics_period:=0.5"), log)
     ros = RosHarness(domain)
     try:
-        ok = wait_for(lambda: ros.node.count_publishers("/perovss/segmentation") > 0 or proc.poll() is not None,
-                      60.0)
-        assert ok and proc.poll() is None, f"node did not start:\n{log.read_text()}"
+        _wait_started(ros, proc, log)
         yield {"proc": proc, "ros": ros, "stream": Stream(ros), "store": store, "log": log, "domain": domain}
     finally:
         stop(proc)
         ros.close()
 
 
-def _teach_request(scene, name: str | None = None) -> Teach.Request:
+def _teach_request(scene, name: str | None = None, replace: bool = False) -> Teach.Request:
     obj = scene.objects[0]
     return Teach.Request(
         name=name or obj.name,
         images=[rgb_to_image(f) for f in scene.teach_frames],
         masks=[mask_to_image(g == obj.instance_id) for g in scene.teach_gt],
+        replace=replace,
     )
+
+
+def _teach_scene_object(ros: RosHarness, scene) -> str:
+    """Teach the scene's object from its 3 teach frames, replacing any earlier version; its name."""
+    response = ros.call(Teach, "/perovss/teach", _teach_request(scene, replace=True))
+    assert response.success, response.message
+    return response.concept.name
+
+
+@pytest.fixture
+def taught(perovss, scene) -> str:
+    """The scene's object, taught (3 shots) to the module's node whatever ran before."""
+    return _teach_scene_object(perovss["ros"], scene)
 
 
 def _concept_names(ros: RosHarness) -> dict[str, int]:
@@ -152,7 +171,7 @@ def _iou(a: np.ndarray, b: np.ndarray) -> float:
 def test_teach_then_stream_matches_ground_truth(perovss, scene) -> None:
     ros, stream = perovss["ros"], perovss["stream"]
     obj = scene.objects[0]
-    response = ros.call(Teach, "/perovss/teach", _teach_request(scene))
+    response = ros.call(Teach, "/perovss/teach", _teach_request(scene, replace=True))
     assert response.success, response.message
     assert response.concept.name == obj.name and response.concept.num_shots == 3
     assert 0.0 < response.self_iou <= 1.0
@@ -193,12 +212,11 @@ def _find(ros: RosHarness, name: str, timeout_s: float, cancel_after: float | No
     return accepted, status, result, feedback
 
 
-def test_find_succeeds_times_out_cancels_and_rejects(perovss, scene) -> None:
+def test_find_succeeds_times_out_cancels_and_rejects(perovss, scene, taught) -> None:
     ros, stream = perovss["ros"], perovss["stream"]
     obj = scene.objects[0]
     present = [f for i, f in enumerate(scene.frames) if scene.present(i, obj.name)][:5]
     absent = [f for i, f in enumerate(scene.frames) if not scene.present(i, obj.name)]
-    assert _concept_names(ros).get(obj.name), "teach test must run first"
 
     accepted, *_ = _find(ros, "never_taught", 2.0)
     assert not accepted, "an unknown name is rejected at goal time"
@@ -228,7 +246,7 @@ def test_find_succeeds_times_out_cancels_and_rejects(perovss, scene) -> None:
     assert accepted and status == GoalStatus.STATUS_CANCELED and not result.found
 
 
-def test_bad_requests_fail_clearly_and_lose_nothing(perovss, scene) -> None:
+def test_bad_requests_fail_clearly_and_lose_nothing(perovss, scene, taught) -> None:
     ros = perovss["ros"]
     obj = scene.objects[0]
     before = _concept_names(ros)
@@ -292,7 +310,7 @@ def test_unsupported_stream_encoding_is_warned_once_and_skipped(perovss, scene) 
     assert "rgb8" in warnings()[0], "the warning says what to send instead"
 
 
-def test_diagnostics_report_backend_concepts_and_counts(perovss, scene) -> None:
+def test_diagnostics_report_backend_concepts_and_counts(perovss, scene, taught) -> None:
     ros, stream = perovss["ros"], perovss["stream"]
     got: list[DiagnosticArray] = []
     sub = ros.node.create_subscription(DiagnosticArray, "/diagnostics", got.append, reliable())
@@ -312,6 +330,48 @@ def test_diagnostics_report_backend_concepts_and_counts(perovss, scene) -> None:
     assert got[-1].status[0].level == DiagnosticStatus.WARN, "rejected frames raise the status to WARN"
     assert "frames_dropped" in values and "fps" in values
     assert float(values["median_ms.pipeline"]) > 0 and "median_ms.node_overhead" in values
+
+
+def test_frames_lost_before_arrival_are_warned_once_and_counted(perovss, scene) -> None:
+    """A 10 Hz camera of which only 2 frames in 5 are sent: stamps advance, frames go missing."""
+    ros, stream, log = perovss["ros"], perovss["stream"], perovss["log"]
+    got: list[DiagnosticArray] = []
+    sub = ros.node.create_subscription(DiagnosticArray, "/diagnostics", got.append, reliable())
+    stop_sending = threading.Event()
+
+    def warnings() -> list[str]:
+        return [line for line in log.read_text().splitlines() if "lost before they reach perovss" in line]
+
+    def latest() -> tuple[int, dict[str, str]]:
+        status = got[-1].status[0] if got else None
+        return (status.level, {kv.key: kv.value for kv in status.values}) if status else (0, {})
+
+    def camera() -> None:
+        # a stamp clock of its own (far from the other tests' stamps: the node starts a new window)
+        for i in range(600):
+            if stop_sending.is_set():
+                return
+            if i % 5 in (0, 1):
+                msg = rgb_to_image(scene.frames[i % len(scene.frames)], Header(frame_id="cam"))
+                msg.header.stamp.sec, msg.header.stamp.nanosec = 50_000 + i // 10, (i % 10) * 100_000_000
+                stream.pub.publish(msg)
+            time.sleep(0.1)
+
+    threading.Thread(target=camera, daemon=True).start()
+    try:
+        assert wait_for(lambda: bool(warnings()), 30), "no warning about frames lost before arrival"
+        assert wait_for(lambda: latest()[0] == DiagnosticStatus.WARN
+                        and int(latest()[1].get("frames_lost_in_transport", 0)) > 0, 10), latest()
+        values = latest()[1]
+        time.sleep(2.0)  # the loss goes on: still one warning
+    finally:
+        stop_sending.set()
+        ros.node.destroy_subscription(sub)
+    assert len(warnings()) == 1, warnings()
+    assert "fastdds_large_images.xml" in warnings()[0] and "reliability:=reliable" in warnings()[0]
+    assert float(values["camera_rate_hz"]) == pytest.approx(10.0, rel=0.05)
+    sent, lost = int(values["frames_sent_estimate"]), int(values["frames_lost_in_transport"])
+    assert lost > sent / 2, values  # at most 2 in 5 arrive
 
 
 def test_teach_by_live_capture_with_one_box(perovss, scene) -> None:
@@ -346,7 +406,7 @@ def test_stream_keeps_flowing_while_teaching(perovss, scene) -> None:
     assert ros.call(Forget, "/perovss/forget", Forget.Request(name="second")).success
 
 
-def test_commands_talk_to_the_node(perovss, scene, tmp_path: Path) -> None:
+def test_commands_talk_to_the_node(perovss, scene, taught, tmp_path: Path) -> None:
     import cv2
 
     obj = scene.objects[0]
@@ -380,22 +440,29 @@ def test_commands_talk_to_the_node(perovss, scene, tmp_path: Path) -> None:
     assert "from_file" not in _concept_names(perovss["ros"])
 
 
-def test_restart_keeps_concepts_lifecycle_and_qos_warning(perovss, scene, tmp_path: Path) -> None:
-    """Stop the module's node; a new one on the same store walks the lifecycle by hand."""
+def test_restart_keeps_concepts_lifecycle_and_qos_warning(scene, tmp_path: Path) -> None:
+    """A node of its own is taught and stopped; a new one on the same store walks the lifecycle by hand."""
     import cv2
     from lifecycle_msgs.msg import Transition
     from lifecycle_msgs.srv import ChangeState, GetState
     from rcl_interfaces.srv import SetParameters
     from rclpy.parameter import Parameter
 
-    ros = perovss["ros"]
-    taught = _concept_names(ros)
-    assert stop(perovss["proc"]) == 0, "the node exits cleanly on SIGINT"
-    ros.reset()
-    log = tmp_path / "node2.log"
-    proc = start_perovss(perovss["domain"], node_cmd(perovss["store"], "reliability:=reliable",
-                                                      autostart=False), log)
+    domain, store = next_ros_domain_id(), tmp_path / "concepts"
+    first_log = tmp_path / "node1.log"
+    first = start_perovss(domain, node_cmd(store), first_log)
+    ros = RosHarness(domain)
+    proc = None
     try:
+        _wait_started(ros, first, first_log)
+        _teach_scene_object(ros, scene)
+        taught = _concept_names(ros)
+        assert taught == {scene.objects[0].name: 3}
+        assert stop(first) == 0, "the node exits cleanly on SIGINT"
+        ros.reset()
+        log = tmp_path / "node2.log"
+        proc = start_perovss(domain, node_cmd(store, "reliability:=reliable", autostart=False), log)
+
         def state() -> str:
             return ros.call(GetState, "/perovss/get_state", GetState.Request()).current_state.label
 
@@ -443,8 +510,12 @@ def test_restart_keeps_concepts_lifecycle_and_qos_warning(perovss, scene, tmp_pa
         assert change(Transition.TRANSITION_DEACTIVATE) and state() == "inactive"
         assert change(Transition.TRANSITION_CLEANUP) and state() == "unconfigured"
         assert change(Transition.TRANSITION_CONFIGURE) and state() == "inactive"
-    finally:
         assert stop(proc) == 0
+    finally:
+        stop(first)
+        if proc is not None:
+            stop(proc)
+        ros.close()
 
 
 def test_bad_configuration_fails_with_one_clear_line(tmp_path: Path) -> None:

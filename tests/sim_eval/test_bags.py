@@ -172,7 +172,7 @@ def test_bad_bags_and_topics(tmp_path, capsys):
 def test_decode_rejects_bad_messages():
     from types import SimpleNamespace
 
-    from perovss_ros.sim.rosimage import decode_image, decode_mask
+    from perovss_ros.image_messages import decode_image, decode_mask
 
     def msg(encoding="rgb8", h=2, w=3, step=9, data=bytes(18)):
         return SimpleNamespace(height=h, width=w, encoding=encoding, is_bigendian=0, step=step, data=data)

@@ -1,8 +1,9 @@
 """Decode ``sensor_msgs`` Image / CompressedImage messages: rosbags objects and rclpy messages alike.
 
-This is the one decoder of the project: bag readers use it directly, the node's
-``ros/image_conversion.py`` wraps it (it imports no ROS message type, so ``sim/``
-stays free of rclpy).
+This is the one decoder of the project, below both ``ros/`` and ``sim/``: the bag
+readers (``sim/bags.py``) use it directly, the node's ``ros/image_conversion.py``
+wraps it. It imports no ROS message type and no rclpy, so ``sim/`` stays free of
+rclpy and neither package reaches into the other for it.
 
 The message is duck-typed: ``Image`` needs ``height``, ``width``, ``encoding``,
 ``is_bigendian``, ``step`` and ``data``; ``CompressedImage`` needs ``format``
