@@ -74,3 +74,11 @@ def test_a_build_is_identical_from_its_seed_and_reloads_identically(tmp_path) ->
 def test_missing_model_says_how_to_build_it(tmp_path) -> None:
     with pytest.raises(CheckpointError, match="perovss models build synthetic-clip"):
         synthetic_clip.synthetic_clip_encoder(SMALL, tmp_path)
+
+
+def test_models_build_finds_a_cached_recipe(tmp_path, capsys) -> None:
+    from perovss_ros import cli
+
+    synthetic_clip.weights_path(synthetic_clip.DEFAULT_RECIPE, tmp_path).touch()
+    assert cli.main(["models", "build", "synthetic-clip", "--dir", str(tmp_path)]) == 0
+    assert "cached" in capsys.readouterr().out

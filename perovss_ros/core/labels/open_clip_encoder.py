@@ -19,13 +19,13 @@ import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-import cv2
 import numpy as np
 import open_clip
 import torch
 
 from perovss_ros.core.errors import CheckpointError, InvalidInputError
 from perovss_ros.core.labels import clearclip
+from perovss_ros.core.labels.crops import masked_crop, resize_rgb
 from perovss_ros.core.labels.pooling import coverage_weights, l2_normalise, pool_tokens
 from perovss_ros.core.validation import check_image, check_mask
 
@@ -113,28 +113,14 @@ class OpenClipEncoder:
         if self.region_mode != "dense":
             raise InvalidInputError(f"{self.model_id} embeds regions by crops; it has no dense embeddings")
         rgb = check_image(rgb)
-        pixels = self._pixels([self._resize(rgb, self.dense_input_hw(rgb.shape[:2]))])
+        pixels = self._pixels([resize_rgb(rgb, self.dense_input_hw(rgb.shape[:2]))])
         with torch.inference_mode():
             return clearclip.dense_tokens(self.model.visual, pixels)[0].float().cpu().numpy()
 
     def masked_crops(self, rgb: np.ndarray, masks: np.ndarray) -> np.ndarray:
         """``K×S×S×3 uint8 RGB`` square crops (``S×S`` the tower's size) of each mask, background in the mean colour."""
-        size_h, size_w = self.image_size
         fill = np.round(self._mean * 255.0).astype(np.uint8)
-        height, width = rgb.shape[:2]
-        crops = np.empty((len(masks), size_h, size_w, 3), np.uint8)
-        for k, mask in enumerate(masks):
-            ys, xs = np.nonzero(mask)
-            x0, x1, y0, y1 = int(xs.min()), int(xs.max()) + 1, int(ys.min()), int(ys.max()) + 1
-            side = max(1, round(max(x1 - x0, y1 - y0) * (1.0 + 2.0 * self.crop_context)))
-            left, top = (x0 + x1 - side) // 2, (y0 + y1 - side) // 2
-            square = np.empty((side, side, 3), np.uint8)
-            square[:] = fill
-            sx0, sy0, sx1, sy1 = max(left, 0), max(top, 0), min(left + side, width), min(top + side, height)
-            inside = mask[sy0:sy1, sx0:sx1, None]
-            square[sy0 - top:sy1 - top, sx0 - left:sx1 - left] = np.where(inside, rgb[sy0:sy1, sx0:sx1], fill)
-            crops[k] = self._resize(square, (size_h, size_w))
-        return crops
+        return np.stack([masked_crop(rgb, mask, self.image_size, self.crop_context, fill) for mask in masks])
 
     def encode_images(self, images: np.ndarray) -> np.ndarray:
         """``B×D float32`` L2-normalised global embeddings of ``B×S×S×3 uint8 RGB`` images at the tower's size."""
@@ -144,12 +130,6 @@ class OpenClipEncoder:
 
     def _encode_crops(self, rgb: np.ndarray, masks: np.ndarray) -> np.ndarray:
         return self.encode_images(self.masked_crops(rgb, masks))
-
-    def _resize(self, rgb: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
-        if rgb.shape[:2] == tuple(hw):
-            return rgb
-        shrink = hw[0] * hw[1] < rgb.shape[0] * rgb.shape[1]
-        return cv2.resize(rgb, (hw[1], hw[0]), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
 
     def _pixels(self, images: list[np.ndarray]) -> torch.Tensor:
         """``B×3×H×W float32`` normalised tensor of equally sized ``H×W×3 uint8 RGB`` images."""

@@ -38,7 +38,7 @@ from perovss_ros.core.labels.synthetic_world import caption_for, render_sample, 
 
 NAME = "synthetic-clip"
 DESCRIPTION = "synthetic-clip: knows only the synthetic world (the sim's sprites), labels nothing real"
-FORMAT_VERSION = 2  # bump when training code changes what a recipe produces
+FORMAT_VERSION = 3  # bump when training code changes what a recipe produces
 
 
 @dataclass(frozen=True)
@@ -184,6 +184,7 @@ def build(recipe: Recipe = DEFAULT_RECIPE, model_dir: str | os.PathLike | None =
         save_file({k: v.detach().contiguous() for k, v in model.state_dict().items()}, str(tmp),
                   metadata={"recipe_key": recipe.key()})
         tmp_meta.write_text(json.dumps(meta, indent=2) + "\n")
+        os.chmod(tmp, 0o644)  # safetensors writes 0600; the model directory may be shared
         os.replace(tmp_meta, path.with_suffix(".json"))
         os.replace(tmp, path)
     finally:

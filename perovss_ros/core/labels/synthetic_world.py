@@ -1,10 +1,9 @@
 """Training renders for the synthetic CLIP: the project's sprites on synthetic backgrounds, with captions.
 
 Every sample is one square image and one caption. Objects are the sim's sprites
-(``perovss_ros.sim.sprites``: shape × pattern × colour), filling most of the
-image like the labeller's masked crops; some keep a textured background, some have
-it replaced by the model's mean colour (what ``OpenClipEncoder.masked_crops``
-feeds the tower). Captions name a random subset of the attributes through the
+(``perovss_ros.sim.sprites``: shape × pattern × colour) placed on a textured frame
+and cut out the way the labeller's crop path does (``crops.masked_crop``: the
+mask's square box, background in the model's mean colour). Captions name a random subset of the attributes through the
 prompt templates ("a photo of a red striped mug.", "a picture of a ball."), so the
 shape word alone (what the labeller asks) is learnt. Shapes the sim does not have
 (triangle, star, cross, ring) are captioned with the null texts ("a photo of an
@@ -22,6 +21,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from perovss_ros.core.labels.crops import masked_crop
 from perovss_ros.core.labels.prompts import NULL_TEXTS, TEMPLATES
 from perovss_ros.sim.sprites import PATTERNS, SHAPES, Sprite, hsv_to_rgb, make_sprite, pattern_layer, place
 
@@ -34,7 +34,7 @@ PATTERN_WORDS: dict[str, str] = {"stripes": "striped", "dots": "dotted", "checke
 UNKNOWN_SHAPES: tuple[str, ...] = ("triangle", "star", "cross", "ring")
 OBJECT_TEXTS: tuple[str, ...] = tuple(t for t in NULL_TEXTS if "background" not in t)
 BACKGROUND_TEXT = next(t for t in NULL_TEXTS if "background" in t)
-MEAN_RGB = (123, 117, 104)  # open_clip's OPENAI_DATASET_MEAN × 255: the masked crops' fill
+MEAN_RGB = np.array([123, 117, 104], np.uint8)  # open_clip's OPENAI_DATASET_MEAN × 255: the masked crops' fill
 
 
 @dataclass(frozen=True)
@@ -62,13 +62,13 @@ class Caption:
 
 
 def caption_for(attrs: Attributes, rng: np.random.Generator) -> Caption:
-    """A random caption of ``attrs``: the shape always, colour and pattern each about half the time."""
+    """A random caption of ``attrs``: the shape always, colour and pattern each about a third of the time."""
     if attrs.shape == "background":
         return Caption(BACKGROUND_TEXT, "background", None, None)
     if attrs.shape == "object":
         return Caption(str(rng.choice(OBJECT_TEXTS)), "object", None, None)
-    colour = attrs.colour if rng.random() < 0.5 else None
-    pattern = attrs.pattern if rng.random() < 0.4 else None
+    colour = attrs.colour if rng.random() < 0.3 else None
+    pattern = attrs.pattern if rng.random() < 0.3 else None
     words = [w for w in (colour, PATTERN_WORDS[pattern] if pattern else None, attrs.shape) if w]
     return Caption(str(rng.choice(TEMPLATES)).format(" ".join(words)), attrs.shape, pattern, colour)
 
@@ -148,24 +148,36 @@ def sprite_bank(rng: np.random.Generator, count: int, size: int, unknown_rate: f
     return [random_object(rng, size, unknown_rate) for _ in range(count)]
 
 
+def _background_region(rng: np.random.Generator, size: int) -> np.ndarray:
+    """``size×size bool``: a random ellipse of the frame, what a proposal on a wall or table looks like."""
+    mask = np.zeros((size, size), np.uint8)
+    centre = (int(rng.integers(size // 4, 3 * size // 4)), int(rng.integers(size // 4, 3 * size // 4)))
+    axes = (int(rng.integers(size // 8, size // 3)), int(rng.integers(size // 8, size // 3)))
+    cv2.ellipse(mask, centre, axes, float(rng.uniform(0, 180)), 0, 360, 255, -1)
+    return mask > 0
+
+
 def render_sample(rng: np.random.Generator, size: int, bank: list[tuple[Sprite, Attributes]],
-                  background_rate: float = 0.07, masked_rate: float = 0.4) -> tuple[np.ndarray, Attributes]:
+                  background_rate: float = 0.07, crop_context: float = 0.1) -> tuple[np.ndarray, Attributes]:
     """One ``size×size×3 uint8 RGB`` training image of a random object of ``bank``, and its attributes.
 
-    The object spans 55–95 % of the image, is rotated by up to ±25° and shifted a
-    little; with probability ``masked_rate`` everything but the object is the mean
-    colour, as in a masked crop; with ``background_rate`` there is no object.
+    The object is placed on a textured frame (1.5× the image size, scaled to 35–80 %
+    of it, rotated by up to ±25°) and cut out exactly as the labeller's crop path does
+    (``crops.masked_crop``: square box widened by ``crop_context``, background in the
+    mean colour), so training sees what labelling will. With ``background_rate`` the
+    sample is a region of the background instead.
     """
-    canvas = background(rng, size)
+    frame_size = round(1.5 * size)
+    canvas = background(rng, frame_size)
     if rng.random() < background_rate:
-        attrs = Attributes("background", None, None)
+        attrs, mask = Attributes("background", None, None), _background_region(rng, frame_size)
     else:
         sprite, attrs = bank[int(rng.integers(len(bank)))]
-        labels = np.zeros((size, size), np.uint16)
-        scale = rng.uniform(0.55, 0.95) * size / sprite.hw[0]
-        centre = (size / 2 + rng.uniform(-0.08, 0.08) * size, size / 2 + rng.uniform(-0.08, 0.08) * size)
+        labels = np.zeros((frame_size, frame_size), np.uint16)
+        scale = rng.uniform(0.35, 0.8) * frame_size / sprite.hw[0]
+        centre = tuple(frame_size / 2 + rng.uniform(-0.15, 0.15, 2) * frame_size)
         place(canvas, labels, sprite, centre, scale, rng.uniform(-25, 25), 1)
-        if rng.random() < masked_rate:
-            canvas[labels == 0] = MEAN_RGB
+        mask = labels == 1
     canvas *= rng.uniform(0.75, 1.2)
-    return np.clip(canvas, 0, 255).astype(np.uint8), attrs
+    frame = np.clip(canvas, 0, 255).astype(np.uint8)
+    return masked_crop(frame, mask, (size, size), crop_context, MEAN_RGB), attrs
