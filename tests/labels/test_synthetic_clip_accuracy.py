@@ -56,3 +56,21 @@ def test_unknown_shapes_stay_unlabelled(labeller: RegionLabeller) -> None:
     unlabelled = np.mean([labeller.label(frame, [mask])[0].label is None for frame, mask, _ in renders])
     assert len(renders) >= 15
     assert unlabelled >= 0.7, f"only {unlabelled:.2f} of unknown shapes were left unlabelled"
+
+
+def test_category_of_a_taught_sprite_is_inferred(labeller: RegionLabeller) -> None:
+    # Three shots of one sprite in different poses and frames, as a teach would give.
+    rng = np.random.default_rng(HELD_OUT_SEED + 1)
+    right = 0
+    for _ in range(10):
+        sprite, attrs = random_object(rng, 96, unknown_rate=0.0)
+        images, masks = [], []
+        for _ in range(3):
+            frame = background(rng, 240)
+            labels = np.zeros((240, 240), np.uint16)
+            place(frame, labels, sprite, (rng.uniform(70, 170), rng.uniform(70, 170)), rng.uniform(0.6, 1.0),
+                  rng.uniform(-20, 20), 1)
+            images.append(np.clip(frame, 0, 255).astype(np.uint8))
+            masks.append(labels == 1)
+        right += labeller.infer_category(images, masks).label == attrs.shape
+    assert right >= 8, f"category inferred for {right} of 10 taught sprites"
