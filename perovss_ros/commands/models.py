@@ -15,7 +15,9 @@ import os
 import sys
 from pathlib import Path
 
-HELP = "list, download (with checksum) and verify model checkpoints (SAM mobile, vit_b/l/h, CLIP)"
+from perovss_ros.commands.build_synthetic_clip import add_build_parser, run_build
+
+HELP = "list, download (with checksum) and verify model checkpoints (SAM mobile, vit_b/l/h, CLIP); build synthetic-clip"
 
 DEFAULT_TIMEOUT_S = 10.0
 _CHUNK = 1 << 20
@@ -31,7 +33,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                       help=f"seconds to wait for the server to answer or send data (default {DEFAULT_TIMEOUT_S:g})")
     down.add_argument("--force", action="store_true", help="download even if a verified copy is present")
     ver = sub.add_parser("verify", help="check the SHA-256 of every present checkpoint")
-    for p in (parser, lst, down, ver):
+    build = add_build_parser(sub)
+    for p in (parser, lst, down, ver, build):
         p.add_argument("--dir", default=argparse.SUPPRESS if p is not parser else None,
                        help="model directory (default: $PEROVSS_MODEL_DIR or ~/.cache/perovss/models)")
 
@@ -154,6 +157,8 @@ def run(args: argparse.Namespace) -> int:
         return _list(directory)
     if action == "verify":
         return _verify(directory)
+    if action == "build":
+        return run_build(args, directory)
     try:
         path = download(args.name, directory, timeout=args.timeout, force=args.force)
     except InvalidInputError as exc:
