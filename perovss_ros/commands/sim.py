@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-HELP = "write a seeded synthetic scene (frames, ground-truth masks, teaching frames) as a ROS 2 bag"
+HELP = ("write a seeded synthetic scene (frames, personal, all-object and category ground truth, teaching frames) "
+        "as a ROS 2 bag")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -33,6 +34,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--object-mask-topic", default=d.OBJECT_MASK_TOPIC,
                         help="all-object ground truth (every personal object and look-alike with its own id) "
                              f"16UC1 topic, '' for none (default: {d.OBJECT_MASK_TOPIC})")
+    parser.add_argument("--class-mask-topic", default=d.CLASS_MASK_TOPIC,
+                        help="category ground truth (pixel = class id: mug, ball, box, bottle, book, clutter; "
+                             "0 = no class; the id table is in the bag's metadata) 16UC1 topic, '' for none "
+                             f"(default: {d.CLASS_MASK_TOPIC})")
     parser.add_argument("--teach-image-topic", default=d.TEACH_IMAGE_TOPIC,
                         help=f"teaching frames, '' for none (default: {d.TEACH_IMAGE_TOPIC})")
     parser.add_argument("--teach-mask-topic", default=d.TEACH_MASK_TOPIC,
@@ -63,6 +68,9 @@ def _info(args: argparse.Namespace) -> int:
     if scene:
         print(f"perovss scene: seed {scene.get('seed')}, {scene.get('difficulty', 'easy')}, "
               f"objects {scene.get('objects')}, look-alikes {len(scene.get('lookalikes', []))}")
+        if scene.get("classes"):
+            table = ", ".join(f"{cid} {word}" for cid, word in scene["classes"].items())
+            print(f"  classes (id word): {table}")
     return 0
 
 
@@ -81,7 +89,8 @@ def run(args: argparse.Namespace) -> int:
                            difficulty=args.difficulty)
         counts = write_scene_bag(scene, args.out, storage=args.storage, image_topic=args.image_topic,
                                  mask_topic=args.mask_topic, teach_image_topic=args.teach_image_topic,
-                                 teach_mask_topic=args.teach_mask_topic, object_mask_topic=args.object_mask_topic)
+                                 teach_mask_topic=args.teach_mask_topic, object_mask_topic=args.object_mask_topic,
+                                 class_mask_topic=args.class_mask_topic)
     except InvalidInputError as exc:
         print(f"perovss sim: {exc}", file=sys.stderr)
         return 1
