@@ -10,7 +10,9 @@ import sys
 EXIT_WITHOUT_TEARDOWN = True
 HELP = ("evaluate the pipeline on a bag (perovss sim or any image+mask bag), a PerSeg or a DAVIS folder: "
         "mIoU, boundary IoU, J&F, presence and IoU precision/recall, outcomes (right, spill, wrong object, "
-        "partial, miss, false alarm, true absent), fps, plots, report")
+        "partial, miss, false alarm, true absent), open-vocabulary metrics on category ground truth (IoU^per, "
+        "generic mIoU, look-alikes taken as personal, right categories; also from Gazebo labels maps), fps, "
+        "plots, report")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -35,9 +37,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--objects", default=None, metavar="A,B",
                         help="PerSeg objects or DAVIS sequences to evaluate (default: all)")
     parser.add_argument("--resolution", default="480p", help="DAVIS resolution folder (default: 480p)")
+    parser.add_argument("--vocabulary", default=None, metavar="A,B",
+                        help="classes the generic mIoU averages over (default: every class of the ground truth)")
     parser.add_argument("--worst", type=int, default=12, help="frames on the contact sheet (default: 12)")
     parser.add_argument("--no-predictions", action="store_true", help="do not write per-frame prediction PNGs")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    gz = parser.add_argument_group("Gazebo: ground truth from a segmentation camera's labels_map topic")
+    gz.add_argument("--gazebo-labels-topic", default=None, metavar="T",
+                    help="bag: the bridged labels_map topic (sensor_msgs/Image rgb8); personal, all-object and "
+                         "category ground truth come from it; teach with --teach-frames")
+    gz.add_argument("--gazebo-mode", choices=("panoptic", "semantic"), default="panoptic",
+                    help="the segmentation camera's <segmentation_type>: panoptic/instance (label and instance "
+                         "count) or semantic (label only) (default: panoptic)")
+    gz.add_argument("--label-table", default=None, metavar="YAML",
+                    help="label id -> category word: a YAML file, or inline YAML such as '{10: mug, 20: ball}'")
+    gz.add_argument("--personal", action="append", default=[], metavar="NAME=LABEL[:INSTANCE]",
+                    help="a personal object by its Gazebo label and instance count, e.g. my_mug=10:2 "
+                         "(repeatable; LABEL alone when it has a label of its own)")
     live = parser.add_argument_group("live: through a running `perovss node` instead of an in-process pipeline")
     live.add_argument("--live", action="store_true",
                       help="teach over the node's ~/teach, publish each frame on --live-topic and score the "
@@ -61,6 +77,28 @@ def _ints(text: str | None) -> list[int] | None:
         from perovss_ros.core.errors import InvalidInputError
 
         raise InvalidInputError(f"--teach-frames {text!r}: give comma-separated frame indices, e.g. 0,20,40") from None
+
+
+def gazebo_source(args: argparse.Namespace):
+    """The ``GazeboSource`` of --gazebo-labels-topic/--label-table/--personal, or None without a labels topic."""
+    from perovss_ros.core.errors import InvalidInputError
+
+    if not args.gazebo_labels_topic:
+        if args.label_table or args.personal:
+            raise InvalidInputError("--label-table and --personal go with --gazebo-labels-topic")
+        return None
+    from perovss_ros.eval.gazebo import load_label_table, parse_personal
+    from perovss_ros.eval.sources import GazeboSource
+
+    if not args.label_table:
+        raise InvalidInputError("--gazebo-labels-topic needs --label-table (label id -> category word)")
+    return GazeboSource(topic=args.gazebo_labels_topic, mode=args.gazebo_mode,
+                        table=load_label_table(args.label_table),
+                        personal=tuple(parse_personal(p) for p in args.personal))
+
+
+def _words(text: str | None) -> list[str] | None:
+    return [w.strip() for w in text.split(",") if w.strip()] if text else None
 
 
 def pipeline_config(args: argparse.Namespace) -> dict:
@@ -105,12 +143,14 @@ def evaluate_live(sequences: list, args: argparse.Namespace, meta: dict):
     from perovss_interfaces.srv import Teach
 
     from perovss_ros.core.errors import InvalidInputError
+    from perovss_ros.eval.open_vocab import predicted_segments
     from perovss_ros.eval.runner import ConceptMap, EvalRecorder
     from perovss_ros.ros.client import PerovssClient
     from perovss_ros.ros.demo import FrameStreamer
     from perovss_ros.ros.image_conversion import mask_to_image, rgb_to_image
 
-    recorder = EvalRecorder(args.out, save_predictions=not args.no_predictions, worst_k=args.worst)
+    recorder = EvalRecorder(args.out, save_predictions=not args.no_predictions, worst_k=args.worst,
+                            vocabulary=_words(args.vocabulary))
     client = PerovssClient(args.node, teardown=False)
     streamer = FrameStreamer(node_name=args.node.strip("/"), image_topic=args.live_topic, teardown=False)
     unanswered = 0
@@ -146,6 +186,11 @@ def evaluate_live(sequences: list, args: argparse.Namespace, meta: dict):
                     scores = {s.label: float(s.score) for s in answer.segments if s.personal}
                     recorder.add(seq.name, frame.index, frame.rgb, mask, frame.gt, maps, answer.latency_s,
                                  None, scores, objects=frame.objects)
+                    if seq.categories is not None:
+                        segments = ([] if answer.instance_mask is None
+                                    else predicted_segments(answer.instance_mask, answer.segments))
+                        recorder.add_open_vocab(seq.name, frame.index, frame.rgb, segments, maps, seq.categories,
+                                                frame.gt, frame.classes, frame.objects)
             finally:
                 for m in maps:
                     client.forget(m.name)
@@ -168,7 +213,7 @@ def run(args: argparse.Namespace) -> int:
 
     from perovss_ros.core import build_pipeline
     from perovss_ros.core.errors import PerovssError
-    from perovss_ros.eval.report import outcome_line, write_report
+    from perovss_ros.eval.report import open_vocab_line, outcome_line, write_report
     from perovss_ros.eval.runner import evaluate
     from perovss_ros.eval.sources import load_sequences
 
@@ -177,7 +222,7 @@ def run(args: argparse.Namespace) -> int:
         objects = [o.strip() for o in args.objects.split(",")] if args.objects else None
         kind, sequences = load_sequences(args.source, args.kind, image_topic=args.image_topic,
                                          mask_topic=args.mask_topic, teach_frames=_ints(args.teach_frames),
-                                         objects=objects, resolution=args.resolution)
+                                         objects=objects, resolution=args.resolution, gazebo=gazebo_source(args))
         seed = int(config.get("seed", 0))
         meta = {"source": str(args.source), "kind": kind, "seed": seed}
         if args.live:
@@ -194,7 +239,8 @@ def run(args: argparse.Namespace) -> int:
             print(f"evaluating {args.source} ({kind}, {len(sequences)} sequence(s)) with the "
                   f"{pipeline.backend_name} backend ({pipeline.model_id})", flush=True)
             result = evaluate(sequences, pipeline, args.out, progress=not args.quiet, worst_k=args.worst,
-                              meta={**meta, "config": config}, save_predictions=not args.no_predictions)
+                              meta={**meta, "config": config}, save_predictions=not args.no_predictions,
+                              vocabulary=_words(args.vocabulary))
         paths = write_report(result, args.out)
     except (PerovssError, OSError) as exc:
         print(f"perovss eval: {exc}", file=sys.stderr)
@@ -205,6 +251,8 @@ def run(args: argparse.Namespace) -> int:
               f"presence P/R {o['presence_precision']:.3f}/{o['presence_recall']:.3f}  "
               f"IoU P/R {o['iou_precision']:.3f}/{o['iou_recall']:.3f}  {result.speed['fps']:.2f} fps")
         print("outcomes: " + outcome_line(o["outcomes"]))
+    if result.open_vocab:
+        print("open vocabulary: " + open_vocab_line(result.open_vocab))
     else:
         print("no ground truth in the source: nothing scored (predictions and speed were written)")
     for name, path in paths.items():
