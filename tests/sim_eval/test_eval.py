@@ -45,14 +45,23 @@ def test_eval_bag_writes_files_and_miou_recomputes(scene_bag, tmp_path, capsys):
     index = json.loads((out / "predictions/index.json").read_text())[scene_bag.name]
     ids = index["concepts"]["my_mug"]
     ious = []
+    inter = union = 0
     for k, frame in enumerate(read_frames(scene_bag, "/camera/image_raw", "/perovss/ground_truth")):
         pred = cv2.imread(str(out / "predictions" / scene_bag.name / f"{k:06d}.png"), cv2.IMREAD_UNCHANGED)
         assert pred.dtype == np.uint16 and pred.shape == frame.mask.shape
         gt = frame.mask == ids["gt_id"]
         if gt.any():
             ious.append(iou(pred == ids["pred_id"], gt))
+        inter += int(np.count_nonzero(gt & (pred == ids["pred_id"])))
+        union += int(np.count_nonzero(gt | (pred == ids["pred_id"])))
     assert index["frames"] == list(range(8))
     assert metrics["overall"]["miou"] == pytest.approx(np.mean(ious))
+    # The bag has category ground truth: IoU^per is the same masks' intersection over union summed over frames.
+    ov = metrics["open_vocab"]
+    assert ov["personal"]["my_mug"]["iou_per"] == pytest.approx(inter / union if union else 1.0)
+    assert ov["generic"]["vocabulary"] == ["mug", "ball", "box", "bottle", "book", "clutter"]
+    assert ov["labelled_segments"] == 0  # the pipeline publishes no categories yet
+    assert (out / "labelled_sheet.png").is_file()
     assert metrics["per_concept"]["my_mug"]["miou"] == pytest.approx(np.mean(ious))
     per_frame = json.loads((out / "per_frame.json").read_text())
     assert len(per_frame) == 8 and {r["concept"] for r in per_frame} == {"my_mug"}
@@ -70,7 +79,7 @@ def test_eval_bag_writes_files_and_miou_recomputes(scene_bag, tmp_path, capsys):
 def test_eval_teach_frames_from_stream(tmp_path, capsys):
     scene = make_scene(seed=8, num_frames=6, size=SIZE, num_objects=1, num_lookalikes=0)
     bag = tmp_path / "bag"
-    write_scene_bag(scene, bag, teach_image_topic="")
+    write_scene_bag(scene, bag, teach_image_topic="", class_mask_topic="")
     out = tmp_path / "out"
     assert main(["eval", str(bag), "--out", str(out), "--backend", "classic", "--quiet"]) == 1
     assert "--teach-frames" in capsys.readouterr().err
@@ -78,6 +87,7 @@ def test_eval_teach_frames_from_stream(tmp_path, capsys):
                  "--teach-frames", "0,3"]) == 0
     metrics = _metrics(out)
     assert metrics["speed"]["frames"] == 4  # the teaching frames are not scored
+    assert "open_vocab" not in metrics and not (out / "labelled_sheet.png").exists()  # no category ground truth
     names = {r["concept"] for r in json.loads((out / "per_frame.json").read_text())}
     assert names == {"my_mug"}
 

@@ -108,9 +108,9 @@ def _image(array: np.ndarray, stamp: int):
                                              step=w * 3, data=np.ascontiguousarray(array, np.uint8).ravel())
 
 
-def _scene(k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Frame ``k``: camera rgb8 and panoptic labels_map bytes. My mug (10:1) moves right; another mug
-    (10:2) and a ball (20:1) stay; the other mug is hidden in frame 5 (out of view)."""
+def _scene(k: int, semantic: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """Frame ``k``: camera rgb8 and panoptic labels_map bytes (semantic: the label in all three). My mug
+    (10:1) moves right; another mug (10:2) and a ball (20:1) stay; the other mug is hidden in frame 5."""
     rgb = np.full((H, W, 3), 90, np.uint8)
     labels_map = np.zeros((H, W, 3), np.uint8)
     x = 4 + 2 * k
@@ -119,16 +119,16 @@ def _scene(k: int) -> tuple[np.ndarray, np.ndarray]:
         boxes.append(((10, 2), (26, 40, 8, 20), (40, 40, 200)))
     for (label, instance), (y0, y1, x0, x1), color in boxes:
         rgb[y0:y1, x0:x1] = color
-        labels_map[y0:y1, x0:x1] = _pixel(label, instance)
+        labels_map[y0:y1, x0:x1] = [label] * 3 if semantic else _pixel(label, instance)
     return rgb, labels_map
 
 
-def _gazebo_bag(path, frames: int = 8) -> None:
+def _gazebo_bag(path, frames: int = 8, semantic: bool = False) -> None:
     with Writer(path, version=9, storage_plugin=StoragePlugin.MCAP) as writer:
         cam = writer.add_connection("/camera/image_raw", "sensor_msgs/msg/Image", typestore=TS)
         seg = writer.add_connection("/panoptic/labels_map", "sensor_msgs/msg/Image", typestore=TS)
         for k in range(frames):
-            rgb, labels_map = _scene(k)
+            rgb, labels_map = _scene(k, semantic)
             stamp = T0 + k * PERIOD
             writer.write(cam, stamp, TS.serialize_cdr(_image(rgb, stamp), "sensor_msgs/msg/Image"))
             late = stamp + (2_000_000 if k == 3 else 0)  # within the stamp-matching tolerance
@@ -161,6 +161,20 @@ def test_gazebo_bag_gives_personal_and_category_truth(tmp_path):
     with pytest.raises(InvalidInputError, match="no labels topic"):
         bag_sequences(bag, teach_frames=[0], gazebo=GazeboSource("/nope", "panoptic", {10: "mug"},
                                                                  (PersonalLabel("my_mug", 10, 1),)))
+
+
+def test_semantic_gazebo_bag(tmp_path):
+    bag = tmp_path / "gz"
+    _gazebo_bag(bag, frames=4, semantic=True)
+    source = GazeboSource("/panoptic/labels_map", "semantic", {10: "mug", 20: "ball"},
+                          (PersonalLabel("my_ball", 20),))
+    [seq] = bag_sequences(bag, teach_frames=[0], gazebo=source)
+    assert [c.name for c in seq.concepts] == ["my_ball"] and seq.concepts[0].lookalike_ids == ()
+    for f in seq.frames():
+        _, labels_map = _scene(f.index, semantic=True)
+        assert np.array_equal(f.gt == 1, labels_map[..., 0] == 20)
+        assert f.objects is None  # a semantic map cannot tell the two mugs apart
+        assert np.array_equal(f.classes == 1, labels_map[..., 0] == 10)
 
 
 def test_perovss_eval_on_a_gazebo_bag(tmp_path, capsys):

@@ -17,6 +17,7 @@ from perovss_ros.eval.open_vocab import (
     compare_runs,
     predicted_segments,
 )
+from perovss_ros.eval.plots import segment_caption
 
 H, W = 4, 6
 # Objects: 1 = my_mug (personal, mug) rows 0-1 cols 0-1 (4 px); 2 = another mug rows 0-1 cols 3-4 (4 px);
@@ -128,6 +129,13 @@ def test_segments_from_an_instance_mask():
     scorer.add(segs, MY_MUG, TABLE, PERSONAL_GT, CLASSES, OBJECTS)
     s = scorer.summary()
     assert s["personal"]["my_mug"]["iou_per"] == 1.0 and s["labelled_segments"] == 0
+
+
+def test_segment_captions():
+    assert segment_caption("my_mug", "mug", True) == "my_mug (mug)"
+    assert segment_caption("my_mug", None, True) == "my_mug"
+    assert segment_caption("mug", "mug", False) == "mug"
+    assert segment_caption("segment_3", None, False) == "segment_3"
 
 
 def test_bad_masks_are_refused():
