@@ -14,7 +14,8 @@ Definitions (``OpenVocabScorer``):
   over all scored frames, ``Σ|P∩G| / Σ|P∪G|`` (the concept treated as one
   more semantic class), where ``P`` is the union of the frame's segments that
   are ``personal`` and labelled with the concept's name and ``G`` its ground
-  truth; ``iou_per_mean`` averages it over concepts. The per-frame mean over
+  truth (1.0 when it is never seen nor predicted); ``iou_per_mean`` averages
+  it over concepts. The per-frame mean over
   frames where the object is in view is given beside it (``miou_frames``).
 * **Generic mIoU** over the vocabulary classes (the usual semantic-segmentation
   definition): each pixel's predicted category is the category of the last
@@ -24,7 +25,12 @@ Definitions (``OpenVocabScorer``):
   frames; pixels of class 0 are not ignored (a ``mug`` on the background is a
   false positive for ``mug``). The mean is over vocabulary classes whose
   union is not empty (a class never seen nor predicted is left out, as
-  ``nanmean`` does).
+  ``nanmean`` does). The vocabulary is the scorer's, else the tables' own
+  (``CategoryTable.vocabulary``: the scenes' object words, without
+  ``clutter``), else every class word.
+* **Off-vocabulary classes** (ground-truth classes outside the vocabulary,
+  such as the scenes' ``clutter``): the share of their pixels that got any
+  category; what a "none of these" threshold should keep low.
 * **Personal false positives on same-category look-alikes**: every
   (frame, object) where the object is in view, is not the concept's own
   object and has the concept object's category. It counts as a false
@@ -62,10 +68,14 @@ class PredictedSegment:
 
 @dataclass(frozen=True)
 class CategoryTable:
-    """What the ground-truth ids mean: class id -> word, and all-object id -> category word."""
+    """What the ground-truth ids mean: class id -> word, and all-object id -> category word.
+
+    ``vocabulary``: the class words a generic mIoU is about by default (empty: all of ``class_names``).
+    """
 
     class_names: Mapping[int, str]
     object_categories: Mapping[int, str] = field(default_factory=dict)
+    vocabulary: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -92,7 +102,7 @@ def predicted_segments(instance_mask: np.ndarray, segments: Iterable[object]) ->
 
 
 def _counts() -> dict[str, int]:
-    return {"intersection": 0, "union": 0, "gt_pixels": 0, "pred_pixels": 0}
+    return {"intersection": 0, "union": 0, "gt_pixels": 0, "pred_pixels": 0, "labelled_pixels": 0}
 
 
 def _share(n: int, total: int) -> float:
@@ -112,6 +122,7 @@ class OpenVocabScorer:
         self.segments = 0
         self.labelled_segments = 0
         self._words: dict[str, None] = {}
+        self._table_vocabulary: dict[str, None] = {}
         self._personal: dict[str, dict] = {}
         self._classes: dict[str, dict[str, int]] = {}
         self._lookalike: dict[str, list[int]] = {}
@@ -136,6 +147,7 @@ class OpenVocabScorer:
         self.segments += len(segments)
         self.labelled_segments += sum(1 for s in segments if s.category)
         self._words.update(dict.fromkeys(categories.class_names.values()))
+        self._table_vocabulary.update(dict.fromkeys(categories.vocabulary or categories.class_names.values()))
         out: dict[str, float] = {}
         if personal_gt is not None:
             self._add_personal(segments, personal, personal_gt)
@@ -185,7 +197,8 @@ class OpenVocabScorer:
             entry["union"] += n_gt + n_pred - inter
             entry["gt_pixels"] += n_gt
             entry["pred_pixels"] += n_pred
-            if n_gt and (self.vocabulary is None or word in self.vocabulary):
+            entry["labelled_pixels"] += int(np.count_nonzero(g & (pred > 0)))
+            if n_gt and word in self._vocabulary():
                 frame_ious.append(inter / (n_gt + n_pred - inter))
         return float(np.mean(frame_ious)) if frame_ious else float("nan")
 
@@ -220,6 +233,9 @@ class OpenVocabScorer:
             counts[0] += 1
             counts[1] += right
 
+    def _vocabulary(self) -> list[str]:
+        return self.vocabulary or list(self._table_vocabulary)
+
     def summary(self) -> dict:
         """Every metric as plain numbers (NaN where undefined); see the module docstring for definitions."""
         personal = {}
@@ -227,11 +243,14 @@ class OpenVocabScorer:
             personal[name] = {"iou_per": _share(e["intersection"], e["union"]) if e["union"] else 1.0,
                               "miou_frames": float(np.mean(e["frame_ious"])) if e["frame_ious"] else float("nan"),
                               "frames": e["frames"], "frames_present": e["frames_present"]}
-        vocabulary = self.vocabulary or list(self._words)
+        vocabulary = self._vocabulary()
         per_class = {}
         for word in vocabulary:
             e = self._classes.get(word, _counts())
             per_class[word] = {**e, "iou": _share(e["intersection"], e["union"])}
+        off = {w: {"gt_pixels": self._classes[w]["gt_pixels"], "labelled_pixels": self._classes[w]["labelled_pixels"],
+                   "fraction": _share(self._classes[w]["labelled_pixels"], self._classes[w]["gt_pixels"])}
+               for w in self._words if w not in vocabulary and w in self._classes}
         class_ious = [v["iou"] for v in per_class.values() if not math.isnan(v["iou"])]
         lookalike = {name: {"object_frames": n, "as_personal": m, "fraction": _share(m, n)}
                      for name, (n, m) in self._lookalike.items()}
@@ -250,6 +269,7 @@ class OpenVocabScorer:
             "iou_per_mean": float(np.mean(ious)) if ious else float("nan"),
             "generic": {"vocabulary": vocabulary, "per_class": per_class,
                         "miou": float(np.mean(class_ious)) if class_ious else float("nan")},
+            "off_vocabulary": off,
             "lookalike_fp": {"per_concept": lookalike, "object_frames": total_n, "as_personal": total_m,
                              "fraction": _share(total_m, total_n)},
             "right_category": {"per_class": right, "object_frames": right_n, "right": right_m,

@@ -143,6 +143,12 @@ def open_vocab_lines(ov: dict) -> list[str]:
             r = right_per.get(word, {})
             lines.append(f"| {word} | {_fmt(c.get('iou'))} | {c.get('gt_pixels')} | {c.get('pred_pixels')} | "
                          f"{_share_text(r.get('object_frames'), r.get('right'))} |")
+    if ov.get("off_vocabulary"):
+        lines += ["", "Ground-truth classes outside the vocabulary (their pixels should stay unlabelled):", "",
+                  "| class | ground-truth pixels | labelled with some category |", "|---|---:|---:|"]
+        for word, c in ov["off_vocabulary"].items():
+            labelled = _share_text(c.get("gt_pixels"), c.get("labelled_pixels"))
+            lines.append(f"| {word} | {c.get('gt_pixels')} | {labelled} |")
     return lines
 
 

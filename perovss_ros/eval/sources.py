@@ -47,12 +47,16 @@ _NAME_OK = re.compile(r"[^A-Za-z0-9_.-]")
 
 @dataclass
 class ConceptSpec:
-    """A concept to teach: its ``name``, its ``gt_id`` in the ground truth, and shots ``(rgb, mask)``."""
+    """A concept to teach: its ``name``, its ``gt_id`` in the ground truth, and shots ``(rgb, mask)``.
+
+    ``category``: its category word from the ground truth (None: unknown), for teaching with a category.
+    """
 
     name: str
     gt_id: int
     shots: list[tuple[np.ndarray, np.ndarray]]
     lookalike_ids: tuple[int, ...] = ()
+    category: str | None = None
 
 
 @dataclass
@@ -192,6 +196,7 @@ def bag_sequences(path: str | Path, image_topic: str | None = None, mask_topic: 
     (``mask_topic`` must then be None).
     """
     from perovss_ros.sim import bags
+    from perovss_ros.sim.categories import CLUTTER
     from perovss_ros.sim.topics import CLASS_MASK_TOPIC, MASK_TOPIC, OBJECT_MASK_TOPIC
 
     path = Path(path)
@@ -222,10 +227,12 @@ def bag_sequences(path: str | Path, image_topic: str | None = None, mask_topic: 
         object_topic = OBJECT_MASK_TOPIC if table and OBJECT_MASK_TOPIC in topics else None
         class_topic = CLASS_MASK_TOPIC if info.get("classes") and CLASS_MASK_TOPIC in topics else None
         if class_topic:
+            class_names = {int(k): str(v) for k, v in info["classes"].items()}
             categories = CategoryTable(
-                class_names={int(k): str(v) for k, v in info["classes"].items()},
+                class_names=class_names,
                 object_categories={int(k): str(v["shape"]) for k, v in table.items()
-                                   if isinstance(v, dict) and v.get("shape")})
+                                   if isinstance(v, dict) and v.get("shape")},
+                vocabulary=tuple(w for w in class_names.values() if w != CLUTTER))  # clutter is no object word
 
         def read() -> Iterator[bags.BagFrame]:
             return bags.read_frames(path, image_topic, mask_topic or None, object_mask_topic=object_topic,
@@ -271,7 +278,8 @@ def bag_sequences(path: str | Path, image_topic: str | None = None, mask_topic: 
 
     concepts = [ConceptSpec(name=concept_name(names.get(i, f"object_{i}")), gt_id=i,
                             shots=[(rgb, m == i) for rgb, m in shots_src if np.any(m == i)],
-                            lookalike_ids=lookalikes_of(i)) for i in ids]
+                            lookalike_ids=lookalikes_of(i),
+                            category=categories.object_categories.get(i) if categories else None) for i in ids]
 
     def frames() -> Iterator[EvalFrame]:
         for k, frame in enumerate(read()):

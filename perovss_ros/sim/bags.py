@@ -33,6 +33,7 @@ import json
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 
@@ -54,6 +55,7 @@ SCENE_KEY = "perovss.scene"
 DEFAULT_START_NS = 1_700_000_000 * 1_000_000_000
 IMAGE_TYPES = ("sensor_msgs/msg/Image", "sensor_msgs/msg/CompressedImage")
 DEFAULT_MATCH_TOLERANCE_NS = 5_000_000
+T = TypeVar("T")
 
 
 def _typestore():
@@ -281,13 +283,12 @@ def read_messages(path: str | Path, topic: str) -> Iterator[tuple[int, object]]:
         yield from bag.messages(topic)
 
 
-def stamp_matcher(masks: dict[int, np.ndarray], tolerance_ns: int = DEFAULT_MATCH_TOLERANCE_NS
-                  ) -> Callable[[int], np.ndarray | None]:
-    """A function taking a stamp (ns) to the mask of ``masks`` (stamp -> array) with that stamp, else the
-    nearest within ``tolerance_ns``, else None."""
+def stamp_matcher(masks: dict[int, T], tolerance_ns: int = DEFAULT_MATCH_TOLERANCE_NS) -> Callable[[int], T | None]:
+    """A function taking a stamp (ns) to the value of ``masks`` (stamp -> mask, or anything else) with that
+    stamp, else the nearest within ``tolerance_ns``, else None."""
     stamps = sorted(masks)
 
-    def match(stamp: int) -> np.ndarray | None:
+    def match(stamp: int) -> T | None:
         if stamp in masks:
             return masks[stamp]
         k = bisect.bisect_left(stamps, stamp)

@@ -59,7 +59,8 @@ def test_eval_bag_writes_files_and_miou_recomputes(scene_bag, tmp_path, capsys):
     # The bag has category ground truth: IoU^per is the same masks' intersection over union summed over frames.
     ov = metrics["open_vocab"]
     assert ov["personal"]["my_mug"]["iou_per"] == pytest.approx(inter / union if union else 1.0)
-    assert ov["generic"]["vocabulary"] == ["mug", "ball", "box", "bottle", "book", "clutter"]
+    assert ov["generic"]["vocabulary"] == ["mug", "ball", "box", "bottle", "book"]  # clutter is no object word
+    assert ov["off_vocabulary"]["clutter"]["gt_pixels"] > 0 and ov["off_vocabulary"]["clutter"]["labelled_pixels"] == 0
     assert ov["labelled_segments"] == 0  # the pipeline publishes no categories yet
     assert (out / "labelled_sheet.png").is_file()
     assert metrics["per_concept"]["my_mug"]["miou"] == pytest.approx(np.mean(ious))

@@ -143,6 +143,7 @@ def test_gazebo_bag_gives_personal_and_category_truth(tmp_path):
     [seq] = bag_sequences(bag, teach_frames=[0, 1], gazebo=source)
     [concept] = seq.concepts
     assert concept.name == "my_mug" and concept.gt_id == 1 and len(concept.shots) == 2
+    assert concept.category == "mug"
     # (10, 2) -> 2, (20, 1) -> 3; the other mug is my mug's only same-category look-alike.
     assert concept.lookalike_ids == (2,)
     assert seq.categories.class_names == {1: "mug", 2: "ball"}

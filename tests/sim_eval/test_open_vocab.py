@@ -110,6 +110,17 @@ def test_vocabulary_and_background_pixels():
     assert g["miou"] == 0.0  # mean of mug 0 and book 0
 
 
+def test_off_vocabulary_classes_and_table_vocabulary():
+    # The table says only "mug" is an object word: ball is then off the vocabulary, and frame one's ball
+    # segment labels 4 of its 6 pixels.
+    table = CategoryTable(TABLE.class_names, TABLE.object_categories, vocabulary=("mug",))
+    scorer = OpenVocabScorer()
+    scorer.add(frame_one(), MY_MUG, table, PERSONAL_GT, CLASSES, OBJECTS)
+    s = scorer.summary()
+    assert s["generic"]["vocabulary"] == ["mug"] and s["generic"]["miou"] == pytest.approx(6 / 9)
+    assert s["off_vocabulary"] == {"ball": {"gt_pixels": 6, "labelled_pixels": 4, "fraction": 4 / 6}}
+
+
 def test_the_last_segment_covering_a_pixel_gives_its_category():
     # A ball segment over the whole ball, then a mug segment over its left column (2 px): those become mug.
     ball = PredictedSegment("ball", "ball", False, OBJECTS == 3)
