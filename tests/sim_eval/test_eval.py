@@ -194,3 +194,34 @@ def test_evaluate_leaves_existing_concepts_alone(scene_bag):
     result = evaluate(bag_sequences(scene_bag), pipe, progress=False, worst_k=0)
     assert [c.name for c in pipe.concepts()] == ["keep_me"]  # the evaluation's own concept is gone again
     assert set(result.per_concept) == {"my_mug"} and result.worst == []
+
+
+def test_recorder_open_vocab_and_labelled_sheet(tmp_path):
+    from perovss_ros.eval.open_vocab import CategoryTable, PredictedSegment
+    from perovss_ros.eval.report import write_report
+
+    rec = EvalRecorder(None, worst_k=0, labelled_k=2)
+    rgb = np.zeros((20, 20, 3), np.uint8)
+    gt = np.zeros((20, 20), np.uint16)
+    gt[5:15, 5:15] = 7
+    classes = np.where(gt == 7, 1, 0).astype(np.uint16)
+    table = CategoryTable(class_names={1: "mug"}, object_categories={7: "mug"})
+    concepts = [ConceptMap("cup", pred_id=1, gt_id=7)]
+    # Rows of a "cup (mug)" segment per frame: class IoU 1.0, 0.5, 0.0 (nothing); the sheet keeps the two worst.
+    for k, rows in enumerate(((5, 15), (5, 10), None)):
+        segments = []
+        if rows:
+            mask = np.zeros((20, 20), bool)
+            mask[rows[0]:rows[1], 5:15] = True
+            segments = [PredictedSegment("cup", "mug", True, mask)]
+        numbers = rec.add_open_vocab("seq", k, rgb, segments, concepts, table, gt, classes, gt)
+        assert numbers["category_iou"] == pytest.approx([1.0, 0.5, 0.0][k])
+    result = rec.result()
+    assert [t.caption.split(":")[0] for t in result.labelled] == ["seq #2", "seq #1"]
+    ov = result.open_vocab
+    assert ov["personal"]["cup"]["iou_per"] == pytest.approx((100 + 50) / 300)  # summed over the three frames
+    assert ov["right_category"] == {"per_class": {"mug": {"object_frames": 3, "right": 2, "fraction": 2 / 3}},
+                                    "object_frames": 3, "right": 2, "fraction": 2 / 3}
+    paths = write_report(result, tmp_path / "out")
+    assert paths["labelled_sheet"].is_file()
+    assert json.loads(paths["metrics"].read_text())["open_vocab"]["labelled_segments"] == 2
