@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import replace
 
 #: See perovss_ros.ros.client: this short-lived process exits without rclpy teardown.
 EXIT_WITHOUT_TEARDOWN = True
@@ -39,6 +40,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--resolution", default="480p", help="DAVIS resolution folder (default: 480p)")
     parser.add_argument("--vocabulary", default=None, metavar="A,B",
                         help="classes the generic mIoU averages over (default: every class of the ground truth)")
+    parser.add_argument("--no-teach", action="store_true",
+                        help="teach no personal concept: the generic-labelling baseline for --compare-with")
+    parser.add_argument("--compare-with", default=None, metavar="DIR",
+                        help="an earlier run's output directory (or its metrics.json), run with --no-teach on the "
+                             "same source: compare its generic mIoU with this run's (personal concepts taught)")
     parser.add_argument("--worst", type=int, default=12, help="frames on the contact sheet (default: 12)")
     parser.add_argument("--no-predictions", action="store_true", help="do not write per-frame prediction PNGs")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -95,6 +101,29 @@ def gazebo_source(args: argparse.Namespace):
     return GazeboSource(topic=args.gazebo_labels_topic, mode=args.gazebo_mode,
                         table=load_label_table(args.label_table),
                         personal=tuple(parse_personal(p) for p in args.personal))
+
+
+def compare_with(result, earlier: str) -> dict:
+    """``open_vocab.compare_runs`` of an earlier run's ``metrics.json`` (without personal concepts) and
+    ``result`` (with them); stored in ``result.open_vocab["comparison"]``. InvalidInputError when it cannot."""
+    import json
+    from pathlib import Path
+
+    from perovss_ros.core.errors import InvalidInputError
+    from perovss_ros.eval.open_vocab import compare_runs
+
+    path = Path(earlier)
+    path = path / "metrics.json" if path.is_dir() else path
+    try:
+        before = json.loads(path.read_text(encoding="utf-8")).get("open_vocab")
+    except (OSError, ValueError) as exc:
+        raise InvalidInputError(f"--compare-with {earlier}: cannot read {path}: {exc}") from exc
+    if not before or not result.open_vocab:
+        raise InvalidInputError(f"--compare-with {earlier}: both runs need open-vocabulary numbers (category "
+                                "ground truth)")
+    comparison = {"without": str(path), **compare_runs(before, result.open_vocab)}
+    result.open_vocab["comparison"] = comparison
+    return comparison
 
 
 def _words(text: str | None) -> list[str] | None:
@@ -223,8 +252,10 @@ def run(args: argparse.Namespace) -> int:
         kind, sequences = load_sequences(args.source, args.kind, image_topic=args.image_topic,
                                          mask_topic=args.mask_topic, teach_frames=_ints(args.teach_frames),
                                          objects=objects, resolution=args.resolution, gazebo=gazebo_source(args))
+        if args.no_teach:
+            sequences = [replace(seq, concepts=[]) for seq in sequences]
         seed = int(config.get("seed", 0))
-        meta = {"source": str(args.source), "kind": kind, "seed": seed}
+        meta = {"source": str(args.source), "kind": kind, "seed": seed, **({"no_teach": True} if args.no_teach else {})}
         if args.live:
             print(f"evaluating {args.source} ({kind}, {len(sequences)} sequence(s)) through the node "
                   f"{args.node}, frames on {args.live_topic}", flush=True)
@@ -241,6 +272,12 @@ def run(args: argparse.Namespace) -> int:
             result = evaluate(sequences, pipeline, args.out, progress=not args.quiet, worst_k=args.worst,
                               meta={**meta, "config": config}, save_predictions=not args.no_predictions,
                               vocabulary=_words(args.vocabulary))
+        comparison_error = None
+        if args.compare_with:
+            try:
+                compare_with(result, args.compare_with)
+            except PerovssError as exc:
+                comparison_error = str(exc)  # the run itself is fine: write its report, then fail
         paths = write_report(result, args.out)
     except (PerovssError, OSError) as exc:
         print(f"perovss eval: {exc}", file=sys.stderr)
@@ -251,10 +288,21 @@ def run(args: argparse.Namespace) -> int:
               f"presence P/R {o['presence_precision']:.3f}/{o['presence_recall']:.3f}  "
               f"IoU P/R {o['iou_precision']:.3f}/{o['iou_recall']:.3f}  {result.speed['fps']:.2f} fps")
         print("outcomes: " + outcome_line(o["outcomes"]))
+    elif args.no_teach:
+        print("taught nothing (--no-teach): no personal numbers")
+    elif not result.open_vocab:
+        print("no ground truth in the source: nothing scored (predictions and speed were written)")
     if result.open_vocab:
         print("open vocabulary: " + open_vocab_line(result.open_vocab))
-    else:
-        print("no ground truth in the source: nothing scored (predictions and speed were written)")
+    comparison = result.open_vocab.get("comparison") if result.open_vocab else None
+    if comparison:
+        verdict = "within" if comparison["within_tolerance"] else "NOT within"
+        print(f"generic mIoU with personal concepts {comparison['miou_with']:.3f}, without "
+              f"{comparison['miou_without']:.3f}: {comparison['delta_points']:+.2f} points, {verdict} "
+              f"{comparison['tolerance_points']:g}")
     for name, path in paths.items():
         print(f"  {name}: {path}")
+    if comparison_error:
+        print(f"perovss eval: cannot compare: {comparison_error}", file=sys.stderr)
+        return 1
     return 0

@@ -125,6 +125,13 @@ def open_vocab_lines(ov: dict) -> list[str]:
               f"{_share_text(lookalike.get('object_frames'), lookalike.get('as_personal'))} object-frames",
               f"- objects with the right category (IoU ≥ 0.5): "
               f"{_share_text(right.get('object_frames'), right.get('right'))} object-frames", ""]
+    comparison = ov.get("comparison")
+    if comparison:
+        verdict = "within" if comparison.get("within_tolerance") else "not within"
+        lines += [f"Generic mIoU with personal concepts taught {_fmt(comparison.get('miou_with'))}, without "
+                  f"{_fmt(comparison.get('miou_without'))} (`{comparison.get('without')}`): "
+                  f"{_fmt(comparison.get('delta_points'))} points, {verdict} {comparison.get('tolerance_points')}.",
+                  ""]
     if ov.get("personal"):
         lines += ["| personal concept | IoU^per | per-frame mIoU | frames present | frames | on a same-category "
                   "look-alike |", "|---|---:|---:|---:|---:|---:|"]

@@ -225,3 +225,43 @@ def test_recorder_open_vocab_and_labelled_sheet(tmp_path):
     paths = write_report(result, tmp_path / "out")
     assert paths["labelled_sheet"].is_file()
     assert json.loads(paths["metrics"].read_text())["open_vocab"]["labelled_segments"] == 2
+
+
+def test_no_teach_baseline_and_compare_with(scene_bag, tmp_path, capsys):
+    without = tmp_path / "without"
+    assert main(["eval", str(scene_bag), "--out", str(without), "--backend", "classic", "--quiet",
+                 "--no-predictions", "--no-teach"]) == 0
+    assert "taught nothing" in capsys.readouterr().out
+    baseline = _metrics(without)
+    assert baseline["meta"]["no_teach"] and baseline["per_concept"] == {} and baseline["open_vocab"]["frames"] == 8
+    with_ = tmp_path / "with"
+    assert main(["eval", str(scene_bag), "--out", str(with_), "--backend", "classic", "--quiet", "--no-predictions",
+                 "--compare-with", str(without)]) == 1
+    assert "labelling was off" in capsys.readouterr().err  # nothing labels yet: the comparison would be vacuous
+    assert (with_ / "report.md").is_file()  # the run itself is reported
+
+
+def test_compare_with_reads_an_earlier_run(tmp_path):
+    from perovss_ros.commands.eval import compare_with
+    from perovss_ros.eval.open_vocab import CategoryTable, OpenVocabScorer, PersonalTruth, PredictedSegment
+    from perovss_ros.eval.report import write_report
+    from perovss_ros.eval.runner import EvalResult
+
+    classes = np.zeros((4, 4), np.uint16)
+    classes[:, :2] = 1  # 8 mug pixels
+    table = CategoryTable({1: "mug"})
+
+    def run(cols: int) -> EvalResult:
+        mask = np.zeros((4, 4), bool)
+        mask[:, :cols] = True
+        scorer = OpenVocabScorer()
+        scorer.add([PredictedSegment("mug", "mug", False, mask)], [PersonalTruth("my_mug", 1)], table, None, classes)
+        return EvalResult(meta={}, records=[], per_concept={}, overall={}, speed={}, open_vocab=scorer.summary())
+
+    write_report(run(2), tmp_path / "without")  # mug IoU 8 / 8
+    result = run(3)  # mug IoU 8 / 12
+    comparison = compare_with(result, str(tmp_path / "without"))
+    assert comparison["delta_points"] == pytest.approx(100 * (8 / 12 - 1.0))
+    assert not comparison["within_tolerance"] and result.open_vocab["comparison"] is comparison
+    paths = write_report(result, tmp_path / "with")
+    assert "not within" in paths["report"].read_text()
