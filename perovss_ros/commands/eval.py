@@ -55,6 +55,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     gz.add_argument("--gazebo-mode", choices=("panoptic", "semantic"), default="panoptic",
                     help="the segmentation camera's <segmentation_type>: panoptic/instance (label and instance "
                          "count) or semantic (label only) (default: panoptic)")
+    gz.add_argument("--gazebo-layout", choices=("bridged", "opencv"), default="bridged",
+                    help="byte layout of the labels map: bridged (ros_gz_bridge: label in byte 2, instance count "
+                         "little endian in bytes 0-1) or opencv (made from the saved PNGs read in BGR order: label "
+                         "in channel 0, count channel1*256 + channel2) (default: bridged)")
     gz.add_argument("--label-table", default=None, metavar="YAML",
                     help="label id -> category word: a YAML file, or inline YAML such as '{10: mug, 20: ball}'")
     gz.add_argument("--personal", action="append", default=[], metavar="NAME=LABEL[:INSTANCE]",
@@ -100,7 +104,7 @@ def gazebo_source(args: argparse.Namespace):
         raise InvalidInputError("--gazebo-labels-topic needs --label-table (label id -> category word)")
     return GazeboSource(topic=args.gazebo_labels_topic, mode=args.gazebo_mode,
                         table=load_label_table(args.label_table),
-                        personal=tuple(parse_personal(p) for p in args.personal))
+                        personal=tuple(parse_personal(p) for p in args.personal), layout=args.gazebo_layout)
 
 
 def compare_with(result, earlier: str) -> dict:

@@ -15,6 +15,10 @@ bytes unchanged. The bytes of one pixel (gz-rendering
 * semantic: all three bytes are the label id (a ``mono8``/``16UC1`` label
   image, as other tools write, is accepted too).
 
+That is the ``bridged`` layout. Maps made from the saved PNGs with OpenCV
+(BGR order) have the ``opencv`` layout: label in channel 0, count
+``channel1 × 256 + channel2``.
+
 Label 0 is the background and every model without a label plugin. Instance
 counts number the models of one label 1, 2, ... in Gazebo's own order; they
 stay the same while the world's models do.
@@ -39,33 +43,40 @@ from perovss_ros.core.errors import InvalidInputError
 from perovss_ros.eval.open_vocab import CategoryTable
 
 MODES: tuple[str, ...] = ("panoptic", "semantic")
+#: Byte layouts: (label byte, high count byte, low count byte).
+LAYOUTS: dict[str, tuple[int, int, int]] = {"bridged": (2, 1, 0), "opencv": (0, 1, 2)}
 MAX_LABEL = 255  # label ids are one byte of the labels map
 _PERSONAL = re.compile(r"^([^=]+)=(\d+)(?::(\d+))?$")
 
 
-def split_labels_map(pixels: np.ndarray, mode: str) -> tuple[np.ndarray, np.ndarray | None]:
+def split_labels_map(pixels: np.ndarray, mode: str, layout: str = "bridged"
+                     ) -> tuple[np.ndarray, np.ndarray | None]:
     """``(labels, instances)`` of a labels map: ``pixels`` ``H×W×3`` uint8 in the message's byte order.
 
     ``labels`` is ``H×W`` uint16 (0 = background/unlabelled), ``instances``
-    ``H×W`` uint16 instance counts (panoptic) or None (semantic). A semantic
-    map whose three bytes differ is refused: it is a panoptic map.
+    ``H×W`` uint16 instance counts (panoptic) or None (semantic). ``layout``
+    is one of ``LAYOUTS`` (see the module docstring). A semantic map whose
+    three bytes differ is refused: it is a panoptic map.
     """
     if mode not in MODES:
         raise InvalidInputError(f"Gazebo segmentation mode {mode!r}: use one of {', '.join(MODES)}")
+    if layout not in LAYOUTS:
+        raise InvalidInputError(f"labels map layout {layout!r}: use one of {', '.join(LAYOUTS)}")
     arr = np.asarray(pixels)
     if arr.ndim != 3 or arr.shape[2] != 3 or arr.dtype != np.uint8:
         raise InvalidInputError(f"a Gazebo labels map is H×W×3 uint8, got {arr.shape} {arr.dtype}")
-    labels = arr[..., 2].astype(np.uint16)
+    label_byte, high_byte, low_byte = LAYOUTS[layout]
+    labels = arr[..., label_byte].astype(np.uint16)
     if mode == "semantic":
         if not (np.array_equal(arr[..., 0], arr[..., 2]) and np.array_equal(arr[..., 1], arr[..., 2])):
             raise InvalidInputError("the labels map's three bytes differ, so it is panoptic (label and instance "
                                     "count); use --gazebo-mode panoptic")
         return labels, None
-    instances = arr[..., 0].astype(np.uint16) | (arr[..., 1].astype(np.uint16) << 8)
+    instances = arr[..., low_byte].astype(np.uint16) | (arr[..., high_byte].astype(np.uint16) << 8)
     return labels, instances
 
 
-def decode_labels_map(msg: object, mode: str) -> tuple[np.ndarray, np.ndarray | None]:
+def decode_labels_map(msg: object, mode: str, layout: str = "bridged") -> tuple[np.ndarray, np.ndarray | None]:
     """``(labels, instances)`` of a ``sensor_msgs/Image`` labels map (see ``split_labels_map``).
 
     Panoptic needs ``rgb8`` (what ``ros_gz_bridge`` publishes); semantic also
@@ -75,7 +86,7 @@ def decode_labels_map(msg: object, mode: str) -> tuple[np.ndarray, np.ndarray | 
 
     encoding = str(getattr(msg, "encoding", ""))
     if encoding == "rgb8":
-        return split_labels_map(decode_image(msg), mode)  # rgb8 comes back byte for byte
+        return split_labels_map(decode_image(msg), mode, layout)  # rgb8 comes back byte for byte
     if mode == "semantic" and encoding in MASK_ENCODINGS:
         return decode_mask(msg), None
     accepted = "rgb8" if mode == "panoptic" else f"rgb8, {', '.join(MASK_ENCODINGS)}"

@@ -94,12 +94,14 @@ class EvalSequence:
 @dataclass(frozen=True)
 class GazeboSource:
     """Where a Gazebo bag's ground truth is: its ``labels_map`` ``topic`` in ``mode`` (panoptic or semantic),
-    the label id -> word ``table`` and the personal objects (``eval.gazebo.PersonalLabel``)."""
+    the label id -> word ``table``, the personal objects (``eval.gazebo.PersonalLabel``) and the map's byte
+    ``layout`` (``eval.gazebo.LAYOUTS``)."""
 
     topic: str
     mode: str
     table: dict[int, str]
     personal: tuple
+    layout: str = "bridged"
 
 
 def concept_name(raw: str) -> str:
@@ -165,7 +167,7 @@ def _gazebo_frames(path: Path, image_topic: str, source: GazeboSource):
 
     maps: dict[int, tuple[np.ndarray, np.ndarray | None]] = {}
     for stamp, msg in bags.read_messages(path, source.topic):
-        labels, instances = decode_labels_map(msg, source.mode)
+        labels, instances = decode_labels_map(msg, source.mode, source.layout)
         maps[stamp] = (labels.astype(np.uint8), instances)  # label ids are one byte: keep the bag small in memory
     if not maps:
         raise InvalidInputError(f"the labels topic {source.topic} of {path} has no messages")

@@ -46,6 +46,15 @@ def test_panoptic_bytes():
     assert labels.dtype == instances.dtype == np.uint16
 
 
+def test_opencv_layout():
+    # The same pixel as a saved PNG read by OpenCV (BGR): label in channel 0, count channel 1 * 256 + channel 2.
+    pixels = np.array([[[10, 1, 2]]], np.uint8)
+    labels, instances = split_labels_map(pixels, "panoptic", "opencv")
+    assert labels.tolist() == [[10]] and instances.tolist() == [[258]]
+    with pytest.raises(InvalidInputError, match="layout"):
+        split_labels_map(pixels, "panoptic", "rgb")
+
+
 def test_semantic_bytes():
     pixels = np.array([[[7, 7, 7], [0, 0, 0]]], np.uint8)
     labels, instances = split_labels_map(pixels, "semantic")
