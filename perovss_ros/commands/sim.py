@@ -44,6 +44,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"teaching masks, mono8 (default: {d.TEACH_MASK_TOPIC})")
     parser.add_argument("--info", metavar="BAG", default=None,
                         help="instead of writing, describe BAG: topics, image size, frames with masks")
+    parser.add_argument("--gazebo-labels-topic", default=None, metavar="T",
+                        help="with --info: list the (label, instance) pairs of a Gazebo labels_map topic, to find "
+                             "the one to give `perovss eval --personal NAME=LABEL:INSTANCE`")
+    parser.add_argument("--gazebo-mode", choices=("panoptic", "semantic"), default="panoptic",
+                        help="with --gazebo-labels-topic: the segmentation type (default: panoptic)")
+    parser.add_argument("--gazebo-layout", choices=("bridged", "opencv"), default="bridged",
+                        help="with --gazebo-labels-topic: the labels map's byte layout (default: bridged)")
 
 
 def _info(args: argparse.Namespace) -> int:
@@ -71,6 +78,16 @@ def _info(args: argparse.Namespace) -> int:
         if scene.get("classes"):
             table = ", ".join(f"{cid} {word}" for cid, word in scene["classes"].items())
             print(f"  classes (id word): {table}")
+    if args.gazebo_labels_topic:
+        from perovss_ros.eval.gazebo import decode_labels_map, pair_counts
+        from perovss_ros.sim.bags import read_messages
+
+        maps = (decode_labels_map(msg, args.gazebo_mode, args.gazebo_layout)
+                for _, msg in read_messages(args.info, args.gazebo_labels_topic))
+        counts = pair_counts(maps)
+        print(f"labels topic {args.gazebo_labels_topic}: {len(counts)} (label, instance) pair(s)")
+        for (label, instance), (seen, pixels) in sorted(counts.items()):
+            print(f"  label {label} instance {instance}: in {seen} frame(s), {pixels / seen:.0f} px a frame")
     return 0
 
 
@@ -81,6 +98,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         if args.info:
             return _info(args)
+        if args.gazebo_labels_topic:
+            raise InvalidInputError("--gazebo-labels-topic goes with --info BAG")
         from perovss_ros.sim.bags import write_scene_bag
         from perovss_ros.sim.scenes import make_scene
 

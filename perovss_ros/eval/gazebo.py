@@ -233,11 +233,16 @@ class GazeboTruth:
         return personal, objects, classes
 
 
-def scan_pairs(maps: Iterable[tuple[np.ndarray, np.ndarray | None]]) -> set[tuple[int, int]]:
-    """Every labelled ``(label, instance)`` pair in ``(labels, instances)`` maps (instance 0 when semantic)."""
-    pairs: set[tuple[int, int]] = set()
+def pair_counts(maps: Iterable[tuple[np.ndarray, np.ndarray | None]]) -> dict[tuple[int, int], tuple[int, int]]:
+    """Every labelled ``(label, instance)`` pair in ``(labels, instances)`` maps (instance 0 when semantic), with
+    ``(frames it is seen in, pixels over all frames)``."""
+    counts: dict[tuple[int, int], tuple[int, int]] = {}
     for labels, instances in maps:
         inst = np.zeros_like(labels) if instances is None else instances
-        codes = np.unique(labels.astype(np.uint32) << 16 | inst.astype(np.uint32))
-        pairs.update((int(c >> 16), int(c & 0xFFFF)) for c in codes if c >> 16)
-    return pairs
+        codes, pixels = np.unique(labels.astype(np.uint32) << 16 | inst.astype(np.uint32), return_counts=True)
+        for code, n in zip(codes.tolist(), pixels.tolist(), strict=True):
+            if code >> 16:
+                pair = (code >> 16, code & 0xFFFF)
+                frames, total = counts.get(pair, (0, 0))
+                counts[pair] = (frames + 1, total + n)
+    return counts

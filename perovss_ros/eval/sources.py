@@ -162,7 +162,7 @@ def _images(folder: Path) -> list[Path]:
 def _gazebo_frames(path: Path, image_topic: str, source: GazeboSource):
     """``(truth, frames)`` of a Gazebo bag: its ``GazeboTruth`` (ids fixed by one pass over the labels maps)
     and a function giving its ``BagFrame`` s with personal, all-object and class maps from the labels map."""
-    from perovss_ros.eval.gazebo import GazeboTruth, decode_labels_map, scan_pairs
+    from perovss_ros.eval.gazebo import GazeboTruth, decode_labels_map, pair_counts
     from perovss_ros.sim import bags
 
     maps: dict[int, tuple[np.ndarray, np.ndarray | None]] = {}
@@ -171,7 +171,7 @@ def _gazebo_frames(path: Path, image_topic: str, source: GazeboSource):
         maps[stamp] = (labels.astype(np.uint8), instances)  # label ids are one byte: keep the bag small in memory
     if not maps:
         raise InvalidInputError(f"the labels topic {source.topic} of {path} has no messages")
-    truth = GazeboTruth(source.table, source.personal, source.mode, scan_pairs(maps.values()))
+    truth = GazeboTruth(source.table, source.personal, source.mode, pair_counts(maps.values()))
     match = bags.stamp_matcher(maps)
 
     def frames() -> Iterator[bags.BagFrame]:

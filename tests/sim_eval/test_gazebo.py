@@ -23,8 +23,8 @@ from perovss_ros.eval.gazebo import (
     GazeboTruth,
     PersonalLabel,
     load_label_table,
+    pair_counts,
     parse_personal,
-    scan_pairs,
     split_labels_map,
 )
 from perovss_ros.eval.sources import GazeboSource, bag_sequences
@@ -89,8 +89,8 @@ def test_truth_maps_by_hand():
     # Two mugs of label 10 (instances 1, 2), one mug of label 11, a ball of label 20; mine is 10:2.
     labels = np.array([[10, 10, 11, 20, 0]], np.uint16)
     instances = np.array([[1, 2, 1, 1, 0]], np.uint16)
-    pairs = scan_pairs([(labels, instances)])
-    assert pairs == {(10, 1), (10, 2), (11, 1), (20, 1)}
+    pairs = pair_counts([(labels, instances), (labels[:, :2], instances[:, :2])])
+    assert pairs == {(10, 1): (2, 2), (10, 2): (2, 2), (11, 1): (1, 1), (20, 1): (1, 1)}  # (frames, pixels)
     truth = GazeboTruth({10: "mug", 11: "mug", 20: "ball"}, [PersonalLabel("my_mug", 10, 2)], "panoptic", pairs)
     personal, objects, classes = truth.maps(labels, instances)
     assert personal.tolist() == [[0, 1, 0, 0, 0]]
@@ -185,6 +185,18 @@ def test_semantic_gazebo_bag(tmp_path):
         assert np.array_equal(f.gt == 1, labels_map[..., 0] == 20)
         assert f.objects is None  # a semantic map cannot tell the two mugs apart
         assert np.array_equal(f.classes == 1, labels_map[..., 0] == 10)
+
+
+def test_sim_info_lists_the_pairs(tmp_path, capsys):
+    bag = tmp_path / "gz"
+    _gazebo_bag(bag, frames=6)
+    assert main(["sim", "--info", str(bag), "--gazebo-labels-topic", "/panoptic/labels_map"]) == 0
+    printed = capsys.readouterr().out
+    assert "3 (label, instance) pair(s)" in printed
+    # My mug 12×12 px in all 6 frames; the other mug 14×12 px in 5 (hidden in frame 5); the ball 14×16 px.
+    assert "label 10 instance 1: in 6 frame(s), 144 px a frame" in printed
+    assert "label 10 instance 2: in 5 frame(s), 168 px a frame" in printed
+    assert "label 20 instance 1: in 6 frame(s), 224 px a frame" in printed
 
 
 def test_perovss_eval_on_a_gazebo_bag(tmp_path, capsys):
