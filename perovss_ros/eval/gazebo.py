@@ -160,7 +160,7 @@ class GazeboTruth:
     Personal object ``k`` (in the given order) gets ground-truth id ``k + 1``
     in both the personal map and the all-object map. The other
     ``(label, instance)`` pairs of ``pairs`` (every pair the bag shows,
-    ``scan_pairs``) get ids after them in sorted order, so ids are the same in
+    ``pair_counts``) get ids after them in sorted order, so ids are the same in
     every frame. Class ids number the table's distinct words in order of their
     smallest label.
     """
@@ -177,7 +177,7 @@ class GazeboTruth:
         for k, p in enumerate(self.personal):
             if p.label not in self.table:
                 raise InvalidInputError(f"personal object {p.name}: label {p.label} is not in the label table "
-                                        f"({', '.join(str(k) for k in sorted(self.table))})")
+                                        f"({', '.join(str(lab) for lab in sorted(self.table))})")
             if mode == "semantic" and p.instance is not None:
                 raise InvalidInputError(f"personal object {p.name}: a semantic map has no instances; pick it by "
                                         "its label alone (NAME=LABEL) or record the panoptic map")
