@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-HELP = "write a seeded synthetic scene (frames, ground-truth masks, teaching frames) as a ROS 2 bag"
+HELP = ("write a seeded synthetic scene (frames, personal, all-object and category ground truth, teaching frames) "
+        "as a ROS 2 bag")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -33,12 +34,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--object-mask-topic", default=d.OBJECT_MASK_TOPIC,
                         help="all-object ground truth (every personal object and look-alike with its own id) "
                              f"16UC1 topic, '' for none (default: {d.OBJECT_MASK_TOPIC})")
+    parser.add_argument("--class-mask-topic", default=d.CLASS_MASK_TOPIC,
+                        help="category ground truth (pixel = class id: mug, ball, box, bottle, book, clutter; "
+                             "0 = no class; the id table is in the bag's metadata) 16UC1 topic, '' for none "
+                             f"(default: {d.CLASS_MASK_TOPIC})")
     parser.add_argument("--teach-image-topic", default=d.TEACH_IMAGE_TOPIC,
                         help=f"teaching frames, '' for none (default: {d.TEACH_IMAGE_TOPIC})")
     parser.add_argument("--teach-mask-topic", default=d.TEACH_MASK_TOPIC,
                         help=f"teaching masks, mono8 (default: {d.TEACH_MASK_TOPIC})")
     parser.add_argument("--info", metavar="BAG", default=None,
                         help="instead of writing, describe BAG: topics, image size, frames with masks")
+    parser.add_argument("--gazebo-labels-topic", default=None, metavar="T",
+                        help="with --info: list the (label, instance) pairs of a Gazebo labels_map topic, to find "
+                             "the one to give `perovss eval --personal NAME=LABEL:INSTANCE`")
+    parser.add_argument("--gazebo-mode", choices=("panoptic", "semantic"), default="panoptic",
+                        help="with --gazebo-labels-topic: the segmentation type (default: panoptic)")
+    parser.add_argument("--gazebo-layout", choices=("bridged", "opencv"), default="bridged",
+                        help="with --gazebo-labels-topic: the labels map's byte layout (default: bridged)")
 
 
 def _info(args: argparse.Namespace) -> int:
@@ -63,6 +75,19 @@ def _info(args: argparse.Namespace) -> int:
     if scene:
         print(f"perovss scene: seed {scene.get('seed')}, {scene.get('difficulty', 'easy')}, "
               f"objects {scene.get('objects')}, look-alikes {len(scene.get('lookalikes', []))}")
+        if scene.get("classes"):
+            table = ", ".join(f"{cid} {word}" for cid, word in scene["classes"].items())
+            print(f"  classes (id word): {table}")
+    if args.gazebo_labels_topic:
+        from perovss_ros.eval.gazebo import decode_labels_map, pair_counts
+        from perovss_ros.sim.bags import read_messages
+
+        maps = (decode_labels_map(msg, args.gazebo_mode, args.gazebo_layout)
+                for _, msg in read_messages(args.info, args.gazebo_labels_topic))
+        counts = pair_counts(maps)
+        print(f"labels topic {args.gazebo_labels_topic}: {len(counts)} (label, instance) pair(s)")
+        for (label, instance), (seen, pixels) in sorted(counts.items()):
+            print(f"  label {label} instance {instance}: in {seen} frame(s), {pixels / seen:.0f} px a frame")
     return 0
 
 
@@ -73,6 +98,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         if args.info:
             return _info(args)
+        if args.gazebo_labels_topic:
+            raise InvalidInputError("--gazebo-labels-topic goes with --info BAG")
         from perovss_ros.sim.bags import write_scene_bag
         from perovss_ros.sim.scenes import make_scene
 
@@ -81,7 +108,8 @@ def run(args: argparse.Namespace) -> int:
                            difficulty=args.difficulty)
         counts = write_scene_bag(scene, args.out, storage=args.storage, image_topic=args.image_topic,
                                  mask_topic=args.mask_topic, teach_image_topic=args.teach_image_topic,
-                                 teach_mask_topic=args.teach_mask_topic, object_mask_topic=args.object_mask_topic)
+                                 teach_mask_topic=args.teach_mask_topic, object_mask_topic=args.object_mask_topic,
+                                 class_mask_topic=args.class_mask_topic)
     except InvalidInputError as exc:
         print(f"perovss sim: {exc}", file=sys.stderr)
         return 1

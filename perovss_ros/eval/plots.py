@@ -38,6 +38,14 @@ def color_of(instance_id: int) -> tuple[int, int, int]:
     return PALETTE[(int(instance_id) - 1) % len(PALETTE)]
 
 
+def segment_caption(label: str, category: str | None, personal: bool) -> str:
+    """The text drawn on a segment: ``my_mug (mug)`` for a personal one with a category, else its category
+    (``mug``), else its label."""
+    if personal:
+        return f"{label} ({category})" if category and category != label else label
+    return category or label
+
+
 @dataclass
 class Tile:
     """One picture of a contact sheet and its caption."""

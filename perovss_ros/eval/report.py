@@ -9,6 +9,7 @@
     plots/concepts.png      per-concept bars
     plots/iou_over_time.png IoU per frame and concept
     contact_sheet.png       overlays of the worst frames, worst first
+    labelled_sheet.png      every segment's label drawn on it, worst category IoU first (category ground truth only)
     predictions/            instance masks per frame (written by the runner)
 """
 
@@ -89,6 +90,75 @@ def outcome_line(counts: dict) -> str:
     return text
 
 
+def _share_text(n: int | None, m: int | None) -> str:
+    """``m / n (xx %)``, or ``–`` when nothing was counted."""
+    if not n:
+        return "–"
+    return f"{m} / {n} ({100.0 * m / n:.1f} %)"
+
+
+def open_vocab_line(ov: dict) -> str:
+    """One line of the open-vocabulary numbers (``EvalResult.open_vocab``) for a terminal."""
+    look, right = ov.get("lookalike_fp", {}), ov.get("right_category", {})
+    text = (f"IoU^per {_fmt(ov.get('iou_per_mean'))}  generic mIoU {_fmt(ov.get('generic', {}).get('miou'))}  "
+            f"right category {_share_text(right.get('object_frames'), right.get('right'))}  "
+            f"personal on same-category look-alikes {_share_text(look.get('object_frames'), look.get('as_personal'))}")
+    if not ov.get("labelled_segments"):
+        text += "  (no segment carried a category: labelling off)"
+    return text
+
+
+def open_vocab_lines(ov: dict) -> list[str]:
+    """The report's open-vocabulary section: IoU^per, generic mIoU and per-class tables, look-alike false
+    positives, right categories (``ov`` is ``EvalResult.open_vocab``)."""
+    lines = ["", "## Open vocabulary", ""]
+    if not ov.get("labelled_segments"):
+        lines += ["No predicted segment carried a category: labelling was off (or the pipeline does not label "
+                  "yet), so the generic mIoU and the right-category share below measure nothing.", ""]
+    generic, lookalike, right = ov.get("generic", {}), ov.get("lookalike_fp", {}), ov.get("right_category", {})
+    lines += [f"- frames: {ov.get('frames', 0)}; segments: {ov.get('segments', 0)}, of which labelled "
+              f"with a category: {ov.get('labelled_segments', 0)}",
+              f"- mean IoU^per over personal concepts: {_fmt(ov.get('iou_per_mean'))}",
+              f"- generic mIoU over {len(generic.get('vocabulary', []))} vocabulary class(es): "
+              f"{_fmt(generic.get('miou'))}",
+              f"- personal label on a same-category look-alike: "
+              f"{_share_text(lookalike.get('object_frames'), lookalike.get('as_personal'))} object-frames",
+              f"- objects with the right category (IoU ≥ 0.5): "
+              f"{_share_text(right.get('object_frames'), right.get('right'))} object-frames", ""]
+    comparison = ov.get("comparison")
+    if comparison:
+        verdict = "within" if comparison.get("within_tolerance") else "not within"
+        lines += [f"Generic mIoU with personal concepts taught {_fmt(comparison.get('miou_with'))}, without "
+                  f"{_fmt(comparison.get('miou_without'))} (`{comparison.get('without')}`): "
+                  f"{_fmt(comparison.get('delta_points'))} points, {verdict} {comparison.get('tolerance_points')}.",
+                  ""]
+    if ov.get("personal"):
+        lines += ["| personal concept | IoU^per | per-frame mIoU | frames present | frames | on a same-category "
+                  "look-alike |", "|---|---:|---:|---:|---:|---:|"]
+        per_look = lookalike.get("per_concept", {})
+        for name, p in ov["personal"].items():
+            look = per_look.get(name, {})
+            lines.append(f"| {name} | {_fmt(p.get('iou_per'))} | {_fmt(p.get('miou_frames'))} | "
+                         f"{p.get('frames_present')} | {p.get('frames')} | "
+                         f"{_share_text(look.get('object_frames'), look.get('as_personal'))} |")
+        lines.append("")
+    if generic.get("per_class"):
+        right_per = right.get("per_class", {})
+        lines += ["| class | IoU | ground-truth pixels | predicted pixels | right category |",
+                  "|---|---:|---:|---:|---:|"]
+        for word, c in generic["per_class"].items():
+            r = right_per.get(word, {})
+            lines.append(f"| {word} | {_fmt(c.get('iou'))} | {c.get('gt_pixels')} | {c.get('pred_pixels')} | "
+                         f"{_share_text(r.get('object_frames'), r.get('right'))} |")
+    if ov.get("off_vocabulary"):
+        lines += ["", "Ground-truth classes outside the vocabulary (their pixels should stay unlabelled):", "",
+                  "| class | ground-truth pixels | labelled with some category |", "|---|---:|---:|"]
+        for word, c in ov["off_vocabulary"].items():
+            labelled = _share_text(c.get("gt_pixels"), c.get("labelled_pixels"))
+            lines.append(f"| {word} | {c.get('gt_pixels')} | {labelled} |")
+    return lines
+
+
 def markdown(result: EvalResult, pictures: dict[str, str] | None = None) -> str:
     """The Markdown report of ``result``; ``pictures`` maps picture names to paths relative to the report."""
     meta, speed = result.meta, result.speed
@@ -122,6 +192,8 @@ def markdown(result: EvalResult, pictures: dict[str, str] | None = None) -> str:
         for name, t in result.teach.items():
             lines.append(f"| {name} | {_fmt(t.get('shots'))} | {_fmt(t.get('self_iou'))} | "
                          f"{_fmt(t.get('presence_threshold'))} | {_fmt(t.get('seconds'))} | {t.get('error', '')} |")
+    if result.open_vocab:
+        lines += open_vocab_lines(result.open_vocab)
     if pictures:
         lines += ["", "## Pictures", ""]
         for title, rel in pictures.items():
@@ -140,6 +212,20 @@ def markdown(result: EvalResult, pictures: dict[str, str] | None = None) -> str:
               "of the concept (any frame, present or not; needs the all-object ground truth).",
               "- Overlays: predicted instances tinted in their colour, ground truth outlined in white; captions "
               "give each concept's IoU and outcome."]
+    if result.open_vocab:
+        lines += [
+            "- IoU^per: a personal concept's intersection over union summed over all scored frames "
+            "(Σ|P∩G| / Σ|P∪G|, P its personal segments, G its ground truth); per-frame mIoU is the mean over "
+            "frames where it is in view.",
+            "- Generic mIoU: each pixel takes the category of the segment covering it (personal segments with "
+            "their category); per class, IoU = ΣTP / Σ(TP + FP + FN) over all frames, pixels without a class "
+            "counted (a label on the background is a false positive); mean over the vocabulary classes seen or "
+            "predicted.",
+            "- Same-category look-alike: an object in view, not the concept's own, of the concept's category; "
+            "counted when more than half of the concept's personal mask lies on it.",
+            "- Right category: an object in view with some segment of its category at IoU ≥ 0.5.",
+            "- Labelled sheet: every segment tinted with its label (personal: name and category), objects with a "
+            "class outlined in white, frames with the lowest mean class IoU first."]
     return "\n".join(lines) + "\n"
 
 
@@ -147,7 +233,7 @@ def write_report(result: EvalResult, out_dir: str | Path, title: str | None = No
     """Write metrics, per-frame records, plots, the contact sheet and ``report.md`` into ``out_dir``.
 
     Returns the written files by name (``metrics``, ``per_frame``, ``report``,
-    ``concepts_plot``, ``iou_plot``, ``contact_sheet``). Plots are skipped
+    ``concepts_plot``, ``iou_plot``, ``contact_sheet``, ``labelled_sheet``). Plots are skipped
     when there is nothing to draw.
     """
     out = Path(out_dir)
@@ -168,6 +254,11 @@ def write_report(result: EvalResult, out_dir: str | Path, title: str | None = No
         paths["contact_sheet"] = contact_sheet(result.worst, out / "contact_sheet.png",
                                                title=title or "worst frames first (white: ground truth)")
         pictures["Worst frames first"] = "contact_sheet.png"
+    if result.labelled:
+        paths["labelled_sheet"] = contact_sheet(result.labelled, out / "labelled_sheet.png",
+                                                title="labelled segments, worst category IoU first "
+                                                      "(white: objects with a class)")
+        pictures["Labelled segments"] = "labelled_sheet.png"
     paths["report"] = out / "report.md"
     paths["report"].write_text(markdown(result, pictures))
     return paths

@@ -7,7 +7,11 @@ masks from the running node) can score frames the same way: give it each
 frame's ``H×W`` instance mask, the ``H×W`` uint16 ground truth and the concept
 -> (predicted id, ground-truth id) mapping; optionally the all-object ground
 truth and each concept's look-alike ids, so that predictions lying on a
-look-alike are counted (``lookalike_as_mine``).
+look-alike are counted (``lookalike_as_mine``). Frames with category ground
+truth are also scored with the open-vocabulary metrics
+(``EvalRecorder.add_open_vocab``, ``eval/open_vocab.py``) from the predicted
+segments, with a labelled contact sheet of the frames whose categories went
+worst.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ import heapq
 import itertools
 import json
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -25,7 +29,14 @@ import numpy as np
 
 from perovss_ros.core.errors import InvalidInputError, PerovssError
 from perovss_ros.eval.metrics import FrameScore, score_frame, summarize
-from perovss_ros.eval.plots import Tile, overlay, thumbnail
+from perovss_ros.eval.open_vocab import (
+    CategoryTable,
+    OpenVocabScorer,
+    PersonalTruth,
+    PredictedSegment,
+    predicted_segments,
+)
+from perovss_ros.eval.plots import Tile, overlay, segment_caption, thumbnail
 from perovss_ros.eval.sources import EvalSequence
 
 PREDICTIONS_DIR = "predictions"
@@ -63,6 +74,8 @@ class EvalResult:
     ``speed``: frames, seconds inside ``process``, fps, median ms per stage.
     ``teach``: per concept, shots, self IoU and teaching seconds.
     ``worst``: overlay tiles of the worst frames, worst first (not serialised).
+    ``open_vocab``: ``OpenVocabScorer.summary()`` ({} when no frame had category ground truth);
+    ``labelled``: overlay tiles with every segment's label, worst category IoU first (not serialised).
     """
 
     meta: dict
@@ -72,11 +85,16 @@ class EvalResult:
     speed: dict
     teach: dict[str, dict] = field(default_factory=dict)
     worst: list[Tile] = field(default_factory=list)
+    open_vocab: dict = field(default_factory=dict)
+    labelled: list[Tile] = field(default_factory=list)
 
     def to_json(self) -> dict:
         """The JSON-serialisable part (``metrics.json``; per-frame records are written separately)."""
-        return {"meta": self.meta, "overall": self.overall, "per_concept": self.per_concept,
-                "speed": self.speed, "teach": self.teach}
+        out = {"meta": self.meta, "overall": self.overall, "per_concept": self.per_concept,
+               "speed": self.speed, "teach": self.teach}
+        if self.open_vocab:
+            out["open_vocab"] = self.open_vocab
+        return out
 
     def series(self) -> dict[str, tuple[list[int], list[float], list[bool]]]:
         """Per concept: (frame indices, IoU, present), in processing order."""
@@ -89,6 +107,30 @@ class EvalResult:
         return out
 
 
+class LowestFrames:
+    """The ``k`` tiles offered with the lowest scores so far (ties: the earliest), rendered only when kept."""
+
+    def __init__(self, k: int):
+        self.k = k
+        self._heap: list[tuple[float, int, Tile]] = []
+        self._counter = itertools.count()
+
+    def offer(self, score: float, render: Callable[[], Tile]) -> None:
+        """Keep ``render()`` if ``score`` is among the ``k`` lowest (NaN scores are never kept)."""
+        if self.k <= 0 or np.isnan(score):
+            return
+        # The heap holds -score, so its top is the best of the kept frames: the one to drop.
+        if len(self._heap) >= self.k and -score <= self._heap[0][0]:
+            return
+        heapq.heappush(self._heap, (-score, -next(self._counter), render()))
+        if len(self._heap) > self.k:
+            heapq.heappop(self._heap)
+
+    def tiles(self) -> list[Tile]:
+        """The kept tiles, lowest score first, then earliest."""
+        return [t for _, _, t in sorted(self._heap, key=lambda e: (-e[0], -e[1]))]
+
+
 class EvalRecorder:
     """Scores frames as they come and keeps what a report needs.
 
@@ -96,11 +138,13 @@ class EvalRecorder:
     written as a 16-bit PNG ``predictions/<sequence>/<index:06d>.png`` and the
     concept ids of every sequence go to ``predictions/index.json``, so the
     numbers can be recomputed from the files. The ``worst_k`` frames with the
-    lowest mean IoU over concepts are kept as overlay thumbnails.
+    lowest mean IoU over concepts are kept as overlay thumbnails, and the
+    ``labelled_k`` frames with the lowest category IoU as labelled overlays.
+    ``vocabulary``: the classes of the generic mIoU (None: all in the class tables).
     """
 
     def __init__(self, out_dir: str | Path | None = None, save_predictions: bool = True, worst_k: int = 12,
-                 thumb_width: int = 320):
+                 thumb_width: int = 320, vocabulary: Sequence[str] | None = None, labelled_k: int = 8):
         self.out_dir = Path(out_dir) if out_dir is not None else None
         self.save_predictions = save_predictions and self.out_dir is not None
         self.worst_k = worst_k
@@ -110,8 +154,9 @@ class EvalRecorder:
         self.frames = 0
         self.process_seconds = 0.0
         self.stage_seconds: dict[str, list[float]] = {}
-        self._heap: list[tuple[float, int, Tile]] = []
-        self._counter = itertools.count()
+        self._worst = LowestFrames(worst_k)
+        self._labelled = LowestFrames(labelled_k)
+        self.open_vocab = OpenVocabScorer(vocabulary)
         self._index: dict[str, dict] = {}
 
     def add_teach(self, name: str, info: Mapping) -> None:
@@ -150,23 +195,40 @@ class EvalRecorder:
             records.append(FrameRecord(**asdict(s), sequence=sequence, index=int(index), concept=c.name,
                                        score=None if scores is None else scores.get(c.name)))
         self.records.extend(records)
-        if records and self.worst_k > 0:
-            self._keep_if_worst(sequence, index, rgb, instance_mask, gt, concepts, records)
+        if records:
+            def render() -> Tile:
+                gt_union = np.isin(gt, [c.gt_id for c in concepts])
+                image = overlay(rgb, instance_mask, gt_union, {c.pred_id: c.name for c in concepts})
+                detail = ", ".join(f"{r.concept} {r.iou:.2f} {caption_outcome(r)}" for r in records)
+                return Tile(thumbnail(image, self.thumb_width), f"{sequence} #{index}: {detail}")
+
+            self._worst.offer(float(np.mean([r.iou for r in records])), render)
         return records
 
-    def _keep_if_worst(self, sequence: str, index: int, rgb: np.ndarray, instance_mask: np.ndarray,
-                       gt: np.ndarray, concepts: Sequence[ConceptMap], records: list[FrameRecord]) -> None:
-        badness = float(np.mean([r.iou for r in records]))
-        # The heap holds -IoU, so its top is the best of the kept frames: the one to drop.
-        if len(self._heap) >= self.worst_k and -badness <= self._heap[0][0]:
-            return
-        gt_union = np.isin(gt, [c.gt_id for c in concepts])
-        image = overlay(rgb, instance_mask, gt_union, {c.pred_id: c.name for c in concepts})
-        detail = ", ".join(f"{r.concept} {r.iou:.2f} {caption_outcome(r)}" for r in records)
-        tile = Tile(thumbnail(image, self.thumb_width), f"{sequence} #{index}: {detail}")
-        heapq.heappush(self._heap, (-badness, -next(self._counter), tile))
-        if len(self._heap) > self.worst_k:
-            heapq.heappop(self._heap)
+    def add_open_vocab(self, sequence: str, index: int, rgb: np.ndarray, segments: Sequence[PredictedSegment],
+                       concepts: Sequence[ConceptMap], categories: CategoryTable, gt: np.ndarray | None,
+                       classes: np.ndarray | None, objects: np.ndarray | None = None) -> dict[str, float]:
+        """Score one frame's predicted segments with the open-vocabulary metrics (``OpenVocabScorer.add``).
+
+        ``gt``: personal ground truth (``H×W`` uint16, the concepts' ``gt_id``), ``classes``: class ids,
+        ``objects``: all-object ids (each may be None). Returns the frame's own numbers.
+        """
+        personal = [PersonalTruth(c.name, c.gt_id) for c in concepts]
+        numbers = self.open_vocab.add(segments, personal, categories, gt, classes, objects)
+        if classes is not None:
+            def render() -> Tile:
+                ids = np.zeros(classes.shape, np.uint16)
+                for k, seg in enumerate(segments):
+                    ids[np.asarray(seg.mask, bool)] = k + 1
+                texts = {k + 1: segment_caption(seg.label, seg.category, seg.personal)
+                         for k, seg in enumerate(segments)}
+                image = overlay(rgb, ids, classes > 0, texts)
+                score = numbers.get("category_iou", float("nan"))
+                return Tile(thumbnail(image, self.thumb_width),
+                            f"{sequence} #{index}: category IoU {score:.2f}, {len(segments)} segment(s)")
+
+            self._labelled.offer(numbers.get("category_iou", float("nan")), render)
+        return numbers
 
     def write_index(self) -> Path | None:
         """Write ``predictions/index.json`` (concept ids and frame indices per sequence), if saving."""
@@ -194,14 +256,15 @@ class EvalRecorder:
             "fps": self.frames / self.process_seconds if self.process_seconds > 0 else float("nan"),
             "median_ms": {k: 1000.0 * float(np.median(v)) for k, v in self.stage_seconds.items()},
         }
-        worst = [t for _, _, t in sorted(self._heap, key=lambda e: (-e[0], -e[1]))]  # worst first, then earliest
         return EvalResult(meta=dict(meta or {}), records=list(self.records), per_concept=per_concept,
-                          overall=overall, speed=speed, teach=dict(self.teach), worst=worst)
+                          overall=overall, speed=speed, teach=dict(self.teach), worst=self._worst.tiles(),
+                          open_vocab=self.open_vocab.summary() if self.open_vocab.frames else {},
+                          labelled=self._labelled.tiles())
 
 
 def evaluate(sequences: Sequence[EvalSequence], pipeline, out_dir: str | Path | None = None,
              progress: bool = True, worst_k: int = 12, meta: Mapping | None = None,
-             save_predictions: bool = True) -> EvalResult:
+             save_predictions: bool = True, vocabulary: Sequence[str] | None = None) -> EvalResult:
     """Teach and run ``pipeline`` (a ``perovss_ros.core.Pipeline``) over ``sequences``; score every frame.
 
     Each sequence's concepts are forgotten again after it, so the next
@@ -209,7 +272,8 @@ def evaluate(sequences: Sequence[EvalSequence], pipeline, out_dir: str | Path | 
     same name (InvalidInputError: evaluate on a pipeline with an in-memory
     store). A concept that cannot be taught (e.g. an empty reference mask) is
     reported in ``result.teach`` and left out. ``fps`` counts only the time
-    inside ``pipeline.process``.
+    inside ``pipeline.process``. Sequences with category ground truth are
+    also scored with the open-vocabulary metrics over ``vocabulary``.
     """
     from tqdm import tqdm
 
@@ -218,7 +282,7 @@ def evaluate(sequences: Sequence[EvalSequence], pipeline, out_dir: str | Path | 
     if clash:
         raise InvalidInputError(f"the pipeline already has concept(s) {', '.join(clash)}; evaluate on a pipeline "
                                 "with an in-memory concept store (concept_store '')")
-    recorder = EvalRecorder(out_dir, save_predictions=save_predictions, worst_k=worst_k)
+    recorder = EvalRecorder(out_dir, save_predictions=save_predictions, worst_k=worst_k, vocabulary=vocabulary)
     for seq in sequences:
         pipeline.reset_tracking()
         maps: list[ConceptMap] = []
@@ -245,6 +309,10 @@ def evaluate(sequences: Sequence[EvalSequence], pipeline, out_dir: str | Path | 
             scores = {s.label: float(s.score) for s in res.segments if s.personal}
             recorder.add(seq.name, frame.index, frame.rgb, res.instance_mask, frame.gt, maps, seconds,
                          res.timings, scores, objects=frame.objects)
+            if seq.categories is not None:
+                recorder.add_open_vocab(seq.name, frame.index, frame.rgb,
+                                        predicted_segments(res.instance_mask, res.segments), maps,
+                                        seq.categories, frame.gt, frame.classes, frame.objects)
         for m in maps:
             pipeline.forget(m.name)
     recorder.write_index()

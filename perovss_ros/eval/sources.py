@@ -13,7 +13,13 @@ Layouts:
   scored). Concept names come from the bag's scene metadata, else
   ``object_<id>``. When the bag has the all-object ground truth
   (``/perovss/object_ground_truth``) and its id table, frames carry it and
-  concepts know their look-alikes' ids.
+  concepts know their look-alikes' ids; with the category ground truth
+  (``/perovss/class_ground_truth``) and its class table, frames carry their
+  class map and the sequence its ``CategoryTable``.
+* Gazebo bag (``GazeboSource``): ground truth from a segmentation camera's
+  ``labels_map`` topic (``eval/gazebo.py``) and a label id -> word table; the
+  personal objects are picked by ``(label, instance)``; teaching from
+  ``teach_frames`` (their masks from the labels map).
 * PerSeg: ``Images/<object>/NN.jpg`` and ``Annotations/<object>/NN.png``; shot
   ``00`` is the reference, the other images are evaluated independently (no
   tracking between them).
@@ -33,6 +39,7 @@ import cv2
 import numpy as np
 
 from perovss_ros.core.errors import InvalidInputError
+from perovss_ros.eval.open_vocab import CategoryTable
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
 _NAME_OK = re.compile(r"[^A-Za-z0-9_.-]")
@@ -40,19 +47,24 @@ _NAME_OK = re.compile(r"[^A-Za-z0-9_.-]")
 
 @dataclass
 class ConceptSpec:
-    """A concept to teach: its ``name``, its ``gt_id`` in the ground truth, and shots ``(rgb, mask)``."""
+    """A concept to teach: its ``name``, its ``gt_id`` in the ground truth, and shots ``(rgb, mask)``.
+
+    ``category``: its category word from the ground truth (None: unknown), for teaching with a category.
+    """
 
     name: str
     gt_id: int
     shots: list[tuple[np.ndarray, np.ndarray]]
     lookalike_ids: tuple[int, ...] = ()
+    category: str | None = None
 
 
 @dataclass
 class EvalFrame:
     """One frame to process: ``rgb`` ``H×W×3`` uint8, ``gt`` ``H×W`` uint16 or None (not scored).
 
-    ``objects``: all-object ground truth ``H×W`` uint16 (each look-alike its own id) or None.
+    ``objects``: all-object ground truth ``H×W`` uint16 (each look-alike its own id) or None;
+    ``classes``: category ground truth ``H×W`` uint16 class ids (0 = no class) or None.
     """
 
     index: int
@@ -60,11 +72,15 @@ class EvalFrame:
     gt: np.ndarray | None
     stamp_ns: int | None = None
     objects: np.ndarray | None = None
+    classes: np.ndarray | None = None
 
 
 @dataclass
 class EvalSequence:
-    """Concepts and a frame stream. ``video`` False: frames are independent shots (tracking reset each frame)."""
+    """Concepts and a frame stream. ``video`` False: frames are independent shots (tracking reset each frame).
+
+    ``categories``: what the frames' class and object ids mean (None: no category ground truth).
+    """
 
     name: str
     concepts: list[ConceptSpec]
@@ -72,6 +88,20 @@ class EvalSequence:
     num_frames: int | None = None
     video: bool = True
     info: dict = field(default_factory=dict)
+    categories: CategoryTable | None = None
+
+
+@dataclass(frozen=True)
+class GazeboSource:
+    """Where a Gazebo bag's ground truth is: its ``labels_map`` ``topic`` in ``mode`` (panoptic or semantic),
+    the label id -> word ``table``, the personal objects (``eval.gazebo.PersonalLabel``) and the map's byte
+    ``layout`` (``eval.gazebo.LAYOUTS``)."""
+
+    topic: str
+    mode: str
+    table: dict[int, str]
+    personal: tuple
+    layout: str = "bridged"
 
 
 def concept_name(raw: str) -> str:
@@ -129,33 +159,98 @@ def _images(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
 
 
+def _gazebo_frames(path: Path, image_topic: str, source: GazeboSource):
+    """``(truth, frames)`` of a Gazebo bag: its ``GazeboTruth`` (ids fixed by one pass over the labels maps)
+    and a function giving its ``BagFrame`` s with personal, all-object and class maps from the labels map."""
+    from perovss_ros.eval.gazebo import GazeboTruth, decode_labels_map, pair_counts
+    from perovss_ros.sim import bags
+
+    maps: dict[int, tuple[np.ndarray, np.ndarray | None]] = {}
+    for stamp, msg in bags.read_messages(path, source.topic):
+        labels, instances = decode_labels_map(msg, source.mode, source.layout)
+        maps[stamp] = (labels.astype(np.uint8), instances)  # label ids are one byte: keep the bag small in memory
+    if not maps:
+        raise InvalidInputError(f"the labels topic {source.topic} of {path} has no messages")
+    truth = GazeboTruth(source.table, source.personal, source.mode, pair_counts(maps.values()))
+    match = bags.stamp_matcher(maps)
+
+    def frames() -> Iterator[bags.BagFrame]:
+        for frame in bags.read_frames(path, image_topic):
+            found = match(frame.stamp_ns)
+            if found is None:
+                yield frame
+                continue
+            labels, instances = found
+            bags.check_mask_size(labels, frame.rgb, frame.stamp_ns, "labels map")
+            personal, objects, classes = truth.maps(labels, instances)
+            yield bags.BagFrame(frame.stamp_ns, frame.rgb, personal, objects, classes)
+
+    return truth, frames
+
+
 def bag_sequences(path: str | Path, image_topic: str | None = None, mask_topic: str | None = None,
-                  teach_frames: Sequence[int] | None = None) -> list[EvalSequence]:
+                  teach_frames: Sequence[int] | None = None, gazebo: GazeboSource | None = None
+                  ) -> list[EvalSequence]:
     """One sequence from a bag; see the module docstring for where teaching comes from.
 
     ``mask_topic`` None means the default ground-truth topic when the bag has it.
+    With ``gazebo`` the ground truth comes from its labels map instead
+    (``mask_topic`` must then be None).
     """
     from perovss_ros.sim import bags
-    from perovss_ros.sim.topics import MASK_TOPIC, OBJECT_MASK_TOPIC
+    from perovss_ros.sim.categories import CLUTTER
+    from perovss_ros.sim.topics import CLASS_MASK_TOPIC, MASK_TOPIC, OBJECT_MASK_TOPIC
 
     path = Path(path)
     topics = bags.bag_topics(path)
-    image_topic = image_topic or bags.find_image_topic(path, exclude=[t for t in (mask_topic,) if t])
-    if mask_topic is None:
-        mask_topic = MASK_TOPIC if MASK_TOPIC in topics else ""
-    if mask_topic and mask_topic not in topics:
-        raise InvalidInputError(f"bag {path} has no mask topic {mask_topic}; it has {', '.join(sorted(topics))}")
+    if gazebo is not None:
+        if mask_topic:
+            raise InvalidInputError("a Gazebo labels topic and a mask topic are two ground truths: give one")
+        if gazebo.topic not in topics:
+            raise InvalidInputError(f"bag {path} has no labels topic {gazebo.topic}; it has "
+                                    f"{', '.join(sorted(topics))}")
+    image_topic = image_topic or bags.find_image_topic(
+        path, exclude=[t for t in (mask_topic, gazebo.topic if gazebo else None) if t])
+    info = bags.bag_scene_info(path)
+    table = info.get("object_ids") or {}
+    categories: CategoryTable | None = None
+    if gazebo is not None:
+        mask_topic = ""
+        truth, read = _gazebo_frames(path, image_topic, gazebo)
+        names = {k + 1: p.name for k, p in enumerate(truth.personal)}
+        categories = truth.categories()
+        object_topic = class_topic = None
+    else:
+        if mask_topic is None:
+            mask_topic = MASK_TOPIC if MASK_TOPIC in topics else ""
+        if mask_topic and mask_topic not in topics:
+            raise InvalidInputError(f"bag {path} has no mask topic {mask_topic}; it has {', '.join(sorted(topics))}")
+        names = {int(k): v for k, v in info.get("objects", {}).items()}
+        object_topic = OBJECT_MASK_TOPIC if table and OBJECT_MASK_TOPIC in topics else None
+        class_topic = CLASS_MASK_TOPIC if info.get("classes") and CLASS_MASK_TOPIC in topics else None
+        if class_topic:
+            class_names = {int(k): str(v) for k, v in info["classes"].items()}
+            categories = CategoryTable(
+                class_names=class_names,
+                object_categories={int(k): str(v["shape"]) for k, v in table.items()
+                                   if isinstance(v, dict) and v.get("shape")},
+                vocabulary=tuple(w for w in class_names.values() if w != CLUTTER))  # clutter is no object word
+
+        def read() -> Iterator[bags.BagFrame]:
+            return bags.read_frames(path, image_topic, mask_topic or None, object_mask_topic=object_topic,
+                                    class_mask_topic=class_topic)
 
     skip: set[int] = set()
     if teach_frames:
-        if not mask_topic:
+        if not mask_topic and gazebo is None:
             raise InvalidInputError("teaching from --teach-frames needs masks: give the bag's mask topic")
         wanted = sorted(set(int(i) for i in teach_frames))
         shots_src = []
-        for k, frame in enumerate(bags.read_frames(path, image_topic, mask_topic)):
+        for k, frame in enumerate(read()):
             if k in wanted:
                 if frame.mask is None:
-                    raise InvalidInputError(f"teaching frame {k} has no mask on {mask_topic}")
+                    source = gazebo.topic if gazebo else mask_topic
+                    raise InvalidInputError(f"teaching frame {k} has no mask on {source}")
                 shots_src.append((frame.rgb, frame.mask))
             if k >= wanted[-1]:
                 break
@@ -166,34 +261,39 @@ def bag_sequences(path: str | Path, image_topic: str | None = None, mask_topic: 
         teach = bags.read_teach(path)
         if not teach or any(t.mask is None for t in teach):
             raise InvalidInputError(f"bag {path} has no teaching topics with masks; name frames to teach from "
-                                    "with --teach-frames (their masks come from the mask topic)")
+                                    "with --teach-frames (their masks come from the "
+                                    + ("labels map)" if gazebo else "mask topic)"))
         shots_src = [(t.rgb, t.mask) for t in teach]
 
-    info = bags.bag_scene_info(path)
-    names = {int(k): v for k, v in info.get("objects", {}).items()}
     ids = sorted({int(v) for _, m in shots_src for v in np.unique(m) if v})
     if not ids:
         raise InvalidInputError(f"the teaching masks of {path} are empty: nothing to teach")
-    table = info.get("object_ids") or {}
-    object_topic = OBJECT_MASK_TOPIC if table and OBJECT_MASK_TOPIC in topics else None
 
-    def lookalikes_of(name: str | None) -> tuple[int, ...]:
+    def lookalikes_of(gt_id: int) -> tuple[int, ...]:
+        if gazebo is not None:  # no "mimics" in a Gazebo world: the look-alikes are the same-category objects
+            own = categories.object_categories.get(gt_id)
+            return tuple(sorted(o for o, w in categories.object_categories.items() if w == own and o != gt_id))
+        if not object_topic:
+            return ()
+        name = names.get(gt_id)
         return tuple(sorted(int(k) for k, v in table.items() if isinstance(v, dict) and v.get("mimics") == name))
 
     concepts = [ConceptSpec(name=concept_name(names.get(i, f"object_{i}")), gt_id=i,
                             shots=[(rgb, m == i) for rgb, m in shots_src if np.any(m == i)],
-                            lookalike_ids=lookalikes_of(names.get(i)) if object_topic else ()) for i in ids]
+                            lookalike_ids=lookalikes_of(i),
+                            category=categories.object_categories.get(i) if categories else None) for i in ids]
 
     def frames() -> Iterator[EvalFrame]:
-        for k, frame in enumerate(bags.read_frames(path, image_topic, mask_topic or None,
-                                                   object_mask_topic=object_topic)):
+        for k, frame in enumerate(read()):
             if k not in skip:
-                yield EvalFrame(k, frame.rgb, frame.mask, frame.stamp_ns, frame.objects)
+                yield EvalFrame(k, frame.rgb, frame.mask, frame.stamp_ns, frame.objects, frame.classes)
 
     count = topics.get(image_topic, ("", 0))[1] - len(skip)
+    extra = {"gazebo_labels_topic": gazebo.topic, "gazebo_mode": gazebo.mode} if gazebo else {}
     return [EvalSequence(name=path.name, concepts=concepts, frames=frames, num_frames=count, video=True,
                          info={"image_topic": image_topic, "mask_topic": mask_topic, "teach_frames": sorted(skip),
-                               "object_mask_topic": object_topic})]
+                               "object_mask_topic": object_topic, "class_mask_topic": class_topic, **extra},
+                         categories=categories)]
 
 
 def perseg_sequences(root: str | Path, objects: Sequence[str] | None = None) -> list[EvalSequence]:
@@ -274,7 +374,7 @@ def load_sequences(path: str | Path, kind: str = "auto", **options) -> tuple[str
     kind = detect_kind(path) if kind == "auto" else kind
     if kind == "bag":
         return kind, bag_sequences(path, options.get("image_topic"), options.get("mask_topic"),
-                                   options.get("teach_frames"))
+                                   options.get("teach_frames"), options.get("gazebo"))
     if kind == "perseg":
         return kind, perseg_sequences(path, options.get("objects"))
     if kind == "davis":

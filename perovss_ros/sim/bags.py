@@ -9,6 +9,8 @@ accept:
   ``/perovss/ground_truth`` with the same header stamps;
 * the all-object ground truth (every personal object and look-alike with its
   own id, ``Scene.object_gt``), 16UC1, on ``/perovss/object_ground_truth``;
+* the category ground truth (pixel = class id, 0 = no class, ``Scene.class_gt``),
+  16UC1, on ``/perovss/class_ground_truth``;
 * the teaching captures on ``/perovss/teach/image`` (rgb8) and their masks on
   ``/perovss/teach/mask`` (mono8, pixel = instance id), stamped just before the
   first camera frame.
@@ -16,7 +18,8 @@ accept:
 Header stamps advance at the scene's fps from ``start_ns``; the bag's log time
 equals the header stamp. Object names and the scene parameters go into the
 bag's ``custom_data`` (``perovss.scene``, JSON), with the all-object id table
-under ``object_ids`` (id -> name, kind, mimics, shape, pattern, color).
+under ``object_ids`` (id -> name, kind, mimics, shape, pattern, color) and the
+class table under ``classes`` (class id -> word).
 
 Reading works on any rosbag2 with an image topic (Image in rgb8, bgr8, rgba8,
 bgra8, mono8, or CompressedImage jpeg/png) and an optional mask topic, such as
@@ -27,9 +30,10 @@ from __future__ import annotations
 
 import bisect
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 
@@ -37,6 +41,7 @@ from perovss_ros.core.errors import InvalidInputError
 from perovss_ros.image_messages import decode_image, decode_mask
 from perovss_ros.sim.scenes import Scene
 from perovss_ros.sim.topics import (
+    CLASS_MASK_TOPIC,
     FRAME_ID,
     IMAGE_TOPIC,
     MASK_TOPIC,
@@ -50,6 +55,7 @@ SCENE_KEY = "perovss.scene"
 DEFAULT_START_NS = 1_700_000_000 * 1_000_000_000
 IMAGE_TYPES = ("sensor_msgs/msg/Image", "sensor_msgs/msg/CompressedImage")
 DEFAULT_MATCH_TOLERANCE_NS = 5_000_000
+T = TypeVar("T")
 
 
 def _typestore():
@@ -67,13 +73,15 @@ def stamp_ns(index: int, fps: float, start_ns: int = DEFAULT_START_NS) -> int:
 class BagFrame:
     """One frame read from a bag: ``rgb`` ``H×W×3`` uint8, ``mask`` ``H×W`` uint16 or None (no ground truth).
 
-    ``objects``: the all-object ground truth ``H×W`` uint16, when asked for and present.
+    ``objects``: the all-object ground truth ``H×W`` uint16, when asked for and present;
+    ``classes``: the category ground truth ``H×W`` uint16 (class ids), likewise.
     """
 
     stamp_ns: int
     rgb: np.ndarray
     mask: np.ndarray | None = None
     objects: np.ndarray | None = None
+    classes: np.ndarray | None = None
 
 
 def _image_msg(ts, array: np.ndarray, encoding: str, stamp: int, frame_id: str):
@@ -95,14 +103,16 @@ def _image_msg(ts, array: np.ndarray, encoding: str, stamp: int, frame_id: str):
 def write_scene_bag(scene: Scene, path: str | Path, *, storage: str = "mcap", image_topic: str = IMAGE_TOPIC,
                     mask_topic: str = MASK_TOPIC, teach_image_topic: str = TEACH_IMAGE_TOPIC,
                     teach_mask_topic: str = TEACH_MASK_TOPIC, start_ns: int = DEFAULT_START_NS,
-                    frame_id: str = FRAME_ID, object_mask_topic: str = OBJECT_MASK_TOPIC) -> dict[str, int]:
+                    frame_id: str = FRAME_ID, object_mask_topic: str = OBJECT_MASK_TOPIC,
+                    class_mask_topic: str = CLASS_MASK_TOPIC) -> dict[str, int]:
     """Write ``scene`` as a new rosbag2 directory at ``path``; returns messages written per topic.
 
     ``storage`` is ``mcap`` or ``sqlite3``. An empty ``mask_topic``,
-    ``object_mask_topic`` or ``teach_image_topic`` leaves that part out (no
-    ``mask_topic`` leaves out the all-object masks too, and so does a scene
-    without ``object_gt``). Raises InvalidInputError if
-    ``path`` exists or an argument is invalid.
+    ``object_mask_topic``, ``class_mask_topic`` or ``teach_image_topic``
+    leaves that part out (no ``mask_topic`` leaves out the all-object and
+    class masks too, and so does a scene without ``object_gt`` or
+    ``class_gt``). Raises InvalidInputError if ``path`` exists or an argument
+    is invalid.
     """
     from rosbags.rosbag2 import StoragePlugin, Writer
 
@@ -115,7 +125,10 @@ def write_scene_bag(scene: Scene, path: str | Path, *, storage: str = "mcap", im
         raise InvalidInputError(f"{path} exists already; choose a new bag directory or remove it")
     if not scene.object_gt or not mask_topic:
         object_mask_topic = ""  # no ground truth asked for (or none drawn): none of either kind
-    topics = [t for t in (image_topic, mask_topic, object_mask_topic, teach_image_topic, teach_mask_topic) if t]
+    if not scene.class_gt or not mask_topic:
+        class_mask_topic = ""
+    topics = [t for t in (image_topic, mask_topic, object_mask_topic, class_mask_topic, teach_image_topic,
+                          teach_mask_topic) if t]
     if len(set(topics)) != len(topics) or not image_topic:
         raise InvalidInputError(f"topics must be distinct and the image topic non-empty, got {topics}")
     for topic in topics:
@@ -138,6 +151,7 @@ def write_scene_bag(scene: Scene, path: str | Path, *, storage: str = "mcap", im
         "object_ids": {str(oid): {"name": o.name, "kind": o.kind, "mimics": o.mimics, "shape": o.shape,
                                   "pattern": o.pattern, "color": list(o.color)}
                        for oid, o in scene.object_ids.items()},
+        "classes": {str(cid): word for cid, word in scene.class_names.items()},
     }))
     with writer:
         conns = {t: writer.add_connection(t, image_type, typestore=ts) for t in topics}
@@ -161,6 +175,8 @@ def write_scene_bag(scene: Scene, path: str | Path, *, storage: str = "mcap", im
                 put(mask_topic, gt, "16UC1", stamp)
             if object_mask_topic:
                 put(object_mask_topic, scene.object_gt[i], "16UC1", stamp)
+            if class_mask_topic:
+                put(class_mask_topic, scene.class_gt[i], "16UC1", stamp)
     return counts
 
 
@@ -236,7 +252,7 @@ def find_image_topic(path: str | Path, exclude: Sequence[str] = ()) -> str:
     topics = bag_topics(path)
     if IMAGE_TOPIC in topics and IMAGE_TOPIC not in exclude:
         return IMAGE_TOPIC
-    skip = {*exclude, MASK_TOPIC, OBJECT_MASK_TOPIC, TEACH_IMAGE_TOPIC, TEACH_MASK_TOPIC}
+    skip = {*exclude, MASK_TOPIC, OBJECT_MASK_TOPIC, CLASS_MASK_TOPIC, TEACH_IMAGE_TOPIC, TEACH_MASK_TOPIC}
     candidates = sorted(t for t, (kinds, _) in topics.items()
                         if t not in skip and kinds and all(k in IMAGE_TYPES for k in kinds.split(", ")))
     if len(candidates) != 1:
@@ -261,10 +277,18 @@ def read_masks(path: str | Path, topic: str = MASK_TOPIC) -> Iterator[tuple[int,
             yield stamp, decode_mask(msg)
 
 
-def _matcher(masks: dict[int, np.ndarray], tolerance_ns: int):
+def read_messages(path: str | Path, topic: str) -> Iterator[tuple[int, object]]:
+    """``(stamp_ns, message)`` of an image topic, undecoded (for encodings the mask decoder does not know)."""
+    with _Bag(path) as bag:
+        yield from bag.messages(topic)
+
+
+def stamp_matcher(masks: dict[int, T], tolerance_ns: int = DEFAULT_MATCH_TOLERANCE_NS) -> Callable[[int], T | None]:
+    """A function taking a stamp (ns) to the value of ``masks`` (stamp -> mask, or anything else) with that
+    stamp, else the nearest within ``tolerance_ns``, else None."""
     stamps = sorted(masks)
 
-    def match(stamp: int) -> np.ndarray | None:
+    def match(stamp: int) -> T | None:
         if stamp in masks:
             return masks[stamp]
         k = bisect.bisect_left(stamps, stamp)
@@ -275,21 +299,28 @@ def _matcher(masks: dict[int, np.ndarray], tolerance_ns: int):
 
 
 def read_frames(path: str | Path, image_topic: str | None = None, mask_topic: str | None = None,
-                tolerance_ns: int = DEFAULT_MATCH_TOLERANCE_NS, object_mask_topic: str | None = None
-                ) -> Iterator[BagFrame]:
+                tolerance_ns: int = DEFAULT_MATCH_TOLERANCE_NS, object_mask_topic: str | None = None,
+                class_mask_topic: str | None = None) -> Iterator[BagFrame]:
     """Frames of a bag with their masks: the mask with the same header stamp (or the nearest within
     ``tolerance_ns``), None where a frame has no mask or ``mask_topic`` is None/empty. The same for the
-    all-object masks of ``object_mask_topic`` (``BagFrame.objects``).
+    all-object masks of ``object_mask_topic`` (``BagFrame.objects``) and the class masks of
+    ``class_mask_topic`` (``BagFrame.classes``).
     """
-    match = _matcher(dict(read_masks(path, mask_topic)) if mask_topic else {}, tolerance_ns)
-    match_objects = _matcher(dict(read_masks(path, object_mask_topic)) if object_mask_topic else {}, tolerance_ns)
+    match, match_objects, match_classes = (
+        stamp_matcher(dict(read_masks(path, topic)) if topic else {}, tolerance_ns)
+        for topic in (mask_topic, object_mask_topic, class_mask_topic))
     for stamp, rgb in read_images(path, image_topic):
-        mask, objects = match(stamp), match_objects(stamp)
-        for kind, m in (("mask", mask), ("object mask", objects)):
-            if m is not None and m.shape != rgb.shape[:2]:
-                raise InvalidInputError(f"{kind} at stamp {stamp} is {m.shape[1]}×{m.shape[0]} but its image is "
-                                        f"{rgb.shape[1]}×{rgb.shape[0]}")
-        yield BagFrame(stamp, rgb, mask, objects)
+        mask, objects, classes = match(stamp), match_objects(stamp), match_classes(stamp)
+        for kind, m in (("mask", mask), ("object mask", objects), ("class mask", classes)):
+            check_mask_size(m, rgb, stamp, kind)
+        yield BagFrame(stamp, rgb, mask, objects, classes)
+
+
+def check_mask_size(mask: np.ndarray | None, rgb: np.ndarray, stamp: int, kind: str = "mask") -> None:
+    """InvalidInputError when ``mask`` (``H×W``, or None: nothing to check) does not fit its ``H×W×3`` image."""
+    if mask is not None and mask.shape[:2] != rgb.shape[:2]:
+        raise InvalidInputError(f"{kind} at stamp {stamp} is {mask.shape[1]}×{mask.shape[0]} but its image is "
+                                f"{rgb.shape[1]}×{rgb.shape[0]}")
 
 
 def read_teach(path: str | Path, image_topic: str = TEACH_IMAGE_TOPIC, mask_topic: str = TEACH_MASK_TOPIC

@@ -25,7 +25,9 @@ personal object fully visible and, where they fit, the look-alikes. Ground
 truth: ``gt`` holds the instance id of the personal object that owns each pixel
 (alpha ≥ 0.5 after compositing), 0 for look-alikes, occluder and background;
 ``object_gt`` holds every drawn object's own id (personal and look-alike; 0 for
-background, clutter and occluder), described by ``Scene.object_ids``. The same
+background, clutter and occluder), described by ``Scene.object_ids``;
+``class_gt`` holds each pixel's category (the objects' shape words and
+``clutter`` for the static background clutter, ``sim/categories.py``). The same
 seed and arguments give the same scene; ``easy`` scenes are pixel for pixel
 those of earlier versions.
 """
@@ -40,6 +42,7 @@ import numpy as np
 
 from perovss_ros.core.errors import InvalidInputError, UnknownConceptError
 from perovss_ros.core.types import BoxXYXY
+from perovss_ros.sim.categories import CLASS_IDS, CLUTTER, NO_CLASS, class_names
 from perovss_ros.sim.motion import PERIOD, Companion, Track
 from perovss_ros.sim.objects import SceneObject, easy_lookalikes, hard_lookalikes, personal_objects
 from perovss_ros.sim.sprites import (
@@ -67,8 +70,8 @@ MAX_HARD_LOOKALIKES_PER_OBJECT = 4
 MIN_SIZE = (64, 48)
 MAX_SIZE = (4096, 4096)
 _ABSENT_MIN_FRAMES = 20
-# A scene lives in memory (RGB + two uint16 ground-truth maps: 7 bytes per pixel and frame).
-_BYTES_PER_PIXEL = 7
+# A scene lives in memory (RGB + three uint16 ground-truth maps: 9 bytes per pixel and frame).
+_BYTES_PER_PIXEL = 9
 MAX_SCENE_BYTES = 8 * 10**9
 
 
@@ -92,6 +95,12 @@ class Scene:
     (``kind``, ``mimics``, ``shape`` — the category word —, ``pattern``,
     ``color``). A personal object's id there equals its ``instance_id``.
     ``difficulty`` is ``"easy"`` or ``"hard"`` (see the module docstring).
+
+    ``class_gt``/``teach_class_gt``: ``H×W`` uint16 category ground truth
+    (pixel = class id of what is seen there: each object's shape word, the
+    background clutter as ``clutter``; 0 = no class: background, table,
+    occluder), with ``class_names`` the class id -> word table (the same in
+    every scene, ``sim/categories.py``).
     """
 
     frames: list[np.ndarray]
@@ -109,6 +118,9 @@ class Scene:
     teach_object_gt: list[np.ndarray] = field(default_factory=list)
     object_ids: dict[int, SceneObject] = field(default_factory=dict)
     difficulty: str = "easy"
+    class_gt: list[np.ndarray] = field(default_factory=list)
+    teach_class_gt: list[np.ndarray] = field(default_factory=list)
+    class_names: dict[int, str] = field(default_factory=dict)
     _presence: dict[str, np.ndarray] = field(default_factory=dict, init=False, repr=False)
 
     @property
@@ -167,8 +179,13 @@ def mask_box(mask: np.ndarray) -> BoxXYXY | None:
     return float(xs.min()), float(ys.min()), float(xs.max() + 1), float(ys.max() + 1)
 
 
-def _background(rng: np.random.Generator, width: int, height: int) -> np.ndarray:
-    """A static textured background, ``H×W×3`` float32 RGB in 0..255."""
+def _background(rng: np.random.Generator, width: int, height: int) -> tuple[np.ndarray, np.ndarray]:
+    """A static textured background, ``H×W×3`` float32 RGB in 0..255, and where its clutter is (``H×W`` bool).
+
+    A pixel is clutter where the clutter shape's coverage is at least one half
+    (the same rule as an object's alpha ≥ 0.5); drawing the mask uses no
+    random numbers, so the background is what it was before the mask existed.
+    """
     hue = float(rng.uniform(0.0, 360.0))
     top = np.asarray(hsv_to_rgb(hue, rng.uniform(0.05, 0.3), rng.uniform(0.55, 0.85)), np.float32)
     bottom = np.asarray(hsv_to_rgb(hue + rng.uniform(-40, 40), rng.uniform(0.05, 0.3), rng.uniform(0.35, 0.7)),
@@ -195,21 +212,24 @@ def _background(rng: np.random.Generator, width: int, height: int) -> np.ndarray
     img[horizon:] = 0.35 * img[horizon:] + 0.65 * table
 
     # Static clutter in muted colours.
+    clutter = np.zeros((height, width), np.uint8)
     for _ in range(int(rng.integers(3, 8))):
         color = tuple(float(c) for c in hsv_to_rgb(rng.uniform(0, 360), rng.uniform(0.05, 0.3),
                                                      rng.uniform(0.3, 0.9)))
         cx, cy = int(rng.uniform(0, width)), int(rng.uniform(0, height))
         r = int(min(width, height) * rng.uniform(0.04, 0.12))
         if rng.random() < 0.5:
-            cv2.ellipse(img, (cx, cy), (r, int(r * rng.uniform(0.4, 1.0))), float(rng.uniform(0, 180)), 0, 360,
-                        color, -1, cv2.LINE_AA)
+            axes, angle = (r, int(r * rng.uniform(0.4, 1.0))), float(rng.uniform(0, 180))
+            cv2.ellipse(img, (cx, cy), axes, angle, 0, 360, color, -1, cv2.LINE_AA)
+            cv2.ellipse(clutter, (cx, cy), axes, angle, 0, 360, 255, -1, cv2.LINE_AA)
         else:
             cv2.rectangle(img, (cx - r, cy - r // 2), (cx + r, cy + r // 2), color, -1)
+            cv2.rectangle(clutter, (cx - r, cy - r // 2), (cx + r, cy + r // 2), 255, -1)
 
     low = rng.standard_normal((int(rng.integers(3, 8)), int(rng.integers(3, 8)), 3)).astype(np.float32)
     img += 10.0 * cv2.resize(low, (width, height), interpolation=cv2.INTER_CUBIC)
     img += rng.uniform(-5.0, 5.0, (height, width, 1)).astype(np.float32)  # grain
-    return np.clip(img, 0.0, 255.0)
+    return np.clip(img, 0.0, 255.0), clutter >= 128
 
 
 @dataclass(frozen=True)
@@ -388,7 +408,10 @@ def make_scene(seed: int = 0, num_frames: int = 60, size: tuple[int, int] = (320
     lookalikes = (hard_lookalikes(rng, personal, num_lookalikes) if hard
                   else easy_lookalikes(rng, personal, hues, num_lookalikes))
     everything = personal + lookalikes
-    background = _background(rng, width, height)
+    background, clutter = _background(rng, width, height)
+    # Class ground truth starts from the static clutter; objects and the occluder paint over it.
+    class_base = np.where(clutter, CLASS_IDS[CLUTTER], NO_CLASS).astype(np.uint16)
+    class_of = {o.object_id: CLASS_IDS[o.shape] for o in everything}
     count = num_objects + num_lookalikes
     cols = max(1, math.ceil(math.sqrt(count * width / height)))
     rows = math.ceil(count / cols)
@@ -439,46 +462,54 @@ def make_scene(seed: int = 0, num_frames: int = 60, size: tuple[int, int] = (320
     frames: list[np.ndarray] = []
     gts: list[np.ndarray] = []
     object_gts: list[np.ndarray] = []
+    class_gts: list[np.ndarray] = []
     visible = np.zeros((num_objects, num_frames), np.float32)
     for i in range(num_frames):
         canvas = background.copy()
         gt = np.zeros((height, width), np.uint16)
         object_gt = np.zeros((height, width), np.uint16)
+        class_gt = class_base.copy()
         full_area = np.zeros(num_objects + 1, np.int64)
         for track in z_order:
             pose = track.pose(i)
             if pose is not None:
                 area = place(canvas, gt, track.sprite, pose[0], pose[1], pose[2], track.label, object_gt,
-                             track.object_id)
+                             track.object_id, more_labels=((class_gt, class_of[track.object_id]),))
                 full_area[track.label] += area if track.label else 0
         progress = (i - sweep_start) / sweep
         if 0.0 <= progress <= 1.0:
             t = progress if sweep_dir > 0 else 1.0 - progress
             occ_x = -occ_w + t * (width + 2 * occ_w)
-            place(canvas, gt, occluder, (occ_x, occ_y), 1.0, 0.0, 0, object_gt, 0)
+            place(canvas, gt, occluder, (occ_x, occ_y), 1.0, 0.0, 0, object_gt, 0,
+                  more_labels=((class_gt, NO_CLASS),))
         seen = np.bincount(gt.ravel(), minlength=num_objects + 1)
         visible[:, i] = seen[1:] / np.maximum(full_area[1:], 1)
         gain = 1.0 + gain_amp * math.sin(2 * math.pi * gain_freq * i / PERIOD + gain_phase)
         frames.append(finish(canvas, gain))
         gts.append(gt)
         object_gts.append(object_gt)
+        class_gts.append(class_gt)
 
     teach_frames: list[np.ndarray] = []
     teach_gt: list[np.ndarray] = []
     teach_object_gt: list[np.ndarray] = []
+    teach_class_gt: list[np.ndarray] = []
     outlines = [outline_points(s) for s in sprites] if hard else None
     max_angle = 180.0 if hard else 8.0
     for bias in rng.permutation([0.85, 1.0, 1.15])[:NUM_TEACH_FRAMES]:
         canvas = background.copy()
         gt = np.zeros((height, width), np.uint16)
         object_gt = np.zeros((height, width), np.uint16)
+        class_gt = class_base.copy()
         for k, center, scale, angle in _teach_layout(rng, sprites, num_objects, width, height, display,
                                                      float(bias), max_angle, outlines):
             obj = everything[k]
-            place(canvas, gt, sprites[k], center, scale, angle, obj.instance_id, object_gt, obj.object_id)
+            place(canvas, gt, sprites[k], center, scale, angle, obj.instance_id, object_gt, obj.object_id,
+                  more_labels=((class_gt, class_of[obj.object_id]),))
         teach_frames.append(finish(canvas, float(rng.uniform(0.93, 1.07))))
         teach_gt.append(gt)
         teach_object_gt.append(object_gt)
+        teach_class_gt.append(class_gt)
 
     # Personal objects wander (they come first): their tracks know when they are out of view.
     absent = {o.name: t.absent for o, t in zip(personal, tracks[:num_objects], strict=True) if t.absent is not None}
@@ -487,4 +518,5 @@ def make_scene(seed: int = 0, num_frames: int = 60, size: tuple[int, int] = (320
                  absent_intervals=absent,
                  visible_fraction={o.name: visible[k] for k, o in enumerate(personal)},
                  object_gt=object_gts, teach_object_gt=teach_object_gt,
-                 object_ids={o.object_id: o for o in everything}, difficulty=difficulty)
+                 object_ids={o.object_id: o for o in everything}, difficulty=difficulty,
+                 class_gt=class_gts, teach_class_gt=teach_class_gt, class_names=class_names())

@@ -8,6 +8,7 @@ Colours are RGB.
 from __future__ import annotations
 
 import colorsys
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import cv2
@@ -154,7 +155,7 @@ def make_occluder_sprite(width: int, height: int, color: RGB) -> Sprite:
 
 def place(canvas: np.ndarray, labels: np.ndarray | None, sprite: Sprite, center: tuple[float, float],
           scale: float, angle_deg: float, label: int, object_labels: np.ndarray | None = None,
-          object_label: int = 0) -> int:
+          object_label: int = 0, *, more_labels: Sequence[tuple[np.ndarray, int]] = ()) -> int:
     """Composite ``sprite`` into ``canvas`` in place, and paint ``label`` into ``labels`` where it covers.
 
     Returns the number of pixels the sprite covers (alpha ≥ 0.5) before anything drawn later hides it.
@@ -164,7 +165,8 @@ def place(canvas: np.ndarray, labels: np.ndarray | None, sprite: Sprite, center:
     rotated by ``angle_deg`` (counter-clockwise). A pixel belongs to the sprite
     when its alpha is at least 0.5; it then takes ``label`` (0 erases labels
     underneath: look-alikes and occluders hide the objects behind them), and
-    ``object_label`` in ``object_labels`` (``H×W`` uint16) when that is given.
+    ``object_label`` in ``object_labels`` (``H×W`` uint16) when that is given,
+    and each ``(map, value)`` of ``more_labels`` (``H×W`` uint16 maps) the same way.
     """
     height, width = canvas.shape[:2]
     mat = placement(sprite, center, scale, angle_deg)
@@ -186,6 +188,8 @@ def place(canvas: np.ndarray, labels: np.ndarray | None, sprite: Sprite, center:
         labels[y0:y1, x0:x1][covered] = label
     if object_labels is not None:
         object_labels[y0:y1, x0:x1][covered] = object_label
+    for extra, value in more_labels:
+        extra[y0:y1, x0:x1][covered] = value
     return int(covered.sum())
 
 

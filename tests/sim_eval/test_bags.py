@@ -37,6 +37,7 @@ def test_sim_bag_reads_back_identical(tmp_path, storage, capsys):
     image_type = "sensor_msgs/msg/Image"
     assert bag_topics(out) == {"/camera/image_raw": (image_type, 6), "/perovss/ground_truth": (image_type, 6),
                                "/perovss/object_ground_truth": (image_type, 6),
+                               "/perovss/class_ground_truth": (image_type, 6),
                                "/perovss/teach/image": (image_type, 3), "/perovss/teach/mask": (image_type, 3)}
     frames = list(read_frames(out, "/camera/image_raw", "/perovss/ground_truth"))
     assert [f.stamp_ns for f in frames] == [DEFAULT_START_NS + i * 50_000_000 for i in range(6)]
@@ -62,12 +63,20 @@ def test_sim_bag_reads_back_identical(tmp_path, storage, capsys):
                                        "shape": look.shape, "pattern": look.pattern, "color": list(look.color)}
     assert info["object_ids"]["1"]["shape"] == "mug" and info["object_ids"]["1"]["kind"] == "personal"
 
+    # The category ground truth and its class table (the same table in every scene).
+    assert info["classes"] == {"1": "mug", "2": "ball", "3": "box", "4": "bottle", "5": "book", "6": "clutter"}
+    with_classes = list(read_frames(out, "/camera/image_raw", class_mask_topic="/perovss/class_ground_truth"))
+    for frame, classes in zip(with_classes, scene.class_gt, strict=True):
+        assert frame.classes.dtype == np.uint16 and np.array_equal(frame.classes, classes)
+        assert frame.mask is None and frame.objects is None
+
     # Metadata the way ros2 bag reads it: storage plugin and message counts.
     meta = (out / "metadata.yaml").read_text()
     assert f"storage_identifier: {storage}" in meta
 
     assert main(["sim", "--info", str(out)]) == 0
-    assert "6 frame(s) with a mask" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "6 frame(s) with a mask" in printed and "6 clutter" in printed
 
 
 def test_custom_topics_and_no_masks(tmp_path):

@@ -45,14 +45,24 @@ def test_eval_bag_writes_files_and_miou_recomputes(scene_bag, tmp_path, capsys):
     index = json.loads((out / "predictions/index.json").read_text())[scene_bag.name]
     ids = index["concepts"]["my_mug"]
     ious = []
+    inter = union = 0
     for k, frame in enumerate(read_frames(scene_bag, "/camera/image_raw", "/perovss/ground_truth")):
         pred = cv2.imread(str(out / "predictions" / scene_bag.name / f"{k:06d}.png"), cv2.IMREAD_UNCHANGED)
         assert pred.dtype == np.uint16 and pred.shape == frame.mask.shape
         gt = frame.mask == ids["gt_id"]
         if gt.any():
             ious.append(iou(pred == ids["pred_id"], gt))
+        inter += int(np.count_nonzero(gt & (pred == ids["pred_id"])))
+        union += int(np.count_nonzero(gt | (pred == ids["pred_id"])))
     assert index["frames"] == list(range(8))
     assert metrics["overall"]["miou"] == pytest.approx(np.mean(ious))
+    # The bag has category ground truth: IoU^per is the same masks' intersection over union summed over frames.
+    ov = metrics["open_vocab"]
+    assert ov["personal"]["my_mug"]["iou_per"] == pytest.approx(inter / union if union else 1.0)
+    assert ov["generic"]["vocabulary"] == ["mug", "ball", "box", "bottle", "book"]  # clutter is no object word
+    assert ov["off_vocabulary"]["clutter"]["gt_pixels"] > 0 and ov["off_vocabulary"]["clutter"]["labelled_pixels"] == 0
+    assert ov["labelled_segments"] == 0  # the pipeline publishes no categories yet
+    assert (out / "labelled_sheet.png").is_file()
     assert metrics["per_concept"]["my_mug"]["miou"] == pytest.approx(np.mean(ious))
     per_frame = json.loads((out / "per_frame.json").read_text())
     assert len(per_frame) == 8 and {r["concept"] for r in per_frame} == {"my_mug"}
@@ -70,7 +80,7 @@ def test_eval_bag_writes_files_and_miou_recomputes(scene_bag, tmp_path, capsys):
 def test_eval_teach_frames_from_stream(tmp_path, capsys):
     scene = make_scene(seed=8, num_frames=6, size=SIZE, num_objects=1, num_lookalikes=0)
     bag = tmp_path / "bag"
-    write_scene_bag(scene, bag, teach_image_topic="")
+    write_scene_bag(scene, bag, teach_image_topic="", class_mask_topic="")
     out = tmp_path / "out"
     assert main(["eval", str(bag), "--out", str(out), "--backend", "classic", "--quiet"]) == 1
     assert "--teach-frames" in capsys.readouterr().err
@@ -78,6 +88,7 @@ def test_eval_teach_frames_from_stream(tmp_path, capsys):
                  "--teach-frames", "0,3"]) == 0
     metrics = _metrics(out)
     assert metrics["speed"]["frames"] == 4  # the teaching frames are not scored
+    assert "open_vocab" not in metrics and not (out / "labelled_sheet.png").exists()  # no category ground truth
     names = {r["concept"] for r in json.loads((out / "per_frame.json").read_text())}
     assert names == {"my_mug"}
 
@@ -183,3 +194,74 @@ def test_evaluate_leaves_existing_concepts_alone(scene_bag):
     result = evaluate(bag_sequences(scene_bag), pipe, progress=False, worst_k=0)
     assert [c.name for c in pipe.concepts()] == ["keep_me"]  # the evaluation's own concept is gone again
     assert set(result.per_concept) == {"my_mug"} and result.worst == []
+
+
+def test_recorder_open_vocab_and_labelled_sheet(tmp_path):
+    from perovss_ros.eval.open_vocab import CategoryTable, PredictedSegment
+    from perovss_ros.eval.report import write_report
+
+    rec = EvalRecorder(None, worst_k=0, labelled_k=2)
+    rgb = np.zeros((20, 20, 3), np.uint8)
+    gt = np.zeros((20, 20), np.uint16)
+    gt[5:15, 5:15] = 7
+    classes = np.where(gt == 7, 1, 0).astype(np.uint16)
+    table = CategoryTable(class_names={1: "mug"}, object_categories={7: "mug"})
+    concepts = [ConceptMap("cup", pred_id=1, gt_id=7)]
+    # Rows of a "cup (mug)" segment per frame: class IoU 1.0, 0.5, 0.0 (nothing); the sheet keeps the two worst.
+    for k, rows in enumerate(((5, 15), (5, 10), None)):
+        segments = []
+        if rows:
+            mask = np.zeros((20, 20), bool)
+            mask[rows[0]:rows[1], 5:15] = True
+            segments = [PredictedSegment("cup", "mug", True, mask)]
+        numbers = rec.add_open_vocab("seq", k, rgb, segments, concepts, table, gt, classes, gt)
+        assert numbers["category_iou"] == pytest.approx([1.0, 0.5, 0.0][k])
+    result = rec.result()
+    assert [t.caption.split(":")[0] for t in result.labelled] == ["seq #2", "seq #1"]
+    ov = result.open_vocab
+    assert ov["personal"]["cup"]["iou_per"] == pytest.approx((100 + 50) / 300)  # summed over the three frames
+    assert ov["right_category"] == {"per_class": {"mug": {"object_frames": 3, "right": 2, "fraction": 2 / 3}},
+                                    "object_frames": 3, "right": 2, "fraction": 2 / 3}
+    paths = write_report(result, tmp_path / "out")
+    assert paths["labelled_sheet"].is_file()
+    assert json.loads(paths["metrics"].read_text())["open_vocab"]["labelled_segments"] == 2
+
+
+def test_no_teach_baseline_and_compare_with(scene_bag, tmp_path, capsys):
+    without = tmp_path / "without"
+    assert main(["eval", str(scene_bag), "--out", str(without), "--backend", "classic", "--quiet",
+                 "--no-predictions", "--no-teach"]) == 0
+    assert "taught nothing" in capsys.readouterr().out
+    baseline = _metrics(without)
+    assert baseline["meta"]["no_teach"] and baseline["per_concept"] == {} and baseline["open_vocab"]["frames"] == 8
+    with_ = tmp_path / "with"
+    assert main(["eval", str(scene_bag), "--out", str(with_), "--backend", "classic", "--quiet", "--no-predictions",
+                 "--compare-with", str(without)]) == 1
+    assert "labelling was off" in capsys.readouterr().err  # nothing labels yet: the comparison would be vacuous
+    assert (with_ / "report.md").is_file()  # the run itself is reported
+
+
+def test_compare_with_reads_an_earlier_run(tmp_path):
+    from perovss_ros.commands.eval import compare_with
+    from perovss_ros.eval.open_vocab import CategoryTable, OpenVocabScorer, PersonalTruth, PredictedSegment
+    from perovss_ros.eval.report import write_report
+    from perovss_ros.eval.runner import EvalResult
+
+    classes = np.zeros((4, 4), np.uint16)
+    classes[:, :2] = 1  # 8 mug pixels
+    table = CategoryTable({1: "mug"})
+
+    def run(cols: int) -> EvalResult:
+        mask = np.zeros((4, 4), bool)
+        mask[:, :cols] = True
+        scorer = OpenVocabScorer()
+        scorer.add([PredictedSegment("mug", "mug", False, mask)], [PersonalTruth("my_mug", 1)], table, None, classes)
+        return EvalResult(meta={}, records=[], per_concept={}, overall={}, speed={}, open_vocab=scorer.summary())
+
+    write_report(run(2), tmp_path / "without")  # mug IoU 8 / 8
+    result = run(3)  # mug IoU 8 / 12
+    comparison = compare_with(result, str(tmp_path / "without"))
+    assert comparison["delta_points"] == pytest.approx(100 * (8 / 12 - 1.0))
+    assert not comparison["within_tolerance"] and result.open_vocab["comparison"] is comparison
+    paths = write_report(result, tmp_path / "with")
+    assert "not within" in paths["report"].read_text()
