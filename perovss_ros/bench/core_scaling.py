@@ -1,4 +1,4 @@
-"""Scaling benchmark: frames per second of the pipeline with K = 1, 2, 4, 8 concepts (SAM, CPU).
+"""Scaling benchmark: frames per second of the pipeline with K = 1, 2, 4, 8 concepts (SAM, CPU or ``--device cuda``).
 
 In the same run, a reference loop does what PerSAM's official per-object
 scripts do: for every object, encode the frame again, compute its confidence
@@ -16,6 +16,11 @@ at 1 thread and the default) and a cost model explain the figures:
 ours(K) ≈ E + K·c_K, reference(K) ≈ K·(E + c_1), with E the encode and c the
 three cascade calls per concept.
 
+``--device cuda`` runs the same on a GPU (the torch encoder in fp16 autocast;
+``--scaling-runtime tensorrt`` for engines) and is skipped with a message where
+torch sees no CUDA device. Nothing here imports ROS: it runs on a bare machine
+with CUDA PyTorch, numpy, OpenCV and segment-anything.
+
 Run alone: ``python -m perovss_ros.bench.core_scaling`` (``--help`` for options);
 ``perovss bench core`` calls :func:`run_scaling`.
 """
@@ -32,7 +37,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-HELP = "frames per second with K concepts (SAM, CPU) against PerSAM's per-object reference loop"
+HELP = "frames per second with K concepts (SAM) against PerSAM's per-object reference loop"
 
 # Per-model defaults: ViT-B encodes a frame in seconds on a CPU, so fewer frames and repetitions.
 _DEFAULTS = {
@@ -57,7 +62,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--scaling-threads", type=int, default=0,
                        help="torch CPU threads (0 = torch's default); 1 gives steadier numbers on a busy machine")
     group.add_argument("--scaling-seed", type=int, default=0, help="scene and model seed")
-    group.add_argument("--scaling-runtime", choices=("torch", "onnxruntime"), default="torch",
+    group.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
+                       help="where SAM runs (cuda: skipped with a message when torch sees no CUDA device)")
+    group.add_argument("--scaling-runtime", choices=("torch", "onnxruntime", "tensorrt"), default="torch",
                        help="runtime of the pipeline's SAM decoder (the reference loop always runs PyTorch)")
     group.add_argument("--scaling-breakdown-reps", type=int, default=None,
                        help="repetitions of each call in the time breakdown (default 5 for tiny, 1 for vit_b)")
@@ -78,7 +85,7 @@ def _median_ms(values: list[float]) -> float:
     return 1000.0 * statistics.median(values)
 
 
-def _reference_concept(encoder, rgb: np.ndarray, mask: np.ndarray) -> _Reference:
+def reference_concept(encoder, rgb: np.ndarray, mask: np.ndarray) -> _Reference:
     """PerSAM's reference-shot step: masked features of the shot on the grid → target vectors."""
     features = encoder.encode(rgb)
     grid = features.grid
@@ -88,13 +95,13 @@ def _reference_concept(encoder, rgb: np.ndarray, mask: np.ndarray) -> _Reference
     resized = F.interpolate(torch.from_numpy(mask)[None, None].float(), size=size, mode="bilinear")
     padded = torch.zeros(1, 1, encoder.img_size, encoder.img_size)
     padded[..., : size[0], : size[1]] = resized
-    on_grid = F.interpolate(padded, size=tuple(grid.shape[-2:]), mode="bilinear")[0, 0] > 0
+    on_grid = (F.interpolate(padded, size=tuple(grid.shape[-2:]), mode="bilinear")[0, 0] > 0).to(grid.device)
     local = grid[:, on_grid].T  # n×C
     mean = local.mean(0)
     return _Reference(target=mean / mean.norm(), embedding=mean)
 
 
-def _reference_frame(encoder, decoder, rgb: np.ndarray, concepts: list[_Reference]) -> None:
+def reference_frame(encoder, decoder, rgb: np.ndarray, concepts: list[_Reference]) -> None:
     """One frame of the official per-object loop: encode per object, then three decoder calls per object."""
     from perovss_ros.core.types import Guidance, Prompts
 
@@ -140,7 +147,7 @@ def _interleaved(steps: dict[str, object], frames: list[np.ndarray], warmup: int
     return times
 
 
-class _MemoEncoder:
+class MemoEncoder:
     """Encoder wrapper that encodes each distinct image once: teaching K concepts from the same
     captures would otherwise re-encode them K times (minutes with ViT-B). Setup only, never timed."""
 
@@ -235,6 +242,14 @@ def _breakdown(encoder, decoder, rgb: np.ndarray, kmax: int, reps: int, threads:
 STAGES = ("encode", "match", "prompt", "decode", "resolve", "output")
 
 
+def device_problem(device: str) -> str | None:
+    """Why ``device`` cannot run here (``cuda`` without a CUDA device), or None."""
+    if device == "cuda" and not torch.cuda.is_available():
+        return ("--device cuda, but torch sees no CUDA device (a CPU-only torch wheel, no GPU, or no driver); "
+                "run with --device cpu or on the GPU machine")
+    return None
+
+
 def run_scaling(args: argparse.Namespace) -> dict:
     """Measure the pipeline at each K and the reference loop at ``--scaling-reference-k``; print tables.
 
@@ -248,6 +263,11 @@ def run_scaling(args: argparse.Namespace) -> dict:
     from perovss_ros.core.sam import SamMaskDecoder, build_sam_backend
     from perovss_ros.sim.scenes import make_scene
 
+    device = str(getattr(args, "device", "cpu") or "cpu")
+    problem = device_problem(device)
+    if problem is not None:
+        print(f"scaling: skipped: {problem}")
+        return {"skipped": problem, "device": device}
     model = str(args.scaling_model or "tiny")
     frames = int(_option(args, "frames", model))
     warmup = int(_option(args, "warmup", model))
@@ -267,16 +287,21 @@ def run_scaling(args: argparse.Namespace) -> dict:
                            num_objects=3, num_lookalikes=2)
         names = [obj.name for obj in scene.objects]
         config = {"backend": "sam", "model": model, "presence": False, "concept_store": None, "seed": seed,
-                  "runtime": args.scaling_runtime}
+                  "runtime": args.scaling_runtime, "device": device}
         # One model for every configuration: same weights, one copy in memory (ViT-B is 360 MB).
         encoder, reference_decoder = build_sam_backend({**config, "runtime": "torch"},
                                                        random_weights=model != "tiny")
         decoder = reference_decoder
-        if args.scaling_runtime != "torch":
+        if args.scaling_runtime == "tensorrt":
+            from perovss_ros.core.sam.backend import tensorrt_runners
+
+            engine = tensorrt_runners(encoder.sam, model, encoder.model_id)[1]
+            decoder = SamMaskDecoder(encoder.sam, runtime="tensorrt", graph=engine)
+        elif args.scaling_runtime != "torch":
             # Same weights; ONNX Runtime held to the benchmark's thread count like torch.
             decoder = SamMaskDecoder(encoder.sam, runtime=args.scaling_runtime,
                                      threads=max(0, args.scaling_threads))
-        memo = _MemoEncoder(encoder)
+        memo = MemoEncoder(encoder)
         teach_frames = scene.teach_frames[: int(_DEFAULTS[model]["teach_frames"])]
         stages: dict[int, dict[str, list[float]]] = {}
         steps: dict[str, object] = {}
@@ -295,17 +320,17 @@ def run_scaling(args: argparse.Namespace) -> dict:
 
             steps[f"k{k}"] = step
 
-        refs = [_reference_concept(memo, scene.teach_frames[0], scene.teach_masks(names[j % len(names)])[0])
+        refs = [reference_concept(memo, scene.teach_frames[0], scene.teach_masks(names[j % len(names)])[0])
                 for j in range(max(ref_ks))]
         for rk in ref_ks:
-            steps[f"reference{rk}"] = lambda frame, rk=rk: _reference_frame(encoder, reference_decoder, frame,
+            steps[f"reference{rk}"] = lambda frame, rk=rk: reference_frame(encoder, reference_decoder, frame,
                                                                             refs[:rk])
         times = _interleaved(steps, scene.frames, warmup, frames)
         breakdown = _breakdown(encoder, decoder, scene.frames[0], ks[-1], reps, breakdown_threads, seed)
     finally:
         torch.set_num_threads(threads_before)
 
-    results: dict = {"model": model, "threads": bench_threads, "size": [width, height],
+    results: dict = {"model": model, "device": device, "threads": bench_threads, "size": [width, height],
                      "runtime": args.scaling_runtime, "frames": frames, "k": {}, "breakdown": breakdown,
                      "breakdown_kmax": ks[-1]}
     for k in ks:
@@ -329,7 +354,7 @@ def run_scaling(args: argparse.Namespace) -> dict:
 def _print_table(results: dict, ks: list[int]) -> None:
     width, height = results["size"]
     print(f"\nscaling, {results['model']} SAM{' (seeded random weights)' if results['model'] != 'tiny' else ''}, "
-          f"CPU ({results['threads']} torch threads), {width}x{height}, presence off, "
+          f"{results['device']} ({results['threads']} torch threads), {width}x{height}, presence off, "
           f"decoder runtime {results['runtime']}, median of {results['frames']} frames")
     print(f"{'K':>3} {'fps':>7} {'median ms':>10} {'encode ms':>10} {'decode ms':>10} {'decode/K':>9}")
     for k in ks:

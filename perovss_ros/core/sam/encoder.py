@@ -40,15 +40,16 @@ class SamImageEncoder:
 
     The image is resized so its longest side is the model's input size
     (segment_anything ``ResizeLongestSide``, as ``SamPredictor.set_image``),
-    normalised, padded bottom/right to a square and encoded. ``half`` (CUDA and
-    the torch path only) runs the network under fp16 autocast.
+    normalised, padded bottom/right to a square and encoded. ``half`` (the torch
+    path only) runs the network under autocast: fp16 on CUDA (what the backend
+    sets there), bfloat16 on a CPU (only benchmarks' CPU dry runs ask for that).
     """
 
     def __init__(self, sam: Sam, model_id: str, graph: EncoderGraph | None = None, half: bool = False) -> None:
         self.sam = sam
         self.model_id = model_id
         self.graph = graph
-        self.half = bool(half) and graph is None and sam.device.type == "cuda"
+        self.half = bool(half) and graph is None
         self.img_size = int(sam.image_encoder.img_size)
         self.transform = ResizeLongestSide(self.img_size)
 
@@ -64,8 +65,10 @@ class SamImageEncoder:
 
     @property
     def precision(self) -> str:
-        """``fp16`` when the torch path runs under autocast, else ``fp32`` (an engine's own precision aside)."""
-        return "fp16" if self.half else "fp32"
+        """``fp16``/``bf16`` when the torch path runs under autocast, else ``fp32`` (an engine's own aside)."""
+        if not self.half:
+            return "fp32"
+        return "fp16" if self.device.type == "cuda" else "bf16"
 
     def encode_tensor(self, images: torch.Tensor) -> torch.Tensor:
         """Tensor layer: ``B×3×h×w`` float RGB in 0..255, already resized (longest side = input size).
@@ -82,7 +85,8 @@ class SamImageEncoder:
         with torch.inference_mode():
             x = self.sam.preprocess(images.to(self.device, torch.float32))
             if self.graph is None:
-                with torch.autocast("cuda", dtype=torch.float16, enabled=self.half):
+                half = torch.float16 if self.device.type == "cuda" else torch.bfloat16
+                with torch.autocast(self.device.type, dtype=half, enabled=self.half):
                     return self.sam.image_encoder(x).float()
             # The graph has one fixed batch of 1; a batch runs image by image.
             return torch.cat([self.graph.run_tensor(img[None]) for img in x]).to(self.device)
