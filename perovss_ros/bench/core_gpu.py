@@ -36,7 +36,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from perovss_ros.bench.core_scaling import MemoEncoder, device_problem, reference_concept, reference_frame
+from perovss_ros.bench.core_scaling import (
+    MemoEncoder,
+    device_problem,
+    label_masks,
+    mask_agreement,
+    reference_concept,
+    reference_frame,
+)
 
 HELP = "GPU check: encoders × runtimes × K, fp16 against fp32, and the official per-object loop"
 ENCODERS = ("tiny", "mobile", "vit_b")
@@ -136,20 +143,6 @@ def _sync() -> None:
         torch.cuda.synchronize()
 
 
-def _label_masks(result) -> dict[str, np.ndarray]:
-    """Concept name → ``H×W`` bool mask of one FrameResult."""
-    return {s.label: result.instance_mask == s.instance_id for s in result.segments}
-
-
-def _iou(a: np.ndarray | None, b: np.ndarray | None) -> float:
-    a_any, b_any = a is not None and a.any(), b is not None and b.any()
-    if not a_any and not b_any:
-        return 1.0
-    if not a_any or not b_any:
-        return 0.0
-    return float(np.logical_and(a, b).sum() / np.logical_or(a, b).sum())
-
-
 def _measure(variant: _Variant, scene, names: list[str], k: int, warmup: int, count: int
              ) -> tuple[dict, list[dict[str, np.ndarray]]]:
     """Teach K concepts and process ``warmup + count`` frames → (timing row, per-frame label masks)."""
@@ -171,16 +164,10 @@ def _measure(variant: _Variant, scene, names: list[str], k: int, warmup: int, co
             totals.append(time.perf_counter() - tick)
             encodes.append(result.timings.get("encode", 0.0))
             decodes.append(result.timings.get("decode", 0.0))
-            masks.append(_label_masks(result))
+            masks.append(label_masks(result))
     median = statistics.median(totals)
     return ({"median_ms": 1000 * median, "fps": 1.0 / median, "encode_ms": 1000 * statistics.median(encodes),
              "decode_ms": 1000 * statistics.median(decodes)}, masks)
-
-
-def _agreement(ours: list[dict[str, np.ndarray]], fp32: list[dict[str, np.ndarray]]) -> dict:
-    """Per-concept mask IoU against torch fp32 over the same frames: min and mean."""
-    ious = [_iou(a.get(name), b.get(name)) for a, b in zip(ours, fp32, strict=True) for name in set(a) | set(b)]
-    return {"mask_iou_min": min(ious) if ious else 1.0, "mask_iou_mean": float(np.mean(ious)) if ious else 1.0}
 
 
 def _embedding_diff(variant: _Variant, fp32: _Variant, frame: np.ndarray) -> float:
@@ -262,7 +249,7 @@ def run_gpu_check(args: argparse.Namespace) -> dict:
                 if variant is fp32:
                     baseline[k] = masks
                 else:
-                    row.update(_agreement(masks, baseline[k]), embedding_max_abs_diff=diff)
+                    row.update(mask_agreement(masks, baseline[k]), embedding_max_abs_diff=diff)
                 report["results"].append(row)
                 print(_row_text(row), flush=True)
         for k in ks:

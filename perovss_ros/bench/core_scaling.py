@@ -66,6 +66,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        help="where SAM runs (cuda: skipped with a message when torch sees no CUDA device)")
     group.add_argument("--scaling-runtime", choices=("torch", "onnxruntime", "tensorrt"), default="torch",
                        help="runtime of the pipeline's SAM decoder (the reference loop always runs PyTorch)")
+    group.add_argument("--scaling-cascade", default="full,adaptive",
+                       help="cascade modes measured at every K, comma-separated (full, adaptive); with both, "
+                            "their speed, decoded prompt sets and mask agreement are reported")
     group.add_argument("--scaling-breakdown-reps", type=int, default=None,
                        help="repetitions of each call in the time breakdown (default 5 for tiny, 1 for vit_b)")
     group.add_argument("--scaling-breakdown-threads", default=None,
@@ -145,6 +148,48 @@ def _interleaved(steps: dict[str, object], frames: list[np.ndarray], warmup: int
             if i >= warmup:
                 times[name].append(time.perf_counter() - tick)
     return times
+
+
+class SetCounter:
+    """Decoder wrapper that counts the prompt sets decoded (the cascade's cost in decoder work), nothing else."""
+
+    def __init__(self, decoder) -> None:
+        self._decoder = decoder
+        self.sets = 0
+
+    def decode(self, features, rgb, prompts, guidance=None):
+        """``decoder.decode``, counted."""
+        self.sets += len(prompts)
+        return self._decoder.decode(features, rgb, prompts, guidance)
+
+    def decode_best(self, features, rgb, prompts, guidance=None):
+        """``decoder.decode_best`` (or ``decode``), counted."""
+        self.sets += len(prompts)
+        return getattr(self._decoder, "decode_best", self._decoder.decode)(features, rgb, prompts, guidance)
+
+    def __getattr__(self, name: str):
+        return getattr(self._decoder, name)
+
+
+def label_masks(result) -> dict[str, np.ndarray]:
+    """Concept name → ``H×W`` bool mask of one FrameResult."""
+    return {s.label: result.instance_mask == s.instance_id for s in result.segments}
+
+
+def mask_iou(a: np.ndarray | None, b: np.ndarray | None) -> float:
+    """IoU of two bool masks; None or empty counts as empty, and two empty masks agree (1.0)."""
+    a_any, b_any = a is not None and bool(a.any()), b is not None and bool(b.any())
+    if not a_any and not b_any:
+        return 1.0
+    if not a_any or not b_any:
+        return 0.0
+    return float(np.logical_and(a, b).sum() / np.logical_or(a, b).sum())
+
+
+def mask_agreement(ours: list[dict[str, np.ndarray]], theirs: list[dict[str, np.ndarray]]) -> dict[str, float]:
+    """Per-concept mask IoU over the same frames (label masks of each): ``mask_iou_min`` and ``mask_iou_mean``."""
+    ious = [mask_iou(a.get(n), b.get(n)) for a, b in zip(ours, theirs, strict=True) for n in set(a) | set(b)]
+    return {"mask_iou_min": min(ious) if ious else 1.0, "mask_iou_mean": float(np.mean(ious)) if ious else 1.0}
 
 
 class MemoEncoder:
@@ -305,20 +350,31 @@ def run_scaling(args: argparse.Namespace) -> dict:
         teach_frames = scene.teach_frames[: int(_DEFAULTS[model]["teach_frames"])]
         stages: dict[int, dict[str, list[float]]] = {}
         steps: dict[str, object] = {}
+        modes = [m for m in str(getattr(args, "scaling_cascade", "full") or "full").split(",") if m.strip()]
+        if "full" not in modes:
+            modes.insert(0, "full")  # the stage table and the speedups are the full cascade's
+        cascade: dict[tuple[int, str], dict] = {}
         for k in ks:
-            pipe = Pipeline(PipelineConfig.coerce(config), memo, decoder, "sam")
-            for j in range(k):
-                masks = scene.teach_masks(names[j % len(names)])[: len(teach_frames)]
-                pipe.teach(f"concept_{j}", teach_frames, masks=masks)
-            pipe.encoder = encoder  # frames are always encoded afresh
-            stages[k] = {key: [] for key in (*STAGES, "total")}
+            for mode in modes:
+                counter = SetCounter(decoder)
+                pipe = Pipeline(PipelineConfig.coerce({**config, "cascade": mode}), memo, counter, "sam")
+                for j in range(k):
+                    masks = scene.teach_masks(names[j % len(names)])[: len(teach_frames)]
+                    pipe.teach(f"concept_{j}", teach_frames, masks=masks)
+                pipe.encoder = encoder  # frames are always encoded afresh
+                counter.sets = 0
+                cascade[k, mode] = {"counter": counter, "masks": []}
+                if mode == "full":
+                    stages[k] = {key: [] for key in (*STAGES, "total")}
 
-            def step(frame, pipe=pipe, record=stages[k]) -> None:
-                timings = pipe.process(frame).timings
-                for key, values in record.items():
-                    values.append(timings.get(key, 0.0))
+                def step(frame, pipe=pipe, record=stages[k] if mode == "full" else None,
+                         seen=cascade[k, mode]["masks"]) -> None:
+                    result = pipe.process(frame)
+                    seen.append(label_masks(result))
+                    for key, values in (record or {}).items():
+                        values.append(result.timings.get(key, 0.0))
 
-            steps[f"k{k}"] = step
+                steps[f"k{k}" if mode == "full" else f"k{k}-{mode}"] = step
 
         refs = [reference_concept(memo, scene.teach_frames[0], scene.teach_masks(names[j % len(names)])[0])
                 for j in range(max(ref_ks))]
@@ -338,6 +394,7 @@ def run_scaling(args: argparse.Namespace) -> dict:
         for key, values in stages[k].items():
             row[f"{key}_ms"] = _median_ms(values[warmup:])
         results["k"][k] = row
+    results["cascade"] = _cascade_rows(cascade, times, ks, modes, warmup + frames)
     results["references"] = {rk: {"k": rk, "fps": 1.0 / statistics.median(times[f"reference{rk}"]),
                                   "median_ms": _median_ms(times[f"reference{rk}"])} for rk in ref_ks}
     results["reference"] = results["references"][ref_ks[0]]
@@ -349,6 +406,20 @@ def run_scaling(args: argparse.Namespace) -> dict:
     results["time_ratio_kmax_k1"] = results["k"][ks[-1]]["median_ms"] / results["k"][ks[0]]["median_ms"]
     _print_table(results, ks)
     return results
+
+
+def _cascade_rows(cascade: dict, times: dict, ks: list[int], modes: list[str], frames: int) -> dict:
+    """Per K and mode: median ms, prompt sets decoded per frame, and (not full) mask agreement with full."""
+    rows: dict = {}
+    for k in ks:
+        for mode in modes:
+            entry = cascade[k, mode]
+            row = {"median_ms": _median_ms(times[f"k{k}" if mode == "full" else f"k{k}-{mode}"]),
+                   "sets_per_frame": entry["counter"].sets / max(1, frames)}
+            if mode != "full":
+                row.update(mask_agreement(entry["masks"], cascade[k, "full"]["masks"]))
+            rows.setdefault(k, {})[mode] = row
+    return rows
 
 
 def _print_table(results: dict, ks: list[int]) -> None:
@@ -366,6 +437,13 @@ def _print_table(results: dict, ks: list[int]) -> None:
         if "speedup" in ref:
             print(f"ours vs reference at K={ref['k']}: {ref['speedup']:.2f}x faster (target >= 2.5)")
     print(f"time(K={ks[-1]}) / time(K={ks[0]}): {results['time_ratio_kmax_k1']:.2f} (target <= 2)")
+    for k, by_mode in results["cascade"].items():
+        for mode, row in by_mode.items():
+            text = (f"cascade {mode:>8}, K={k}: {row['median_ms']:.1f} ms, "
+                    f"{row['sets_per_frame']:.1f} prompt sets decoded per frame")
+            if "mask_iou_min" in row:
+                text += f"; masks vs full IoU min {row['mask_iou_min']:.3f} mean {row['mask_iou_mean']:.3f}"
+            print(text)
     _print_breakdown(results, ks)
 
 
