@@ -13,7 +13,9 @@ random weights: speed is real, masks are not, and the report says so.
 
 A configuration that cannot run here (no TensorRT, no CUDA provider) is listed
 with the reason, never dropped silently; ``--budget-s`` (default 480 s) stops
-starting new configurations so the whole check stays within 8 minutes.
+starting new configurations so the whole check stays within 8 minutes. TensorRT
+engines are built before the timed check (``--engines-only``, cached, so only a
+device's first run pays the minutes a build takes).
 ``--dry-run`` checks it all end to end on the CPU: tiny encoder, small frames,
 one frame per K, and bfloat16 autocast standing in for fp16.
 
@@ -65,6 +67,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--budget-s", type=float, default=480.0,
                         help="no new configuration starts after this many seconds (default 480)")
     parser.add_argument("--out", default=".", help="directory for gpu_bench.json and gpu_bench.md")
+    parser.add_argument("--engines-only", action="store_true",
+                        help="only build (or find) the TensorRT engines of the encoders, untimed, and exit")
     parser.add_argument("--dry-run", action="store_true",
                         help="CPU end-to-end check: --device cpu, tiny encoder, 160x120, 1 frame, K 1,4")
 
@@ -228,40 +232,49 @@ def run_gpu_check(args: argparse.Namespace) -> dict:
     runtimes = [r for r in str(args.runtimes).split(",") if r.strip()]
     if "torch-fp32" not in runtimes:
         runtimes.insert(0, "torch-fp32")  # the baseline every other result is checked against
-    for model in [m for m in str(args.encoders).split(",") if m.strip()]:
-        if time.perf_counter() - start > args.budget_s:
-            report["skipped"].append({"encoder": model, "runtime": "all", "reason": "time budget used up"})
-            continue
-        variants, report["weights"][model] = _variants(model, args.device, runtimes, args.seed)
-        fp32 = variants[runtimes.index("torch-fp32")]
-        baseline: dict[int, list] = {}
-        for variant in variants:
-            if variant.skipped is None and time.perf_counter() - start > args.budget_s:
-                variant.skipped = "time budget used up"
-            if variant.skipped is not None:
-                report["skipped"].append({"encoder": model, "runtime": variant.runtime, "reason": variant.skipped})
-                print(f"{model} {variant.runtime}: skipped: {variant.skipped}", flush=True)
-                continue
-            diff = None if variant is fp32 else _embedding_diff(variant, fp32, scene.frames[0])
-            for k in ks:
-                row, masks = _measure(variant, scene, names, k, args.warmup, args.frames)
-                row = {"encoder": model, "runtime": variant.runtime, "precision": _precision(variant), "k": k, **row}
-                if variant is fp32:
-                    baseline[k] = masks
-                else:
-                    row.update(mask_agreement(masks, baseline[k]), embedding_max_abs_diff=diff)
-                report["results"].append(row)
-                print(_row_text(row), flush=True)
-        for k in ks:
-            ref = {"encoder": model, "k": k, **_reference(fp32, scene, names, k, args.warmup, args.frames)}
-            report["reference"].append(ref)
-            print(f"{model} official per-object loop K={k}: {ref['median_ms']:.1f} ms, {ref['fps']:.1f} fps",
-                  flush=True)
-        del variants, fp32
-        if torch.cuda.is_available():
-            torch.cuda.empty_cache()
+    try:
+        for model in [m for m in str(args.encoders).split(",") if m.strip()]:
+            _run_encoder(report, model, args, runtimes, scene, names, ks, start)
+    except KeyboardInterrupt:  # the hard time limit of tools/gpu_bench.sh: keep what was measured
+        report["interrupted"] = True
     report["seconds"] = time.perf_counter() - start
     return report
+
+
+def _run_encoder(report: dict, model: str, args: argparse.Namespace, runtimes: list[str], scene,
+                 names: list[str], ks: list[int], start: float) -> None:
+    """Every runtime of one encoder at every K, then the official loop; appends to ``report``."""
+    if time.perf_counter() - start > args.budget_s:
+        report["skipped"].append({"encoder": model, "runtime": "all", "reason": "time budget used up"})
+        return
+    variants, report["weights"][model] = _variants(model, args.device, runtimes, args.seed)
+    fp32 = variants[runtimes.index("torch-fp32")]
+    baseline: dict[int, list] = {}
+    for variant in variants:
+        if variant.skipped is None and time.perf_counter() - start > args.budget_s:
+            variant.skipped = "time budget used up"
+        if variant.skipped is not None:
+            report["skipped"].append({"encoder": model, "runtime": variant.runtime, "reason": variant.skipped})
+            print(f"{model} {variant.runtime}: skipped: {variant.skipped}", flush=True)
+            continue
+        diff = None if variant is fp32 else _embedding_diff(variant, fp32, scene.frames[0])
+        for k in ks:
+            row, masks = _measure(variant, scene, names, k, args.warmup, args.frames)
+            row = {"encoder": model, "runtime": variant.runtime, "precision": _precision(variant), "k": k, **row}
+            if variant is fp32:
+                baseline[k] = masks
+            else:
+                row.update(mask_agreement(masks, baseline[k]), embedding_max_abs_diff=diff)
+            report["results"].append(row)
+            print(_row_text(row), flush=True)
+    for k in ks:
+        ref = {"encoder": model, "k": k, **_reference(fp32, scene, names, k, args.warmup, args.frames)}
+        report["reference"].append(ref)
+        print(f"{model} official per-object loop K={k}: {ref['median_ms']:.1f} ms, {ref['fps']:.1f} fps",
+              flush=True)
+    del variants, fp32
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
 
 
 def _precision(variant: _Variant) -> str:
@@ -316,6 +329,8 @@ def markdown(report: dict) -> str:
         lines.append(f"| {ref['encoder']} | {ref['k']} | {ref['median_ms']:.1f} | {ref['fps']:.1f} | {speedup} |")
     lines += ["", "## Not run", ""]
     lines += [f"- {s['encoder']} {s['runtime']}: {s['reason']}" for s in report["skipped"]] or ["- nothing"]
+    if report.get("interrupted"):
+        lines += ["", "**Interrupted by the time limit:** the rows above are what was measured before it."]
     lines += ["", _goal_line(report), ""]
     return "\n".join(lines)
 
@@ -330,6 +345,30 @@ def write_report(report: dict, out: str | Path) -> tuple[Path, Path]:
     return json_path, md_path
 
 
+def build_engines(args: argparse.Namespace) -> int:
+    """``--engines-only``: build (or find in the cache) each encoder's TensorRT engines, untimed by the check.
+
+    A first build takes minutes per model (vit_b the longest), which would eat the
+    check's 8 minutes; the engines are cached, so later runs find them at once.
+    """
+    from perovss_ros.core.sam import build_sam_backend
+    from perovss_ros.core.sam.backend import tensorrt_runners
+    from perovss_ros.core.sam.tensorrt_engines import tensorrt_problem
+
+    problem = device_problem(args.device) or tensorrt_problem()
+    if problem is not None:
+        print(f"TensorRT engines: not built: {problem}")
+        return 0
+    for model in [m for m in str(args.encoders).split(",") if m.strip()]:
+        random_weights, _ = _weights(model)
+        base, _ = build_sam_backend({"model": model, "device": args.device, "runtime": "torch", "seed": args.seed},
+                                    random_weights=random_weights)
+        tick = time.perf_counter()
+        tensorrt_runners(base.sam, model, base.model_id)
+        print(f"TensorRT engines of {base.model_id}: ready in {time.perf_counter() - tick:.0f} s", flush=True)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """``python -m perovss_ros.bench.core_gpu``: 0 when written, 1 when the device is missing (report says why)."""
     parser = argparse.ArgumentParser(description=HELP)
@@ -338,6 +377,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.dry_run:
         args.device, args.encoders, args.size, args.frames, args.warmup = "cpu", "tiny", "160x120", 1, 0
         args.ks = "1,4" if args.ks == "1,4,8" else args.ks
+    if args.engines_only:
+        return build_engines(args)
     report = run_gpu_check(args)
     json_path, md_path = write_report(report, args.out)
     if "skipped_all" in report:

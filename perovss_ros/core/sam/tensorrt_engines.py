@@ -116,10 +116,14 @@ def onnx_graph(sam: Sam, model_id: str, part: str, directory: str | os.PathLike 
     else:
         export_decoder_onnx(sam, buffer, opset, guided=True)
     graph = buffer.getvalue()
-    folder.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_bytes(graph)
-    os.replace(tmp, path)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        tmp.write_bytes(graph)
+        os.replace(tmp, path)
+    except OSError as exc:  # a read-only cache: the key is still right, the next start exports again
+        log.warning("cannot keep the %s graph in %s (%s)", part, folder, exc)
+        tmp.unlink(missing_ok=True)
     return graph
 
 
