@@ -150,3 +150,17 @@ def test_cli_build_without_tensorrt_says_what_is_missing(tmp_path, capsys) -> No
     err = capsys.readouterr().err
     assert tensorrt_problem() in err and "CUDA" in err
     assert not list(tmp_path.iterdir())
+
+
+def test_graph_for_the_key_is_exported_once_and_kept_beside_the_engines(tmp_path) -> None:
+    from perovss_ros.core.sam import build_sam_backend
+    from perovss_ros.core.sam.tensorrt_engines import onnx_graph
+
+    encoder, _ = build_sam_backend({"model": "tiny", "seed": 0})
+    graph = onnx_graph(encoder.sam, encoder.model_id, "decoder", tmp_path)
+    (path,) = tmp_path.glob("sam-tiny-seed0.decoder.*.trt.onnx")
+    assert path.read_bytes() == graph
+    stamp = path.stat().st_mtime_ns
+    assert onnx_graph(encoder.sam, encoder.model_id, "decoder", tmp_path) == graph
+    assert path.stat().st_mtime_ns == stamp  # read back, not exported again
+    assert clear_engines(tmp_path) == 1 and not path.exists()

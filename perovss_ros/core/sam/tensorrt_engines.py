@@ -39,6 +39,7 @@ from perovss_ros.core.sam.engine_cache import (
     timing_cache_path,
     write_engine,
 )
+from perovss_ros.core.sam.graph_cache import MAX_GRAPH_BYTES
 from perovss_ros.core.sam.shape_profiles import ShapeProfile, decoder_profile, encoder_profile
 
 log = logging.getLogger(__name__)
@@ -105,6 +106,10 @@ def onnx_graph(sam: Sam, model_id: str, part: str, directory: str | os.PathLike 
     """
     if part not in PARTS:
         raise InvalidInputError(f"engine part {part!r} unknown; use one of: {', '.join(PARTS)}")
+    weight_bytes = sum(p.numel() * p.element_size() for p in sam.image_encoder.parameters())
+    if part == "encoder" and weight_bytes > MAX_GRAPH_BYTES:
+        raise InvalidInputError(f"the encoder has {weight_bytes / 1e9:.1f} GB of weights, more than one ONNX graph "
+                                "can hold (vit_h); use runtime 'torch' for this model")
     folder = Path(directory).expanduser() if directory else default_engine_dir()
     torch_tag = torch.__version__.replace("+", "_")
     path = folder / f"{model_id}.{part}.opset{opset}.torch{torch_tag}.code{_graph_fingerprint()}{GRAPH_SUFFIX}"
