@@ -76,7 +76,21 @@ class TensorRtDecoder(TensorRtEngine):
 
     def __init__(self, engine: bytes, label: str, rebuild: str) -> None:
         super().__init__(engine, input_names(True), OUTPUT_NAMES, label, rebuild)
+        # The profile's largest K (``perovss engines build --max-sets``); more sets run in chunks.
+        self.max_sets = int(self.engine.get_tensor_profile_shape("point_coords", 0)[2][0])
 
     def run_tensors(self, feed: dict[str, Tensor]) -> dict[str, Tensor]:
-        """Named tensors in → ``iou_predictions`` ``B×4`` and ``low_res_masks`` ``B×4×4h×4w`` on CUDA."""
-        return self.run(feed)
+        """Named tensors in → ``iou_predictions`` ``B×4`` and ``low_res_masks`` ``B×4×4h×4w`` on CUDA.
+
+        More than ``max_sets`` prompt sets run as several calls (every input but
+        the shared ``image_embeddings`` is per set).
+        """
+        count = int(feed["point_coords"].shape[0])
+        if count <= self.max_sets:
+            return self.run(feed)
+        parts = []
+        for start in range(0, count, self.max_sets):
+            rows = slice(start, start + self.max_sets)
+            parts.append(self.run({name: value if name == "image_embeddings" else value[rows]
+                                   for name, value in feed.items()}))
+        return {name: torch.cat([part[name] for part in parts]) for name in self.outputs}
