@@ -30,6 +30,7 @@ COMMANDS: dict[str, str] = {
     "demo": "perovss_ros.commands.demo",
     "models": "perovss_ros.commands.models",
     "export": "perovss_ros.commands.export",
+    "engines": "perovss_ros.commands.engines",
     "bench": "perovss_ros.commands.bench",
 }
 

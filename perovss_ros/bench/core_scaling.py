@@ -1,4 +1,4 @@
-"""Scaling benchmark: frames per second of the pipeline with K = 1, 2, 4, 8 concepts (SAM, CPU).
+"""Scaling benchmark: frames per second of the pipeline with K = 1, 2, 4, 8 concepts (SAM, CPU or ``--device cuda``).
 
 In the same run, a reference loop does what PerSAM's official per-object
 scripts do: for every object, encode the frame again, compute its confidence
@@ -16,6 +16,11 @@ at 1 thread and the default) and a cost model explain the figures:
 ours(K) ≈ E + K·c_K, reference(K) ≈ K·(E + c_1), with E the encode and c the
 three cascade calls per concept.
 
+``--device cuda`` runs the same on a GPU (the torch encoder in fp16 autocast;
+``--scaling-runtime tensorrt`` for engines) and is skipped with a message where
+torch sees no CUDA device. Nothing here imports ROS: it runs on a bare machine
+with CUDA PyTorch, numpy, OpenCV and segment-anything.
+
 Run alone: ``python -m perovss_ros.bench.core_scaling`` (``--help`` for options);
 ``perovss bench core`` calls :func:`run_scaling`.
 """
@@ -32,7 +37,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-HELP = "frames per second with K concepts (SAM, CPU) against PerSAM's per-object reference loop"
+HELP = "frames per second with K concepts (SAM) against PerSAM's per-object reference loop"
 
 # Per-model defaults: ViT-B encodes a frame in seconds on a CPU, so fewer frames and repetitions.
 _DEFAULTS = {
@@ -57,8 +62,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--scaling-threads", type=int, default=0,
                        help="torch CPU threads (0 = torch's default); 1 gives steadier numbers on a busy machine")
     group.add_argument("--scaling-seed", type=int, default=0, help="scene and model seed")
-    group.add_argument("--scaling-runtime", choices=("torch", "onnxruntime"), default="torch",
+    group.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
+                       help="where SAM runs (cuda: skipped with a message when torch sees no CUDA device)")
+    group.add_argument("--scaling-runtime", choices=("torch", "onnxruntime", "tensorrt"), default="torch",
                        help="runtime of the pipeline's SAM decoder (the reference loop always runs PyTorch)")
+    group.add_argument("--scaling-cascade", default="full,adaptive",
+                       help="cascade modes measured at every K, comma-separated (full, adaptive); with both, "
+                            "their speed, decoded prompt sets and mask agreement are reported")
     group.add_argument("--scaling-breakdown-reps", type=int, default=None,
                        help="repetitions of each call in the time breakdown (default 5 for tiny, 1 for vit_b)")
     group.add_argument("--scaling-breakdown-threads", default=None,
@@ -78,7 +88,7 @@ def _median_ms(values: list[float]) -> float:
     return 1000.0 * statistics.median(values)
 
 
-def _reference_concept(encoder, rgb: np.ndarray, mask: np.ndarray) -> _Reference:
+def reference_concept(encoder, rgb: np.ndarray, mask: np.ndarray) -> _Reference:
     """PerSAM's reference-shot step: masked features of the shot on the grid → target vectors."""
     features = encoder.encode(rgb)
     grid = features.grid
@@ -88,13 +98,13 @@ def _reference_concept(encoder, rgb: np.ndarray, mask: np.ndarray) -> _Reference
     resized = F.interpolate(torch.from_numpy(mask)[None, None].float(), size=size, mode="bilinear")
     padded = torch.zeros(1, 1, encoder.img_size, encoder.img_size)
     padded[..., : size[0], : size[1]] = resized
-    on_grid = F.interpolate(padded, size=tuple(grid.shape[-2:]), mode="bilinear")[0, 0] > 0
+    on_grid = (F.interpolate(padded, size=tuple(grid.shape[-2:]), mode="bilinear")[0, 0] > 0).to(grid.device)
     local = grid[:, on_grid].T  # n×C
     mean = local.mean(0)
     return _Reference(target=mean / mean.norm(), embedding=mean)
 
 
-def _reference_frame(encoder, decoder, rgb: np.ndarray, concepts: list[_Reference]) -> None:
+def reference_frame(encoder, decoder, rgb: np.ndarray, concepts: list[_Reference]) -> None:
     """One frame of the official per-object loop: encode per object, then three decoder calls per object."""
     from perovss_ros.core.types import Guidance, Prompts
 
@@ -140,7 +150,49 @@ def _interleaved(steps: dict[str, object], frames: list[np.ndarray], warmup: int
     return times
 
 
-class _MemoEncoder:
+class SetCounter:
+    """Decoder wrapper that counts the prompt sets decoded (the cascade's cost in decoder work), nothing else."""
+
+    def __init__(self, decoder) -> None:
+        self._decoder = decoder
+        self.sets = 0
+
+    def decode(self, features, rgb, prompts, guidance=None):
+        """``decoder.decode``, counted."""
+        self.sets += len(prompts)
+        return self._decoder.decode(features, rgb, prompts, guidance)
+
+    def decode_best(self, features, rgb, prompts, guidance=None):
+        """``decoder.decode_best`` (or ``decode``), counted."""
+        self.sets += len(prompts)
+        return getattr(self._decoder, "decode_best", self._decoder.decode)(features, rgb, prompts, guidance)
+
+    def __getattr__(self, name: str):
+        return getattr(self._decoder, name)
+
+
+def label_masks(result) -> dict[str, np.ndarray]:
+    """Concept name → ``H×W`` bool mask of one FrameResult."""
+    return {s.label: result.instance_mask == s.instance_id for s in result.segments}
+
+
+def mask_iou(a: np.ndarray | None, b: np.ndarray | None) -> float:
+    """IoU of two bool masks; None or empty counts as empty, and two empty masks agree (1.0)."""
+    a_any, b_any = a is not None and bool(a.any()), b is not None and bool(b.any())
+    if not a_any and not b_any:
+        return 1.0
+    if not a_any or not b_any:
+        return 0.0
+    return float(np.logical_and(a, b).sum() / np.logical_or(a, b).sum())
+
+
+def mask_agreement(ours: list[dict[str, np.ndarray]], theirs: list[dict[str, np.ndarray]]) -> dict[str, float]:
+    """Per-concept mask IoU over the same frames (label masks of each): ``mask_iou_min`` and ``mask_iou_mean``."""
+    ious = [mask_iou(a.get(n), b.get(n)) for a, b in zip(ours, theirs, strict=True) for n in set(a) | set(b)]
+    return {"mask_iou_min": min(ious) if ious else 1.0, "mask_iou_mean": float(np.mean(ious)) if ious else 1.0}
+
+
+class MemoEncoder:
     """Encoder wrapper that encodes each distinct image once: teaching K concepts from the same
     captures would otherwise re-encode them K times (minutes with ViT-B). Setup only, never timed."""
 
@@ -235,6 +287,14 @@ def _breakdown(encoder, decoder, rgb: np.ndarray, kmax: int, reps: int, threads:
 STAGES = ("encode", "match", "prompt", "decode", "resolve", "output")
 
 
+def device_problem(device: str) -> str | None:
+    """Why ``device`` cannot run here (``cuda`` without a CUDA device), or None."""
+    if device == "cuda" and not torch.cuda.is_available():
+        return ("--device cuda, but torch sees no CUDA device (a CPU-only torch wheel, no GPU, or no driver); "
+                "run with --device cpu or on the GPU machine")
+    return None
+
+
 def run_scaling(args: argparse.Namespace) -> dict:
     """Measure the pipeline at each K and the reference loop at ``--scaling-reference-k``; print tables.
 
@@ -248,6 +308,11 @@ def run_scaling(args: argparse.Namespace) -> dict:
     from perovss_ros.core.sam import SamMaskDecoder, build_sam_backend
     from perovss_ros.sim.scenes import make_scene
 
+    device = str(getattr(args, "device", "cpu") or "cpu")
+    problem = device_problem(device)
+    if problem is not None:
+        print(f"scaling: skipped: {problem}")
+        return {"skipped": problem, "device": device}
     model = str(args.scaling_model or "tiny")
     frames = int(_option(args, "frames", model))
     warmup = int(_option(args, "warmup", model))
@@ -267,45 +332,61 @@ def run_scaling(args: argparse.Namespace) -> dict:
                            num_objects=3, num_lookalikes=2)
         names = [obj.name for obj in scene.objects]
         config = {"backend": "sam", "model": model, "presence": False, "concept_store": None, "seed": seed,
-                  "runtime": args.scaling_runtime}
+                  "runtime": args.scaling_runtime, "device": device}
         # One model for every configuration: same weights, one copy in memory (ViT-B is 360 MB).
         encoder, reference_decoder = build_sam_backend({**config, "runtime": "torch"},
                                                        random_weights=model != "tiny")
         decoder = reference_decoder
-        if args.scaling_runtime != "torch":
+        if args.scaling_runtime == "tensorrt":
+            from perovss_ros.core.sam.backend import tensorrt_runners
+
+            engine = tensorrt_runners(encoder.sam, model, encoder.model_id)[1]
+            decoder = SamMaskDecoder(encoder.sam, runtime="tensorrt", graph=engine)
+        elif args.scaling_runtime != "torch":
             # Same weights; ONNX Runtime held to the benchmark's thread count like torch.
             decoder = SamMaskDecoder(encoder.sam, runtime=args.scaling_runtime,
                                      threads=max(0, args.scaling_threads))
-        memo = _MemoEncoder(encoder)
+        memo = MemoEncoder(encoder)
         teach_frames = scene.teach_frames[: int(_DEFAULTS[model]["teach_frames"])]
         stages: dict[int, dict[str, list[float]]] = {}
         steps: dict[str, object] = {}
+        modes = [m for m in str(getattr(args, "scaling_cascade", "full") or "full").split(",") if m.strip()]
+        if "full" not in modes:
+            modes.insert(0, "full")  # the stage table and the speedups are the full cascade's
+        cascade: dict[tuple[int, str], dict] = {}
         for k in ks:
-            pipe = Pipeline(PipelineConfig.coerce(config), memo, decoder, "sam")
-            for j in range(k):
-                masks = scene.teach_masks(names[j % len(names)])[: len(teach_frames)]
-                pipe.teach(f"concept_{j}", teach_frames, masks=masks)
-            pipe.encoder = encoder  # frames are always encoded afresh
-            stages[k] = {key: [] for key in (*STAGES, "total")}
+            for mode in modes:
+                counter = SetCounter(decoder)
+                pipe = Pipeline(PipelineConfig.coerce({**config, "cascade": mode}), memo, counter, "sam")
+                for j in range(k):
+                    masks = scene.teach_masks(names[j % len(names)])[: len(teach_frames)]
+                    pipe.teach(f"concept_{j}", teach_frames, masks=masks)
+                pipe.encoder = encoder  # frames are always encoded afresh
+                counter.sets = 0
+                cascade[k, mode] = {"counter": counter, "masks": []}
+                if mode == "full":
+                    stages[k] = {key: [] for key in (*STAGES, "total")}
 
-            def step(frame, pipe=pipe, record=stages[k]) -> None:
-                timings = pipe.process(frame).timings
-                for key, values in record.items():
-                    values.append(timings.get(key, 0.0))
+                def step(frame, pipe=pipe, record=stages[k] if mode == "full" else None,
+                         seen=cascade[k, mode]["masks"]) -> None:
+                    result = pipe.process(frame)
+                    seen.append(label_masks(result))
+                    for key, values in (record or {}).items():
+                        values.append(result.timings.get(key, 0.0))
 
-            steps[f"k{k}"] = step
+                steps[f"k{k}" if mode == "full" else f"k{k}-{mode}"] = step
 
-        refs = [_reference_concept(memo, scene.teach_frames[0], scene.teach_masks(names[j % len(names)])[0])
+        refs = [reference_concept(memo, scene.teach_frames[0], scene.teach_masks(names[j % len(names)])[0])
                 for j in range(max(ref_ks))]
         for rk in ref_ks:
-            steps[f"reference{rk}"] = lambda frame, rk=rk: _reference_frame(encoder, reference_decoder, frame,
+            steps[f"reference{rk}"] = lambda frame, rk=rk: reference_frame(encoder, reference_decoder, frame,
                                                                             refs[:rk])
         times = _interleaved(steps, scene.frames, warmup, frames)
         breakdown = _breakdown(encoder, decoder, scene.frames[0], ks[-1], reps, breakdown_threads, seed)
     finally:
         torch.set_num_threads(threads_before)
 
-    results: dict = {"model": model, "threads": bench_threads, "size": [width, height],
+    results: dict = {"model": model, "device": device, "threads": bench_threads, "size": [width, height],
                      "runtime": args.scaling_runtime, "frames": frames, "k": {}, "breakdown": breakdown,
                      "breakdown_kmax": ks[-1]}
     for k in ks:
@@ -313,6 +394,7 @@ def run_scaling(args: argparse.Namespace) -> dict:
         for key, values in stages[k].items():
             row[f"{key}_ms"] = _median_ms(values[warmup:])
         results["k"][k] = row
+    results["cascade"] = _cascade_rows(cascade, times, ks, modes, warmup + frames)
     results["references"] = {rk: {"k": rk, "fps": 1.0 / statistics.median(times[f"reference{rk}"]),
                                   "median_ms": _median_ms(times[f"reference{rk}"])} for rk in ref_ks}
     results["reference"] = results["references"][ref_ks[0]]
@@ -326,10 +408,24 @@ def run_scaling(args: argparse.Namespace) -> dict:
     return results
 
 
+def _cascade_rows(cascade: dict, times: dict, ks: list[int], modes: list[str], frames: int) -> dict:
+    """Per K and mode: median ms, prompt sets decoded per frame, and (not full) mask agreement with full."""
+    rows: dict = {}
+    for k in ks:
+        for mode in modes:
+            entry = cascade[k, mode]
+            row = {"median_ms": _median_ms(times[f"k{k}" if mode == "full" else f"k{k}-{mode}"]),
+                   "sets_per_frame": entry["counter"].sets / max(1, frames)}
+            if mode != "full":
+                row.update(mask_agreement(entry["masks"], cascade[k, "full"]["masks"]))
+            rows.setdefault(k, {})[mode] = row
+    return rows
+
+
 def _print_table(results: dict, ks: list[int]) -> None:
     width, height = results["size"]
     print(f"\nscaling, {results['model']} SAM{' (seeded random weights)' if results['model'] != 'tiny' else ''}, "
-          f"CPU ({results['threads']} torch threads), {width}x{height}, presence off, "
+          f"{results['device']} ({results['threads']} torch threads), {width}x{height}, presence off, "
           f"decoder runtime {results['runtime']}, median of {results['frames']} frames")
     print(f"{'K':>3} {'fps':>7} {'median ms':>10} {'encode ms':>10} {'decode ms':>10} {'decode/K':>9}")
     for k in ks:
@@ -341,6 +437,13 @@ def _print_table(results: dict, ks: list[int]) -> None:
         if "speedup" in ref:
             print(f"ours vs reference at K={ref['k']}: {ref['speedup']:.2f}x faster (target >= 2.5)")
     print(f"time(K={ks[-1]}) / time(K={ks[0]}): {results['time_ratio_kmax_k1']:.2f} (target <= 2)")
+    for k, by_mode in results["cascade"].items():
+        for mode, row in by_mode.items():
+            text = (f"cascade {mode:>8}, K={k}: {row['median_ms']:.1f} ms, "
+                    f"{row['sets_per_frame']:.1f} prompt sets decoded per frame")
+            if "mask_iou_min" in row:
+                text += f"; masks vs full IoU min {row['mask_iou_min']:.3f} mean {row['mask_iou_mean']:.3f}"
+            print(text)
     _print_breakdown(results, ks)
 
 

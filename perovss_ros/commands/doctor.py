@@ -92,28 +92,48 @@ def _torch_checks() -> list[Check]:
 
 
 def _runtime_checks() -> list[Check]:
-    checks = []
+    """One line per runtime of the sam backend: what it can run here, and why not where it cannot."""
+    try:
+        import torch
+
+        cuda = torch.cuda.is_available()
+    except Exception:  # torch's own line says why
+        cuda = False
+    checks = [Check("runtime torch", "sam on the CPU" + ("; on CUDA with the encoder in fp16 autocast" if cuda
+                                                           else "; not on CUDA (no CUDA device)"))]
     try:
         import onnxruntime
 
-        providers = ", ".join(onnxruntime.get_available_providers())
-        checks.append(Check("onnxruntime", f"{onnxruntime.__version__}: {providers}"))
+        providers = onnxruntime.get_available_providers()
+        on_cuda = "CUDAExecutionProvider" in providers
+        where = "sam encoder and decoder graphs on the CPU" + (
+            "; on CUDA (CUDA provider)" if on_cuda and cuda else
+            "; not on CUDA (" + ("no CUDA device" if on_cuda else "no CUDA provider: onnxruntime-gpu") + ")")
+        checks.append(Check("onnxruntime", f"{onnxruntime.__version__}: {where}; providers {', '.join(providers)}"))
     except Exception as exc:
         checks.append(Check("onnxruntime", f"not importable: {exc}", ok=False))
-    try:  # what the sam backend itself accepts, so this line cannot promise more than it runs
-        from perovss_ros.core.sam import decoder
-
-        sam_runtimes = tuple(getattr(decoder, "RUNTIMES", ()))
-    except ImportError:
-        sam_runtimes = ()
-    engines = ("the sam backend runs TensorRT engines" if "tensorrt" in sam_runtimes
-               else "the sam backend does not run TensorRT engines yet")
-    runs = f"sam runtimes here: {', '.join(sam_runtimes)}" if sam_runtimes else "sam backend not importable"
+    try:  # the backend's own checks, so these lines cannot promise more than it runs
+        from perovss_ros.core.sam.backend import resolve_runtime
+        from perovss_ros.core.sam.tensorrt_engines import tensorrt_problem
+    except ImportError as exc:
+        checks.append(Check("TensorRT", f"not installed (sam backend not importable: {exc})"))
+        return checks
+    problem = tensorrt_problem()
     try:
         trt = importlib.import_module("tensorrt")
-        checks.append(Check("TensorRT", f"{trt.__version__} ({engines}; {runs})"))
+        value = (f"{trt.__version__}: sam encoder and decoder engines on CUDA (runtime tensorrt; "
+                 "`perovss engines build` prepares them)" if problem is None
+                 else f"{trt.__version__} installed but cannot run: {problem}")
+        checks.append(Check("TensorRT", value))
     except Exception:
-        checks.append(Check("TensorRT", f"not installed ({runs})"))
+        checks.append(Check("TensorRT", "not installed: runtime tensorrt is refused here (install the tensorrt "
+                                        "wheel, or JetPack's python3-libnvinfer, on a machine with CUDA)"))
+    import torch
+
+    auto = [f"cpu -> {resolve_runtime('auto', torch.device('cpu'))}"]
+    if cuda:
+        auto.append(f"cuda -> {resolve_runtime('auto', torch.device('cuda'))}")
+    checks.append(Check("runtime auto", ", ".join(auto)))
     return checks
 
 

@@ -8,6 +8,13 @@
    it would repeat step 1 exactly.
 3. Refinement 2: adds the tight box of that mask (and its logits when available), multimask,
    best score. An empty result keeps the previous step's mask.
+
+Mode ``full`` (the default, config ``cascade``) runs all three steps for every
+request. Mode ``adaptive`` skips refinement 2 for a tracked request (one with a
+``track_box``) whose refined mask agrees with its track: the tight box of the
+refinement-1 mask has box IoU ≥ ``ADAPTIVE_BOX_IOU`` with the track's box. That
+box is what refinement 2 would prompt with, so where it already matches the track
+the third call mostly repeats the second. Untracked requests always get all three.
 """
 
 from __future__ import annotations
@@ -17,10 +24,14 @@ from dataclasses import dataclass, replace
 import numpy as np
 import torch
 
-from perovss_ros.core.errors import PerovssError
+from perovss_ros.core.errors import InvalidInputError, PerovssError
 from perovss_ros.core.matching import tight_box
 from perovss_ros.core.protocols import MaskDecoder
-from perovss_ros.core.types import DecodeOutput, Features, Guidance, Prompts
+from perovss_ros.core.types import BoxXYXY, DecodeOutput, Features, Guidance, Prompts
+
+CASCADE_MODES = ("full", "adaptive")
+ADAPTIVE_BOX_IOU = 0.85
+"""Box IoU between a refined mask's tight box and its track's box above which adaptive skips refinement 2."""
 
 
 @dataclass
@@ -29,12 +40,15 @@ class CascadeRequest:
 
     ``prompts``: first-decode points/labels (and optional box). ``guidance``: PerSAM guidance.
     ``scale_weights``: PerSAM-F weights ``[3]`` or None; ``positive`` is its ``(x, y)`` point.
+    ``track_box``: set when the concept is tracked: its box in the previous frame (the
+    tracker's box, XYXY pixels, not grown by the search margin); only the adaptive mode reads it.
     """
 
     prompts: Prompts
     guidance: Guidance | None = None
     scale_weights: torch.Tensor | None = None
     positive: tuple[float, float] | None = None
+    track_box: BoxXYXY | None = None
 
 
 @dataclass
@@ -117,10 +131,29 @@ def _first_decode(
     return masks, logits, scores
 
 
+def box_iou(a: BoxXYXY, b: BoxXYXY) -> float:
+    """Intersection over union of two XYXY boxes in pixels (0 when either is empty)."""
+    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = ix * iy
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return float(inter / union) if union > 0 else 0.0
+
+
+def agrees_with_track(mask: np.ndarray, track_box: BoxXYXY | None) -> bool:
+    """Whether an ``H×W`` bool mask's tight box matches ``track_box`` (box IoU ≥ ``ADAPTIVE_BOX_IOU``)."""
+    if track_box is None:
+        return False
+    box = tight_box(mask)
+    return box is not None and box_iou(box, track_box) >= ADAPTIVE_BOX_IOU
+
+
 def run_cascade(
-    decoder: MaskDecoder, features: Features, rgb: np.ndarray, requests: list[CascadeRequest]
+    decoder: MaskDecoder, features: Features, rgb: np.ndarray, requests: list[CascadeRequest], mode: str = "full"
 ) -> CascadeResult:
-    """Run the three cascade steps for K requests, each step one batched decode."""
+    """Run the cascade for K requests, each step one batched decode; ``mode`` ``full`` or ``adaptive``."""
+    if mode not in CASCADE_MODES:
+        raise InvalidInputError(f"cascade mode {mode!r} unknown; use one of: {', '.join(CASCADE_MODES)}")
     if not requests:
         h, w = rgb.shape[:2]
         return CascadeResult(np.zeros((0, h, w), bool), np.zeros(0, np.float32), None)
@@ -138,18 +171,25 @@ def run_cascade(
         ]
         current = decode_best(decoder, features, rgb, refine1)
 
+    rows = [k for k, r in enumerate(requests)
+            if mode == "full" or not agrees_with_track(current.masks[k], r.track_box)]
+    out = CascadeResult(masks=current.masks.copy(), scores=np.array(current.scores, copy=True),
+                        logits=None if current.logits is None else current.logits.clone())
+    if not rows:
+        return out
     refine2 = []
-    for k, r in enumerate(requests):
+    for k in rows:
         box = tight_box(current.masks[k])
-        prompt = points_of(r)
+        prompt = points_of(requests[k])
         mask_in = current.logits[k:k + 1] if current.logits is not None else None
         refine2.append(replace(prompt, box=box if box is not None else prompt.box, mask_logits=mask_in,
                                multimask=True))
     final = decode_best(decoder, features, rgb, refine2)
-    empty = ~final.masks.reshape(len(requests), -1).any(axis=1)
-    if empty.any():
-        final.masks[empty] = current.masks[empty]
-        final.scores[empty] = current.scores[empty]
-        if final.logits is not None and current.logits is not None:
-            final.logits[torch.from_numpy(empty)] = current.logits[torch.from_numpy(empty)]
-    return final
+    for j, k in enumerate(rows):
+        if not final.masks[j].any():
+            continue  # an empty refinement keeps the previous step's mask
+        out.masks[k] = final.masks[j]
+        out.scores[k] = final.scores[j]
+        if out.logits is not None and final.logits is not None:
+            out.logits[k] = final.logits[j].to(out.logits.dtype)
+    return out

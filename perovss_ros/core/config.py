@@ -43,6 +43,7 @@ class PipelineConfig:
     presence: bool = True
     max_image_pixels: int = 4096 * 4096
     max_shots: int = 32
+    cascade: str = "full"  # full | adaptive: skip refinement 2 for tracked concepts that agree with their track
 
     def __post_init__(self) -> None:
         self.validate()
@@ -53,6 +54,7 @@ class PipelineConfig:
         _choice("model", self.model, MODELS)
         _choice("device", self.device, DEVICES)
         _choice("runtime", self.runtime, RUNTIMES)
+        _choice("cascade", self.cascade, ("full", "adaptive"))
         if not isinstance(self.checkpoint, str | os.PathLike):
             raise InvalidInputError(f"config 'checkpoint' must be a path string, got {self.checkpoint!r}")
         self.checkpoint = os.fspath(self.checkpoint)

@@ -25,3 +25,21 @@ def test_scaling_benchmark_reports_all_figures(capsys) -> None:
     assert math.isfinite(results["speedup_vs_reference"]) and math.isfinite(results["time_ratio_kmax_k1"])
     printed = capsys.readouterr().out
     assert "reference per-object loop, K=1" in printed and "time(K=1) / time(K=1)" in printed
+
+
+@pytest.mark.slow
+def test_scaling_benchmark_reports_both_cascade_modes(capsys) -> None:
+    parser = argparse.ArgumentParser()
+    core_scaling.add_arguments(parser)
+    args = parser.parse_args(["--scaling-ks", "2", "--scaling-frames", "2", "--scaling-warmup", "0",
+                              "--scaling-size", "160x120", "--scaling-reference-k", "1",
+                              "--scaling-breakdown-reps", "1", "--scaling-breakdown-threads", "0"])
+    results = core_scaling.run_scaling(args)
+    full, adaptive = results["cascade"][2]["full"], results["cascade"][2]["adaptive"]
+    # The full cascade decodes 3 prompt sets per concept per frame: 2 concepts -> 6.
+    assert full["sets_per_frame"] == 6.0
+    assert 4.0 <= adaptive["sets_per_frame"] <= 6.0  # refinement 2 skipped for at most every concept
+    assert 0.0 <= adaptive["mask_iou_min"] <= adaptive["mask_iou_mean"] <= 1.0
+    assert full["median_ms"] > 0 and adaptive["median_ms"] > 0
+    printed = capsys.readouterr().out
+    assert "cascade adaptive, K=2" in printed and "masks vs full IoU" in printed

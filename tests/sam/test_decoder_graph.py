@@ -10,7 +10,7 @@ import torch
 from perovss_ros.core.errors import CheckpointError
 from perovss_ros.core.sam import build_sam_backend
 from perovss_ros.core.sam.decoder_graph import DecoderGraph, export_decoder_onnx
-from perovss_ros.core.sam.engines import OnnxRuntimeDecoder, TensorRtDecoder
+from perovss_ros.core.sam.engines import OnnxRuntimeDecoder
 from perovss_ros.core.sam.export import check_decoder_onnx
 from perovss_ros.core.sam.graph_names import INPUT_NAMES, OUTPUT_NAMES
 from perovss_ros.core.types import Prompts
@@ -95,16 +95,3 @@ def test_broken_or_foreign_graphs_are_checkpoint_errors(tmp_path) -> None:
     onnx.save(model, str(other))
     with pytest.raises(CheckpointError, match="expected"):
         OnnxRuntimeDecoder(other)
-
-
-def test_tensorrt_engine_where_available(tmp_path) -> None:
-    try:
-        import tensorrt  # noqa: F401
-    except ImportError:
-        with pytest.raises(CheckpointError, match="TensorRT is not installed"):
-            TensorRtDecoder(tmp_path / "decoder.engine")
-        pytest.skip("tensorrt is not importable here (no TensorRT wheels on this machine)")
-    if not torch.cuda.is_available():
-        pytest.skip("TensorRT needs a CUDA device")
-    with pytest.raises(CheckpointError, match="not found"):
-        TensorRtDecoder(tmp_path / "decoder.engine")

@@ -13,6 +13,7 @@ from perovss_ros.core.sam.encoder import SamImageEncoder
 from perovss_ros.core.sam.graph_cache import cached_encoder
 from perovss_ros.core.sam.guided import guided_decoder_from
 from perovss_ros.core.sam.registry import SAM_MODELS, build_sam_model, sam_spec
+from perovss_ros.core.sam.tensorrt_engines import engine_bytes, tensorrt_problem
 from perovss_ros.core.sam.weights import checkpoint_present, load_official_weights
 
 
@@ -34,22 +35,28 @@ def _device(name: str) -> torch.device:
         raise InvalidInputError(f"unknown device {name!r}; use 'cpu' or 'cuda'") from None
 
 
-def resolve_runtime(runtime: str, device: torch.device) -> str:
-    """The runtime that will run: ``auto`` is ``onnxruntime`` on the CPU where it is importable, else ``torch``.
+def _onnxruntime_runs_on(device: torch.device) -> bool:
+    try:
+        from perovss_ros.core.sam.engines import onnxruntime_providers
 
-    Why that order: on a CPU the exported graphs run faster in onnxruntime (the
-    guided decoder 1.5-2× here); on CUDA, torch is what runs here (onnxruntime's
-    CUDA and TensorRT providers, and TensorRT engines, are not wired yet).
+        return onnxruntime_providers(device) is not None
+    except ImportError:
+        return False
+
+
+def resolve_runtime(runtime: str, device: torch.device) -> str:
+    """The runtime that will run: ``auto`` picks the fastest one that can run on ``device`` here.
+
+    On CUDA: ``tensorrt`` where TensorRT is importable, else ``onnxruntime``
+    where it has the CUDA provider, else ``torch`` (fp16 autocast). On the CPU:
+    ``onnxruntime`` where importable (the guided decoder 1.5-2× faster than
+    torch here), else ``torch``.
     """
     if runtime != "auto":
         return runtime
-    if device.type != "cpu":
-        return "torch"
-    try:
-        import onnxruntime  # noqa: F401
-    except ImportError:
-        return "torch"
-    return "onnxruntime"
+    if device.type == "cuda" and tensorrt_problem() is None:
+        return "tensorrt"
+    return "onnxruntime" if _onnxruntime_runs_on(device) else "torch"
 
 
 def sam_model_id(model: str, seed: int) -> str:
@@ -77,11 +84,16 @@ def build_sam_backend(config: object, random_weights: bool = False) -> tuple[Sam
 
     ``config`` is a PipelineConfig (or any object/mapping with ``model``,
     ``checkpoint``, ``device``, ``runtime``, ``seed``). ``runtime`` ``torch`` runs
-    encoder and decoder as PyTorch modules, ``onnxruntime`` as exported graphs:
-    the guided decoder exported in memory (same results to ~1e-6, about 1.5-2×
+    encoder and decoder as PyTorch modules (on CUDA the encoder under fp16
+    autocast), ``onnxruntime`` as exported graphs (CUDA provider on CUDA): the
+    guided decoder exported in memory (same results to ~1e-6, about 1.5-2×
     faster on a CPU) and the image encoder from the on-disk graph cache
     (:mod:`perovss_ros.core.sam.graph_cache`; the first build exports and checks
-    it). ``auto`` picks with :func:`resolve_runtime`. Official models load
+    it). ``tensorrt`` (CUDA) runs fp16 engines of both graphs from the engine
+    cache (:mod:`perovss_ros.core.sam.engine_cache`), built on first use
+    (minutes) unless ``perovss engines build`` made them; refused with
+    InvalidInputError where TensorRT or CUDA is absent. ``auto`` picks with
+    :func:`resolve_runtime`. Official models load
     their verified checkpoint (CheckpointError naming the file and the
     ``perovss models download`` command if missing or corrupt); ``tiny`` uses
     seeded random weights.
@@ -99,10 +111,16 @@ def build_sam_backend(config: object, random_weights: bool = False) -> tuple[Sam
         raise InvalidInputError(
             f"SAM runtime {runtime!r} is not available here; use one of: {', '.join(RUNTIMES)}, auto"
         )
+    if runtime == "tensorrt" and tensorrt_problem() is not None:
+        raise InvalidInputError(f"SAM runtime 'tensorrt' cannot run here: {tensorrt_problem()}; "
+                                f"use one of: torch, onnxruntime, auto")
     device = _device(str(_option(config, "device", "cpu")))
     runtime = resolve_runtime(runtime, device)
-    if runtime == "onnxruntime" and device.type != "cpu":
-        raise InvalidInputError("runtime 'onnxruntime' runs SAM on the CPU here; set device: cpu")
+    if runtime == "onnxruntime" and not _onnxruntime_runs_on(device):
+        raise InvalidInputError(f"runtime 'onnxruntime' has no provider for device {device.type!r} here "
+                                "(install onnxruntime-gpu for CUDA); set device: cpu or runtime: torch")
+    if runtime == "tensorrt" and device.type != "cuda":
+        raise InvalidInputError("runtime 'tensorrt' runs on a CUDA device; set device: cuda")
     spec = sam_spec(model)
     sam = build_sam_model(model, seed)
     sam.mask_decoder = guided_decoder_from(sam.mask_decoder)
@@ -113,5 +131,33 @@ def build_sam_backend(config: object, random_weights: bool = False) -> tuple[Sam
     for param in sam.parameters():
         param.requires_grad_(False)
     model_id = f"sam-{model}-random-seed{seed}" if random_weights and spec.checkpoint else sam_model_id(model, seed)
-    graph = cached_encoder(sam, model_id) if runtime == "onnxruntime" else None
-    return SamImageEncoder(sam, model_id, graph), SamMaskDecoder(sam, runtime=runtime)
+    if runtime == "tensorrt":
+        encoder_graph, decoder_graph = tensorrt_runners(sam, model, model_id, _TENSORRT_PRECISION)
+        return (SamImageEncoder(sam, model_id, encoder_graph),
+                SamMaskDecoder(sam, runtime=runtime, graph=decoder_graph))
+    graph = None
+    if runtime == "onnxruntime":
+        from perovss_ros.core.sam.engines import onnxruntime_providers
+
+        graph = cached_encoder(sam, model_id, providers=onnxruntime_providers(device))
+    return (SamImageEncoder(sam, model_id, graph, half=device.type == "cuda"),
+            SamMaskDecoder(sam, runtime=runtime))
+
+
+_TENSORRT_PRECISION = "fp16"
+"""Engines the backend runs: fp16, the precision the robot figures are for (``perovss engines build`` default)."""
+
+
+def tensorrt_runners(sam, model: str, model_id: str, precision: str = "fp16", directory: str | None = None,
+                     max_sets: int = 8, max_points: int = 8):
+    """(``TensorRtEncoder``, ``TensorRtDecoder``) of ``sam``: engines from the cache, built where missing.
+
+    CheckpointError naming ``perovss engines build`` for a foreign or corrupt engine.
+    """
+    from perovss_ros.core.sam.tensorrt_runtime import TensorRtDecoder, TensorRtEncoder
+
+    runners = []
+    for part, runner in (("encoder", TensorRtEncoder), ("decoder", TensorRtDecoder)):
+        engine, key = engine_bytes(sam, model, model_id, part, precision, directory, max_sets, max_points)
+        runners.append(runner(engine, key.file_name(), key.rebuild_command()))
+    return runners[0], runners[1]

@@ -8,13 +8,15 @@ batched decode gives the same masks as decoding each set alone.
 
 Runtime ``torch`` runs segment_anything's modules (with PerSAM guidance by
 subclassing); ``onnxruntime`` runs the same decoder exported in memory as one
-guided graph (:mod:`perovss_ros.core.sam.decoder_graph`), equal to ~1e-6.
+guided graph (:mod:`perovss_ros.core.sam.decoder_graph`), equal to ~1e-6;
+``tensorrt`` runs that graph as an engine (``TensorRtDecoder``, given by the backend).
 """
 
 from __future__ import annotations
 
 import io
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 import torch
@@ -25,12 +27,12 @@ from torch import Tensor
 from perovss_ros.core.errors import InvalidInputError
 from perovss_ros.core.sam.decoder_graph import export_decoder_onnx
 from perovss_ros.core.sam.encoder import EMBEDDING_KEY, INPUT_HW_KEY
-from perovss_ros.core.sam.engines import OnnxRuntimeDecoder
+from perovss_ros.core.sam.engines import OnnxRuntimeDecoder, onnxruntime_providers
 from perovss_ros.core.sam.guided import GuidedMaskDecoder
 from perovss_ros.core.types import DecodeOutput, Features, Guidance, Prompts
 
-RUNTIMES = ("torch", "onnxruntime")
-"""Where the decoder runs: PyTorch modules, or the exported guided graph in ONNX Runtime (CPU)."""
+RUNTIMES = ("torch", "onnxruntime", "tensorrt")
+"""Where the decoder runs: PyTorch modules, the exported guided graph in ONNX Runtime, or its TensorRT engine."""
 
 
 def _as_float_tensor(value: object, what: str, device: torch.device) -> Tensor:
@@ -79,24 +81,41 @@ class _PromptInputs:
                 np.concatenate(labels).astype(np.float32).reshape(-1))
 
 
+class DecoderGraphRunner(Protocol):
+    """An exported guided-decoder runner (``OnnxRuntimeDecoder``, ``TensorRtDecoder``)."""
+
+    def run_tensors(self, feed: dict[str, Tensor]) -> dict[str, Tensor]:
+        """Tensors named by ``graph_names.input_names(True)`` → ``iou_predictions``, ``low_res_masks``."""
+
+
 class SamMaskDecoder:
     """Decodes K prompt sets against one image's SAM embedding in batched decoder calls."""
 
     supports_guidance = True
 
-    def __init__(self, sam: Sam, runtime: str = "torch", threads: int = 0) -> None:
+    def __init__(self, sam: Sam, runtime: str = "torch", threads: int = 0, graph: DecoderGraphRunner | None = None
+                 ) -> None:
+        """``graph``: the engine for runtime ``tensorrt`` (required there; ignored otherwise)."""
         if not isinstance(sam.mask_decoder, GuidedMaskDecoder):
             raise TypeError("SamMaskDecoder needs a Sam whose mask_decoder is a GuidedMaskDecoder")
         if runtime not in RUNTIMES:
             raise InvalidInputError(f"decoder runtime {runtime!r} unknown; use one of: {', '.join(RUNTIMES)}")
         self.sam = sam
         self.runtime = runtime
-        self._graph: OnnxRuntimeDecoder | None = None
+        self._graph: DecoderGraphRunner | None = None
         if runtime == "onnxruntime":
+            providers = onnxruntime_providers(sam.device)
+            if providers is None:
+                raise InvalidInputError(f"onnxruntime has no provider for device {sam.device.type!r} here; "
+                                        "install onnxruntime-gpu or set device: cpu")
             # Exported in memory from these very weights (a second or two), so it can never be stale.
             buffer = io.BytesIO()
             export_decoder_onnx(sam, buffer, guided=True)
-            self._graph = OnnxRuntimeDecoder(buffer.getvalue(), guided=True, threads=threads)
+            self._graph = OnnxRuntimeDecoder(buffer.getvalue(), providers=providers, guided=True, threads=threads)
+        elif runtime == "tensorrt":
+            if graph is None:
+                raise InvalidInputError("runtime 'tensorrt' needs the decoder engine (build_sam_backend loads it)")
+            self._graph = graph
         self.img_size = int(sam.image_encoder.img_size)
         self.transform = ResizeLongestSide(self.img_size)
         self.grid_hw = tuple(int(v) for v in sam.prompt_encoder.image_embedding_size)
@@ -289,34 +308,33 @@ class SamMaskDecoder:
 
     def _run_graph(self, embedding: Tensor, inputs: list[_PromptInputs], multimask: bool, bias: Tensor | None,
                    bias_on: Tensor | None, target: Tensor | None) -> tuple[Tensor, Tensor]:
-        """One ONNX Runtime call for prompt sets of equal token count → (logits ``G×M×4h×4w``, IoU ``G×M``)."""
+        """One graph call for prompt sets of equal token count → (logits ``G×M×4h×4w``, IoU ``G×M``)."""
         count = len(inputs)
+        device = self.device
         points = [item.graph_points() for item in inputs]
-        masks = np.zeros((count, 1, *self.mask_input_hw), np.float32)
-        has_mask = np.zeros(count, np.float32)
+        masks = torch.zeros(count, 1, *self.mask_input_hw, device=device)
+        has_mask = torch.zeros(count, device=device)
         for j, item in enumerate(inputs):
             if item.mask is not None:
-                masks[j] = item.mask[0].cpu().numpy()
+                masks[j] = item.mask[0]
                 has_mask[j] = 1.0
         grid_cells = self.grid_hw[0] * self.grid_hw[1]
         if bias is None:
-            bias_on_array = np.zeros(count, np.float32)
+            bias_on_rows = torch.zeros(count, device=device)
         else:
-            bias_on_array = np.ones(count, np.float32) if bias_on is None else bias_on.cpu().numpy().astype(np.float32)
-        out = self._graph.run({
-            "image_embeddings": embedding.cpu().numpy(),
-            "point_coords": np.stack([c for c, _ in points]),
-            "point_labels": np.stack([lab for _, lab in points]),
+            bias_on_rows = torch.ones(count, device=device) if bias_on is None else bias_on.float()
+        out = self._graph.run_tensors({
+            "image_embeddings": embedding.float(),
+            "point_coords": torch.from_numpy(np.stack([c for c, _ in points])).to(device),
+            "point_labels": torch.from_numpy(np.stack([lab for _, lab in points])).to(device),
             "mask_input": masks,
             "has_mask_input": has_mask,
-            "attention_bias": np.zeros((count, grid_cells), np.float32) if bias is None else bias.cpu().numpy(),
-            "bias_on": bias_on_array,
-            "target_embedding": (np.zeros((count, self.embed_dim), np.float32) if target is None
-                                 else target.cpu().numpy()),
+            "attention_bias": torch.zeros(count, grid_cells, device=device) if bias is None else bias,
+            "bias_on": bias_on_rows,
+            "target_embedding": torch.zeros(count, self.embed_dim, device=device) if target is None else target,
         })
         pick = slice(1, None) if multimask else slice(0, 1)
-        return (torch.from_numpy(out["low_res_masks"][:, pick]).to(self.device),
-                torch.from_numpy(out["iou_predictions"][:, pick]).to(self.device))
+        return out["low_res_masks"][:, pick].to(device), out["iou_predictions"][:, pick].to(device)
 
     def upscale(self, logits: Tensor, features: Features) -> np.ndarray:
         """Low-res logits ``K×M×h'×w'`` → ``K×M×H×W`` bool masks at image size (SAM's postprocessing)."""

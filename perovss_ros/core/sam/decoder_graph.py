@@ -86,6 +86,7 @@ def export_decoder_onnx(sam: Sam, path: str | os.PathLike | io.BytesIO, opset: i
                         guided: bool = False) -> str | os.PathLike | io.BytesIO:
     """Export the decoder graph of ``sam`` to ONNX at ``path`` or into a buffer (dynamic sets and points)."""
     graph = DecoderGraph(sam).eval()
+    inputs = tuple(t.to(sam.device) for t in example_inputs(sam, guided=guided))
     # The tracer warns about the Python shape check in predict_masks_guided (shapes agree by
     # construction), and the TorchScript exporter about itself: the dynamo exporter needs onnxscript,
     # which this environment does not have.
@@ -93,7 +94,7 @@ def export_decoder_onnx(sam: Sam, path: str | os.PathLike | io.BytesIO, opset: i
         warnings.simplefilter("ignore", category=torch.jit.TracerWarning)
         warnings.simplefilter("ignore", category=DeprecationWarning)
         torch.onnx.export(
-            graph, example_inputs(sam, guided=guided), path if isinstance(path, io.BytesIO) else str(path),
+            graph, inputs, path if isinstance(path, io.BytesIO) else str(path),
             input_names=list(input_names(guided)),
             output_names=list(OUTPUT_NAMES), opset_version=opset,
             dynamic_axes={k: v for k, v in DYNAMIC_AXES.items() if k in input_names(guided) + OUTPUT_NAMES},

@@ -40,7 +40,7 @@ def export_encoder_onnx(sam: Sam, path: str | os.PathLike | io.BytesIO, opset: i
         warnings.simplefilter("ignore", category=torch.jit.TracerWarning)
         warnings.simplefilter("ignore", category=DeprecationWarning)
         torch.onnx.export(
-            encoder, (encoder_example_input(sam),), path if isinstance(path, io.BytesIO) else str(path),
+            encoder, (encoder_example_input(sam).to(sam.device),), path if isinstance(path, io.BytesIO) else str(path),
             input_names=[ENCODER_INPUT], output_names=[ENCODER_OUTPUT], opset_version=opset,
             dynamo=False, do_constant_folding=True,
         )
@@ -53,7 +53,7 @@ def encoder_graph_error(sam: Sam, source: str | os.PathLike | bytes) -> float:
 
     image = encoder_example_input(sam, seed=1)  # not the tracing input
     with torch.inference_mode():
-        want = sam.image_encoder.eval()(image).numpy()
+        want = sam.image_encoder.eval()(image.to(sam.device)).cpu().numpy()
     got = OnnxRuntimeEncoder(source).run(image.numpy())
     if got.shape != want.shape:
         return float("inf")

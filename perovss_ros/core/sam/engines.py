@@ -1,9 +1,10 @@
-"""Runtimes for the exported SAM graphs (ONNX Runtime for encoder and decoder, TensorRT), bound by name.
+"""ONNX Runtime for the exported SAM graphs (encoder and decoder), bound by name.
 
 All take and return the tensors named in :mod:`perovss_ros.core.sam.graph_names`.
 A file that is missing, corrupt, or built with other tensor names is a
-CheckpointError saying how to rebuild it. TensorRT is optional: where it is not
-importable, :class:`TensorRtDecoder` raises CheckpointError on construction.
+CheckpointError saying how to rebuild it. TensorRT engines run in
+:mod:`perovss_ros.core.sam.tensorrt_runtime` with the same names and methods
+(``run_tensor`` for encoders, ``run_tensors`` for decoders).
 """
 
 from __future__ import annotations
@@ -15,9 +16,21 @@ import numpy as np
 import torch
 
 from perovss_ros.core.errors import CheckpointError
-from perovss_ros.core.sam.graph_names import ENCODER_INPUT, ENCODER_OUTPUT, INPUT_NAMES, OUTPUT_NAMES, input_names
+from perovss_ros.core.sam.graph_names import ENCODER_INPUT, ENCODER_OUTPUT, OUTPUT_NAMES, input_names
 
 REBUILD_HINT = "re-export it with `perovss export`"
+CUDA_PROVIDER = "CUDAExecutionProvider"
+CPU_PROVIDER = "CPUExecutionProvider"
+
+
+def onnxruntime_providers(device: torch.device) -> list[str] | None:
+    """Execution providers for ``device``: CUDA then CPU on a CUDA device where onnxruntime has the
+    CUDA provider, the CPU on a CPU; None when onnxruntime cannot run on ``device`` here."""
+    import onnxruntime
+
+    if device.type == "cpu":
+        return [CPU_PROVIDER]
+    return [CUDA_PROVIDER, CPU_PROVIDER] if CUDA_PROVIDER in onnxruntime.get_available_providers() else None
 
 
 def _check_names(what: str, source: object, inputs: list[str], outputs: list[str], expected_inputs: tuple[str, ...],
@@ -75,9 +88,16 @@ class OnnxRuntimeDecoder:
         feed = {name: np.ascontiguousarray(inputs[name], dtype=np.float32) for name in self.input_names}
         return dict(zip(OUTPUT_NAMES, self.session.run(list(OUTPUT_NAMES), feed), strict=True))
 
+    def run_tensors(self, feed: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """``run`` on named tensors (any device) → named CPU float32 tensors."""
+        out = self.run({name: feed[name].detach().float().cpu().numpy() for name in self.input_names})
+        return {name: torch.from_numpy(value) for name, value in out.items()}
+
 
 class OnnxRuntimeEncoder:
     """An exported image encoder in ONNX Runtime: ``1×3×S×S`` preprocessed image → ``1×256×S/16×S/16``."""
+
+    runtime = "onnxruntime"
 
     def __init__(self, source: str | os.PathLike | bytes, providers: list[str] | None = None,
                  threads: int = 0) -> None:
@@ -90,51 +110,6 @@ class OnnxRuntimeEncoder:
         (out,) = self.session.run([ENCODER_OUTPUT], {ENCODER_INPUT: np.ascontiguousarray(image, dtype=np.float32)})
         return out
 
-
-class TensorRtDecoder:
-    """A TensorRT engine built from the exported graph (``trtexec --onnx=... --saveEngine=...``).
-
-    Shapes are set per call from the inputs, tensors are bound by name, and the
-    engine runs on the current CUDA stream. Engines are specific to the GPU and
-    TensorRT version that built them; a mismatch fails to deserialize and is
-    reported as CheckpointError.
-    """
-
-    def __init__(self, path: str | os.PathLike) -> None:
-        try:
-            import tensorrt as trt
-        except ImportError:
-            raise CheckpointError("TensorRT is not installed here; use runtime 'torch' or 'onnxruntime'") from None
-        if not torch.cuda.is_available():
-            raise CheckpointError("TensorRT needs a CUDA device; none is available")
-        self.path = Path(path)
-        if not self.path.is_file():
-            raise CheckpointError(f"TensorRT engine {self.path} not found; build it with trtexec from the ONNX graph")
-        self._trt = trt
-        runtime = trt.Runtime(trt.Logger(trt.Logger.WARNING))
-        self.engine = runtime.deserialize_cuda_engine(self.path.read_bytes())
-        if self.engine is None:
-            raise CheckpointError(
-                f"TensorRT engine {self.path} cannot be loaded (built for another GPU or TensorRT "
-                f"{trt.__version__}?); rebuild it with trtexec from the ONNX graph"
-            )
-        names = [self.engine.get_tensor_name(i) for i in range(self.engine.num_io_tensors)]
-        is_input = {n: self.engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT for n in names}
-        _check_names("decoder", self.path, [n for n in names if is_input[n]], [n for n in names if not is_input[n]],
-                     INPUT_NAMES, OUTPUT_NAMES)
-        self.context = self.engine.create_execution_context()
-
-    def run(self, inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """Named CUDA float32 tensors in → named CUDA tensors out (valid after the current stream syncs)."""
-        bound = {name: inputs[name].to("cuda", torch.float32).contiguous() for name in INPUT_NAMES}
-        for name, tensor in bound.items():
-            self.context.set_input_shape(name, tuple(tensor.shape))
-            self.context.set_tensor_address(name, tensor.data_ptr())
-        outputs = {}
-        for name in OUTPUT_NAMES:
-            outputs[name] = torch.empty(tuple(self.context.get_tensor_shape(name)), dtype=torch.float32,
-                                        device="cuda")
-            self.context.set_tensor_address(name, outputs[name].data_ptr())
-        if not self.context.execute_async_v3(torch.cuda.current_stream().cuda_stream):
-            raise CheckpointError(f"TensorRT engine {self.path} failed to run")
-        return outputs
+    def run_tensor(self, image: torch.Tensor) -> torch.Tensor:
+        """``run`` on a ``1×3×S×S`` tensor (any device) → the embedding as a CPU float32 tensor."""
+        return torch.from_numpy(self.run(image.detach().float().cpu().numpy()))

@@ -21,7 +21,8 @@ from perovss_ros.core.errors import CheckpointError, InvalidInputError
 from perovss_ros.core.sam.backend import build_sam_backend
 from perovss_ros.core.sam.decoder_graph import DecoderGraph, example_inputs, export_decoder_onnx
 from perovss_ros.core.sam.encoder_graph import encoder_graph_error, export_encoder_onnx
-from perovss_ros.core.sam.graph_names import ENCODER_INPUT, OUTPUT_NAMES, input_names
+from perovss_ros.core.sam.graph_names import OUTPUT_NAMES, input_names
+from perovss_ros.core.sam.shape_profiles import decoder_profile, encoder_profile
 
 PARTS = ("encoder", "decoder")
 """What ``export_model`` can write: the image encoder graph and the guided decoder graph."""
@@ -77,29 +78,16 @@ def check_decoder_onnx(sam: Sam, path: str | os.PathLike, num_sets: int = 3, num
 
 def encoder_trtexec_shapes(sam: Sam) -> str:
     """``trtexec`` min/opt/max shape flags of the encoder graph (one fixed shape)."""
-    size = int(sam.image_encoder.img_size)
-    shape = f"{ENCODER_INPUT}:1x3x{size}x{size}"
-    return f"--minShapes={shape} --optShapes={shape} --maxShapes={shape}"
+    return encoder_profile(int(sam.image_encoder.img_size)).trtexec_flags()
 
 
 def decoder_trtexec_shapes(sam: Sam, max_sets: int = 8, max_points: int = 8, guided: bool = False) -> str:
-    """``trtexec`` min/opt/max shape flags of the decoder graph: 1 set of 1 point up to the given maxima."""
-    if max_sets < 1 or max_points < 1:
-        raise InvalidInputError(f"max_sets and max_points must be >= 1, got {max_sets} and {max_points}")
-    grid_h, grid_w = sam.prompt_encoder.image_embedding_size
-    dim = sam.prompt_encoder.embed_dim
+    """``trtexec`` min/opt/max shape flags of the decoder graph: 1 set of 1 point up to the given maxima.
 
-    def shapes(sets: int, points: int) -> str:
-        parts = [f"image_embeddings:1x{dim}x{grid_h}x{grid_w}", f"point_coords:{sets}x{points}x2",
-                 f"point_labels:{sets}x{points}", f"mask_input:{sets}x1x{4 * grid_h}x{4 * grid_w}",
-                 f"has_mask_input:{sets}"]
-        if guided:
-            parts += [f"attention_bias:{sets}x{grid_h * grid_w}", f"bias_on:{sets}", f"target_embedding:{sets}x{dim}"]
-        return ",".join(parts)
-
-    opt_sets, opt_points = max(1, max_sets // 2), min(4, max_points)
-    return (f"--minShapes={shapes(1, 1)} --optShapes={shapes(opt_sets, opt_points)} "
-            f"--maxShapes={shapes(max_sets, max_points)}")
+    The same profile ``perovss engines build`` builds with (:mod:`perovss_ros.core.sam.shape_profiles`).
+    """
+    return decoder_profile(tuple(sam.prompt_encoder.image_embedding_size), int(sam.prompt_encoder.embed_dim),
+                           max_sets, max_points, guided).trtexec_flags()
 
 
 def export_model(model: str, output_dir: str | os.PathLike, checkpoint: str = "", seed: int = 0,

@@ -84,8 +84,10 @@ def _store(path: Path, graph: bytes) -> bool:
 
 
 def cached_encoder(sam: Sam, model_id: str, directory: str | os.PathLike | None = None, opset: int = 17,
-                   threads: int = 0) -> OnnxRuntimeEncoder:
+                   threads: int = 0, providers: list[str] | None = None) -> OnnxRuntimeEncoder:
     """The onnxruntime encoder of ``sam`` (id ``model_id``), from the cache or exported, checked and cached.
+
+    ``providers``: onnxruntime execution providers (default the CPU).
 
     Raises CheckpointError if a fresh export differs from PyTorch by more than
     ``CHECK_ATOL``, InvalidInputError for an encoder too large for one graph (vit_h).
@@ -104,9 +106,9 @@ def cached_encoder(sam: Sam, model_id: str, directory: str | os.PathLike | None 
     path = (Path(directory).expanduser() if directory else default_graph_dir()) / name
     if path.is_file():
         try:
-            return OnnxRuntimeEncoder(path, threads=threads)
+            return OnnxRuntimeEncoder(path, providers=providers, threads=threads)
         except CheckpointError as exc:
             log.warning("cached encoder graph %s is unusable (%s); exporting it again", path, exc)
             path.unlink(missing_ok=True)
     graph = _export_checked(sam, opset)
-    return OnnxRuntimeEncoder(path if _store(path, graph) else graph, threads=threads)
+    return OnnxRuntimeEncoder(path if _store(path, graph) else graph, providers=providers, threads=threads)
