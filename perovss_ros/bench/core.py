@@ -58,6 +58,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--backend", default="classic", help="backend of the quality/memory parts")
     parser.add_argument("--model", default="tiny", help="SAM model when --backend sam")
     parser.add_argument("--memory-frames", type=int, default=200, help="frames of the memory part")
+    parser.add_argument("--no-identity", dest="identity", action="store_false",
+                        help="match with PerSAM's cosine map alone (the baseline before identity)")
     scaling = _scaling_module()
     if scaling is not None:
         scaling.add_arguments(parser)
@@ -71,7 +73,8 @@ def _size(text: str) -> tuple[int, int]:
 def _pipeline(args: argparse.Namespace):
     from perovss_ros.core import build_pipeline
 
-    return build_pipeline({"backend": args.backend, "model": args.model, "concept_store": ""})
+    return build_pipeline({"backend": args.backend, "model": args.model, "concept_store": "",
+                           "identity": getattr(args, "identity", True)})
 
 
 @dataclass

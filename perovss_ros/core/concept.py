@@ -9,6 +9,7 @@ import numpy as np
 import torch
 
 from perovss_ros.core.errors import InvalidInputError
+from perovss_ros.core.identity import IdentityModel
 from perovss_ros.core.types import ConceptInfo
 
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
@@ -42,6 +43,8 @@ class Concept:
     ``targets``: ``S×C`` L2-normalised per-shot target vectors used for matching.
     ``embedding``: ``C`` un-normalised mean target feature (semantic prompting).
     ``scale_weights``: PerSAM-F weights ``[3]`` or None.
+    ``identity``: what tells the concept from look-alikes (``core/identity.py``), or None when the
+    pipeline runs without it.
     """
 
     name: str
@@ -55,6 +58,7 @@ class Concept:
     presence_threshold: float
     scale_weights: torch.Tensor | None = None
     calibration: dict[str, float] = field(default_factory=dict)
+    identity: IdentityModel | None = None
 
     @property
     def presence_k(self) -> int:
@@ -76,6 +80,7 @@ class Concept:
             fine_tuned=self.scale_weights is not None,
             model=self.model_id,
             created=self.created,
-            presence_threshold=float(self.presence_threshold),
+            presence_threshold=float(self.identity.threshold if self.identity is not None
+                                     else self.presence_threshold),
             instance_id=self.instance_id,
         )

@@ -28,7 +28,9 @@ class PipelineConfig:
 
     ``concept_store`` ``""``/None (the default) keeps concepts in memory only and writes nothing
     to disk; a directory (e.g. ``PERSISTENT_CONCEPT_STORE``, the node's default) persists them.
-    ``presence`` False decodes every concept in every frame (no presence gate).
+    ``presence`` False decodes every concept in every frame (no presence gate). ``identity``
+    True (default) tells a concept from its look-alikes (per-concept head, candidate regions,
+    outline check: ``core/decide.py``); False matches with PerSAM's cosine map alone.
     ``max_image_pixels`` bounds H*W of any input image; ``max_shots`` bounds the reference
     shots per concept.
     """
@@ -41,6 +43,7 @@ class PipelineConfig:
     concept_store: str | None = None
     seed: int = 0
     presence: bool = True
+    identity: bool = True
     max_image_pixels: int = 4096 * 4096
     max_shots: int = 32
     cascade: str = "full"  # full | adaptive: skip refinement 2 for tracked concepts that agree with their track
@@ -70,8 +73,9 @@ class PipelineConfig:
                 raise InvalidInputError(f"config '{key}' must be an integer, got {value!r}")
         if self.max_image_pixels < 1 or self.max_shots < 1:
             raise InvalidInputError("config 'max_image_pixels' and 'max_shots' must be >= 1")
-        if not isinstance(self.presence, bool):
-            raise InvalidInputError(f"config 'presence' must be true or false, got {self.presence!r}")
+        for key in ("presence", "identity"):
+            if not isinstance(getattr(self, key), bool):
+                raise InvalidInputError(f"config '{key}' must be true or false, got {getattr(self, key)!r}")
 
     @classmethod
     def keys(cls) -> tuple[str, ...]:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from perovss_ros.core import matching, presence
+from perovss_ros.core import decide, matching, presence
 from perovss_ros.core.cascade import CascadeRequest, decoder_has_logits, run_cascade
 from perovss_ros.core.concept import Concept, Shot, validate_name
 from perovss_ros.core.config import PipelineConfig
@@ -228,6 +228,9 @@ class Pipeline:
                 except PerovssError as exc:
                     warnings.append(f"skipped concept {name!r} made with {item.model_id}: {exc}")
                     continue
+            if self.config.identity and item.identity is None:
+                # The identity model is not stored: it is fitted again from the shots (deterministic).
+                item = self._rederive(item)
             loaded[name] = item
         for message in warnings:
             log.warning(message)
@@ -285,7 +288,7 @@ class Pipeline:
     ) -> Concept:
         """Build a concept (targets, calibration, PerSAM-F weights) from shots and their features."""
         coverage = [matching.mask_to_grid(s.mask, f) for s, f in zip(shots, features, strict=True)]
-        local = []
+        local, object_cells = [], []
         for i, (cov, f) in enumerate(zip(coverage, features, strict=True)):
             cells = cov >= CELL_COVERAGE
             if not bool(cells.any()):
@@ -293,6 +296,7 @@ class Pipeline:
             if not bool(cells.any()):
                 raise InvalidInputError(f"mask of shot {i} of {name!r} vanishes on the feature grid")
             local.append(matching.local_features(f.grid, cells))
+            object_cells.append(cells)
         vectors = [matching.target_vectors(x) for x in local]
         # PerSAM matches with the mean; PerSAM-F with (max + mean) / 2, as the reference code does.
         targets = torch.stack([v.max_mean if fine_tune else v.mean for v in vectors])
@@ -314,6 +318,10 @@ class Pipeline:
             local=local, targets=targets, embedding=embedding, presence_threshold=cal.threshold,
             calibration={"fg_low": cal.fg_low, "bg_high": cal.bg_high},
         )
+        if self.config.identity:
+            concept.identity = decide.fit_identity(
+                self.decoder, [s.image for s in shots], [s.mask for s in shots], features, object_cells,
+                embedding, top_k, encode=self.encoder.encode)
         if fine_tune:
             concept.scale_weights = self._fit_scale_weights(concept, shots[0], features[0])
         return concept
@@ -397,6 +405,8 @@ class Pipeline:
         k = len(concepts)
         if k == 0:
             return _Found([], [], [])
+        if self.config.identity and all(c.identity is not None for c in concepts):
+            return self._segment_identity(features, rgb, concepts, tracks, gate, timings)
         tick = time.perf_counter()
         targets = torch.cat([c.targets for c in concepts])
         shot_maps = matching.confidence_grid(targets, features.grid)
@@ -446,6 +456,27 @@ class Pipeline:
             if mask.any():
                 result.masks[i] = mask
                 result.decode_scores[i] = float(decoded.scores[row])
+        timings["resolve"] = time.perf_counter() - tick
+        return result
+
+
+    def _segment_identity(self, features: Features, rgb: np.ndarray, concepts: list[Concept],
+                          tracks: dict[str, tuple[BoxXYXY, tuple[float, float]] | None], gate: bool,
+                          timings: dict[str, float]) -> _Found:
+        """``_segment`` with candidates, identity and the outline check (``core/decide.py``)."""
+        decision = decide.segment_frame(self.decoder, features, rgb, concepts, tracks, gate, timings)
+        result = _Found([None] * len(concepts), decision.presence, [0.0] * len(concepts))
+        rows = [i for i, m in enumerate(decision.masks) if m is not None]
+        if not rows:
+            return result
+        tick = time.perf_counter()
+        owner = resolve_instances(np.stack([decision.masks[i] for i in rows]),
+                                  decision.image_maps[rows].numpy())
+        for row, i in enumerate(rows):
+            mask = owner == row
+            if mask.any():
+                result.masks[i] = mask
+                result.decode_scores[i] = decision.decode_scores[i]
         timings["resolve"] = time.perf_counter() - tick
         return result
 

@@ -1,8 +1,10 @@
 """Following concepts frame to frame (PerSAM's video variant: last box, expanded, and its centre).
 
-A concept seen in the previous frame is prompted with that frame's mask box expanded by
-``margin_px`` (``BASE_MARGIN`` pixels at 640 px, scaled with the image's longest side) and the
-box centre as an extra positive point. A concept not seen is searched globally again.
+A concept seen in the previous frame is prompted with that frame's mask box, moved by the box
+centre's last displacement (constant-velocity prediction, when it was seen in the frame before
+too), expanded by ``margin_px`` (``BASE_MARGIN`` pixels at 640 px, scaled with the image's
+longest side), and the box centre as an extra positive point. A concept not seen is searched
+globally again.
 """
 
 from __future__ import annotations
@@ -20,10 +22,19 @@ BASE_SIDE = 640.0
 
 @dataclass
 class Track:
-    """Last known box of a concept (XYXY pixels) and the frame size it was seen in."""
+    """Last known box of a concept (XYXY pixels), the frame size it was seen in, and its last motion.
+
+    ``velocity``: ``(dx, dy)`` pixels per frame of the box centre between the last two sightings.
+    """
 
     box: BoxXYXY
     image_hw: tuple[int, int]
+    velocity: tuple[float, float] = (0.0, 0.0)
+
+    def predicted_box(self) -> BoxXYXY:
+        """The box moved by one frame of its last motion."""
+        dx, dy = self.velocity
+        return self.box[0] + dx, self.box[1] + dy, self.box[2] + dx, self.box[3] + dy
 
 
 def margin_px(image_hw: tuple[int, int]) -> float:
@@ -51,19 +62,26 @@ class Tracker:
         self._tracks: dict[str, Track] = {}
 
     def prompt(self, name: str, image_hw: tuple[int, int]) -> tuple[BoxXYXY, tuple[float, float]] | None:
-        """(expanded box, centre point) of a concept seen last frame in a same-size image, or None."""
+        """(expanded predicted box, its centre) of a concept seen last frame in a same-size image, or None."""
         track = self._tracks.get(name)
         if track is None or track.image_hw != tuple(image_hw):
             return None
-        return expand_box(track.box, image_hw), box_centre(track.box)
+        box = track.predicted_box()
+        return expand_box(box, image_hw), box_centre(box)
 
     def update(self, name: str, mask: np.ndarray | None) -> None:
         """Record this frame's ``H×W bool`` mask of ``name`` (None or empty: lost)."""
         box = tight_box(mask) if mask is not None else None
         if box is None:
             self._tracks.pop(name, None)
-        else:
-            self._tracks[name] = Track(box=box, image_hw=(int(mask.shape[0]), int(mask.shape[1])))
+            return
+        image_hw = (int(mask.shape[0]), int(mask.shape[1]))
+        old = self._tracks.get(name)
+        velocity = (0.0, 0.0)
+        if old is not None and old.image_hw == image_hw:
+            (ox, oy), (nx, ny) = box_centre(old.box), box_centre(box)
+            velocity = (nx - ox, ny - oy)
+        self._tracks[name] = Track(box=box, image_hw=image_hw, velocity=velocity)
 
     def seed(self, name: str, box: BoxXYXY, image_hw: tuple[int, int]) -> None:
         """Start following ``name`` from a known box (e.g. the teacher's box on the first frame)."""

@@ -52,6 +52,9 @@ class Prompts:
     ``points`` is ``N×2`` float32 ``(x, y)``, ``labels`` is ``N`` int
     (1 positive, 0 negative). ``box`` is XYXY or None. ``mask_logits`` is the
     backend's low-resolution logits from a previous decode (``1×h'×w'``) or None.
+    ``region`` is ``h×w bool`` on the feature grid: the cells the object may occupy
+    (negative evidence: a touching look-alike lies outside it), or None. Decoders that
+    grow masks on the grid (classic) stay inside it; others rely on the negative points.
     """
 
     points: np.ndarray
@@ -59,6 +62,7 @@ class Prompts:
     box: BoxXYXY | None = None
     mask_logits: torch.Tensor | None = None
     multimask: bool = False
+    region: np.ndarray | None = None
 
 
 @dataclass

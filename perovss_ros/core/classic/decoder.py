@@ -20,6 +20,7 @@ from perovss_ros.core.matching import tight_box
 from perovss_ros.core.types import BoxXYXY, DecodeOutput, Features, Guidance, Prompts
 
 GROW_GRID_KEY = "classic_grow_grid"
+GRABCUT_SEED = 12345
 
 
 class GrabCutDecoder:
@@ -89,10 +90,15 @@ class GrabCutDecoder:
             # The first positive point is the strongest evidence; the region grown from it bounds the
             # mask (a wrong extra point or a stale box cannot drag GrabCut over the background).
             region = self.grow_region(features, positives[:1])
+            if prompt.region is not None:
+                region &= np.asarray(prompt.region, bool) | _point_cell(positives[0], features)
             if box is not None:
                 region &= _box_cells(box, features, grow=2) | _point_cell(positives[0], features)
-            allowed = _region_to_image(cv2.dilate(region.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0,
-                                       features, img_h, img_w)
+            allowed = cv2.dilate(region.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
+            if prompt.region is not None:
+                # The caller's region is a hard bound (negative evidence lies outside it).
+                allowed &= np.asarray(prompt.region, bool)
+            allowed = _region_to_image(allowed, features, img_h, img_w)
             fg_hint = _region_to_image(region, features, img_h, img_w)
         elif box is not None:
             allowed = np.zeros((img_h, img_w), bool)
@@ -134,6 +140,9 @@ class GrabCutDecoder:
         out = seed_fg
         if seed_fg.any() and has_bg:
             bgd_model, fgd_model = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
+            # GrabCut draws its initial clusters from OpenCV's global RNG: seed it per call so the same
+            # frame and prompts give the same mask whatever ran before.
+            cv2.setRNGSeed(GRABCUT_SEED)
             try:
                 cv2.grabCut(bgr, gc, None, bgd_model, fgd_model, self.iterations, cv2.GC_INIT_WITH_MASK)
                 out = np.isin(gc, (cv2.GC_FGD, cv2.GC_PR_FGD))
