@@ -13,7 +13,7 @@ HELP = "list the taught concepts of a running node (calls ~/list_concepts)"
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """``--node``."""
-    from perovss_ros.ros.client import add_target_argument
+    from perovss_ros.commands.node_target import add_target_argument
 
     add_target_argument(parser)
 

@@ -12,7 +12,7 @@ HELP = "search the live stream for a taught concept (the node's ~/find action)"
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """NAME, ``--timeout`` and ``--node``."""
-    from perovss_ros.ros.client import add_target_argument
+    from perovss_ros.commands.node_target import add_target_argument
 
     parser.add_argument("name", help="concept name")
     parser.add_argument("--timeout", type=float, default=10.0, help="seconds to search (default 10)")

@@ -12,7 +12,7 @@ HELP = "forget a taught concept (calls the node's ~/forget service)"
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """NAME and ``--node``."""
-    from perovss_ros.ros.client import add_target_argument
+    from perovss_ros.commands.node_target import add_target_argument
 
     parser.add_argument("name", help="concept name")
     add_target_argument(parser)

@@ -19,7 +19,7 @@ HELP = "teach a concept from images with masks or a box, or from N live frames (
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """NAME, the images and their prompts, --fine-tune, --replace, --node."""
-    from perovss_ros.ros.client import add_target_argument
+    from perovss_ros.commands.node_target import add_target_argument
 
     parser.add_argument("name", help="concept name (letters, digits, _ . -; at most 64 characters)")
     parser.add_argument("--image", nargs="+", default=[], metavar="PNG", help="reference images")

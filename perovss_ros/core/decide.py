@@ -46,6 +46,7 @@ from perovss_ros.core.identity import (
 )
 from perovss_ros.core.protocols import MaskDecoder
 from perovss_ros.core.shape import HARMONICS, best_outline, outline_options, shape_distance, shape_signature
+from perovss_ros.core.tracker import TrackPrompt
 from perovss_ros.core.types import BoxXYXY, Features, Guidance, Prompts
 
 # Candidates decoded at most per concept and frame (the first choice and one alternative).
@@ -62,7 +63,6 @@ OWN_DECODE_IOU = 0.8
 # Hue turns (degrees) of the first shot's object, learnt as negatives.
 RECOLOUR_SHIFTS = (120.0, 240.0)
 
-Track = tuple[BoxXYXY, tuple[float, float]]
 
 
 @dataclass
@@ -104,15 +104,16 @@ def _grow(cells: np.ndarray) -> np.ndarray:
 
 
 def candidate_request(candidate: Candidate, others: list[Candidate], logits: torch.Tensor,
-                      features: Features, embedding: torch.Tensor, track: Track | None,
+                      features: Features, embedding: torch.Tensor, track: TrackPrompt | None,
                       scale_weights: torch.Tensor | None = None) -> CascadeRequest:
     """Cascade prompts for decoding ``candidate`` (see the module docstring, step 3)."""
     points = [candidate.peak]
     labels = [1]
-    box = None
+    box = track_box = None
     region = _grow(candidate.cells)
     if track is not None and bool((_box_cells(track[0], features) & candidate.cells).any()):
         box = track[0]
+        track_box = track.predicted if isinstance(track, TrackPrompt) else None
         centre_cell = _box_cells((*track[1], track[1][0] + 1e-3, track[1][1] + 1e-3), features)
         if bool((centre_cell & region).any()):
             points.append(track[1])
@@ -132,6 +133,7 @@ def candidate_request(candidate: Candidate, others: list[Candidate], logits: tor
                           target_embedding=embedding),
         scale_weights=scale_weights,
         positive=(float(points[0][0]), float(points[0][1])),
+        track_box=track_box,
     )
 
 
@@ -160,13 +162,14 @@ def _outline_ok(mask: np.ndarray, model: IdentityModel, tracked: bool, image_map
 
 
 def segment_frame(decoder: MaskDecoder, features: Features, rgb: np.ndarray, concepts: list, tracks: dict,
-                  gate: bool, timings: dict[str, float] | None = None) -> FrameDecision:
+                  gate: bool, timings: dict[str, float] | None = None, cascade: str = "full") -> FrameDecision:
     """Find, decide and decode every concept (with an ``identity`` model) in one encoded frame.
 
     ``concepts``: ``Concept`` objects; ``tracks``: name -> (expanded predicted box, centre) or None;
     ``gate`` False decodes each concept's best candidate whatever its score (teach-time self-check).
     The masks are not yet resolved against each other (``image_maps`` are the priorities).
-    ``timings`` receives ``match`` (heads and candidates), ``prompt`` and ``decode`` seconds.
+    ``timings`` receives ``match`` (heads and candidates), ``prompt`` and ``decode`` seconds;
+    ``cascade`` is the decode cascade's mode (``run_cascade``).
     """
     timings = {} if timings is None else timings
     tick = time.perf_counter()
@@ -214,7 +217,7 @@ def segment_frame(decoder: MaskDecoder, features: Features, rgb: np.ndarray, con
             others = [c for c in candidates[i] if c is not cand]
             requests.append(candidate_request(cand, others, maps[i], features, concepts[i].embedding,
                                               tracks.get(concepts[i].name), concepts[i].scale_weights))
-        decoded = run_cascade(decoder, features, rgb, requests)
+        decoded = run_cascade(decoder, features, rgb, requests, mode=cascade)
         for row, (i, n) in enumerate(todo):
             mask, passed, distance = _outline_ok(decoded.masks[row], models[i], plans[i][n] is tracked[i],
                                                 decision.image_maps[i])
@@ -249,11 +252,13 @@ def fit_identity(decoder: MaskDecoder, images: list[np.ndarray], masks: list[np.
         valid = torch.zeros(f.grid_hw, dtype=torch.bool)
         valid[:vh, :vw] = True
         bg_cells.append(valid & (matching.mask_to_grid(mask, f) == 0))
-    # The first shot recoloured: the head must learn that the concept's colour is part of it even
-    # when the teach frames show no look-alike of another colour.
-    extra = torch.cat([normalised_cells(encode(recoloured(images[0], masks[0], shift)).grid, fg_cells[0])
-                       for shift in RECOLOUR_SHIFTS]) if encode is not None else None
-    full, held_out = fit_shot_heads(grids, fg_cells, bg_cells, extra)
+    extra_neg = None
+    if encode is not None:
+        # The first shot recoloured: the concept's colour is part of it even when the teach frames
+        # show no look-alike of another colour.
+        extra_neg = torch.cat([normalised_cells(encode(recoloured(images[0], masks[0], shift)).grid, fg_cells[0])
+                               for shift in RECOLOUR_SHIFTS])
+    full, held_out = fit_shot_heads(grids, fg_cells, bg_cells, extra_neg)
     fg_scores, own, off_candidates, plausible = [], [], [], []
     for i, f in enumerate(features):
         # What the object scores in a frame the head has not seen (leave-one-out) ...

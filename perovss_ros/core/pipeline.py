@@ -464,7 +464,8 @@ class Pipeline:
                           tracks: dict[str, tuple[BoxXYXY, tuple[float, float]] | None], gate: bool,
                           timings: dict[str, float]) -> _Found:
         """``_segment`` with candidates, identity and the outline check (``core/decide.py``)."""
-        decision = decide.segment_frame(self.decoder, features, rgb, concepts, tracks, gate, timings)
+        decision = decide.segment_frame(self.decoder, features, rgb, concepts, tracks, gate, timings,
+                                        cascade=self.config.cascade)
         result = _Found([None] * len(concepts), decision.presence, [0.0] * len(concepts))
         rows = [i for i, m in enumerate(decision.masks) if m is not None]
         if not rows:

@@ -10,6 +10,7 @@ globally again.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
@@ -18,6 +19,16 @@ from perovss_ros.core.types import BoxXYXY
 
 BASE_MARGIN = 10.0
 BASE_SIDE = 640.0
+
+
+class TrackPrompt(NamedTuple):
+    """What the tracker tells the next frame: ``box`` (the predicted box expanded by the margin, the
+    search window), its ``centre`` (an extra positive point) and ``predicted`` (the predicted box
+    itself, to compare the new mask with; None when unknown). Boxes XYXY pixels."""
+
+    box: BoxXYXY
+    centre: tuple[float, float]
+    predicted: BoxXYXY | None = None
 
 
 @dataclass
@@ -61,13 +72,13 @@ class Tracker:
     def __init__(self) -> None:
         self._tracks: dict[str, Track] = {}
 
-    def prompt(self, name: str, image_hw: tuple[int, int]) -> tuple[BoxXYXY, tuple[float, float]] | None:
-        """(expanded predicted box, its centre) of a concept seen last frame in a same-size image, or None."""
+    def prompt(self, name: str, image_hw: tuple[int, int]) -> TrackPrompt | None:
+        """The ``TrackPrompt`` of a concept seen last frame in a same-size image, or None."""
         track = self._tracks.get(name)
         if track is None or track.image_hw != tuple(image_hw):
             return None
         box = track.predicted_box()
-        return expand_box(box, image_hw), box_centre(box)
+        return TrackPrompt(expand_box(box, image_hw), box_centre(box), box)
 
     def update(self, name: str, mask: np.ndarray | None) -> None:
         """Record this frame's ``H×W bool`` mask of ``name`` (None or empty: lost)."""

@@ -219,9 +219,3 @@ class PerovssClient:
                 wrapped = result.result()
                 return True, int(wrapped.status), wrapped.result
         raise self._unavailable(action)
-
-
-def add_target_argument(parser) -> None:
-    """``--node NAME``: the perovss node to talk to (commands teach, forget, concepts, find)."""
-    parser.add_argument("--node", default="/perovss", metavar="NAME",
-                        help="fully qualified name of the perovss node (default: /perovss)")

@@ -45,6 +45,10 @@ PARAMETERS: tuple[ParamSpec, ...] = (
     ParamSpec("seed", 0, "random seed (tiny SAM weights, sampling)", pipeline_key=True),
     ParamSpec("presence", True, "per-concept presence gate (false: decode every concept every frame)",
               pipeline_key=True),
+    ParamSpec("identity", True, "tell taught objects from look-alikes (per-concept head, candidates, outline "
+              "check); false = PerSAM's cosine map alone", pipeline_key=True),
+    ParamSpec("cascade", "full", "decode cascade: full, or adaptive (skip refinement 2 for a tracked concept "
+              "whose mask agrees with its track)", ("full", "adaptive"), pipeline_key=True),
     ParamSpec("max_image_pixels", 4096 * 4096, "largest accepted image (width×height), frames and "
               "teaching images", pipeline_key=True),
     ParamSpec("max_shots", 32, "most reference shots per concept (and images per teach request)",

@@ -83,7 +83,7 @@ def test_tracker_follows_seen_concepts_and_drops_lost_ones():
     mask = np.zeros((480, 640), bool)
     mask[100:150, 200:300] = True
     tracker.update("mug", mask)
-    box, centre = tracker.prompt("mug", (480, 640))
+    box, centre, _ = tracker.prompt("mug", (480, 640))
     assert box == (190, 90, 310, 160)
     assert centre == (250, 125)
     assert tracker.prompt("mug", (240, 320)) is None  # another image size: search globally

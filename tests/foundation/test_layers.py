@@ -24,3 +24,21 @@ def test_core_sim_and_image_messages_load_no_ros() -> None:
     loaded = set(json.loads(proc.stdout.splitlines()[-1]))
     assert "perovss_ros" in loaded and "cv2" in loaded
     assert loaded.isdisjoint(ROS_PACKAGES), sorted(loaded & set(ROS_PACKAGES))
+
+
+def test_cli_parser_builds_without_ros() -> None:
+    # `perovss bench core --device cuda` must run on a GPU machine that has no ROS: building the
+    # parser imports every command's add_arguments.
+    code = (
+        "import sys\n"
+        "for name in ('rclpy', 'perovss_interfaces'):\n"
+        "    sys.modules[name] = None\n"
+        "from perovss_ros import cli\n"
+        "try:\n"
+        "    cli.main(['bench', 'core', '--help'])\n"
+        "except SystemExit as exc:\n"
+        "    print('exit', exc.code)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "--part" in proc.stdout and proc.stdout.strip().endswith("exit 0")

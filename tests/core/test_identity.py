@@ -1,0 +1,213 @@
+"""Identity: negatives mined at teach time, candidates, outline check, touching look-alikes.
+
+Frames are drawn by hand with the project's sprites on a plain textured background: "mine" is
+a red striped mug; its look-alikes differ in exactly one attribute (colour, pattern, outline).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from perovss_ros.core import build_pipeline
+from perovss_ros.core.identity import (
+    HARD_WEIGHT,
+    find_candidates,
+    fit_identity_head,
+    hard_negative_weights,
+    recoloured,
+)
+from perovss_ros.core.shape import shape_distance, shape_signature, split_touching
+from perovss_ros.sim.sprites import make_sprite, place
+from tests.core.images import background, iou
+
+W, H = 320, 240
+RED, BLUE, WHITE = (200, 40, 40), (40, 60, 200), (235, 235, 235)
+SPRITES = {
+    "mine": make_sprite("mug", "stripes", RED, WHITE, 96),
+    "colour": make_sprite("mug", "stripes", BLUE, WHITE, 96),
+    "pattern": make_sprite("mug", "dots", RED, WHITE, 96),
+    "shape": make_sprite("ball", "stripes", RED, WHITE, 96),
+}
+
+
+def frame(placements: dict[str, tuple[float, float, float]], seed: int = 0) -> tuple[np.ndarray, dict]:
+    """A frame with sprites at ``name -> (x, y, angle)``; returns it and each sprite's visible mask."""
+    canvas = background(H, W, seed=seed).astype(np.float32)
+    labels = np.zeros((H, W), np.uint16)
+    names = list(placements)
+    for k, name in enumerate(names, start=1):
+        x, y, angle = placements[name]
+        place(canvas, labels, SPRITES[name], (x, y), 0.6, angle, k)
+    masks = {name: labels == k for k, name in enumerate(names, start=1)}
+    return np.clip(canvas, 0, 255).astype(np.uint8), masks
+
+
+def teach_frames() -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Three teaching frames: mine with all three look-alikes beside it, in other places and angles."""
+    layouts = [
+        {"mine": (60, 60, 0), "colour": (250, 60, 30), "pattern": (60, 180, -40), "shape": (250, 180, 10)},
+        {"mine": (250, 180, 60), "colour": (60, 180, 0), "pattern": (250, 60, 90), "shape": (60, 60, 45)},
+        {"mine": (160, 120, -70), "colour": (60, 60, 120), "pattern": (260, 60, 0), "shape": (60, 190, -20)},
+    ]
+    images, masks = [], []
+    for seed, layout in enumerate(layouts):
+        img, m = frame(layout, seed=seed)
+        images.append(img)
+        masks.append(m["mine"])
+    return images, masks
+
+
+@pytest.fixture(scope="module")
+def taught():
+    pipe = build_pipeline({"backend": "classic", "concept_store": ""})
+    images, masks = teach_frames()
+    pipe.teach("mine", images, masks=masks)
+    return pipe
+
+
+def test_hard_negatives_are_the_cells_most_like_the_concept():
+    target = torch.tensor([1.0, 0.0])
+    # Twenty negatives at angles 0..95 degrees from the target: the two closest are the top tenth.
+    angles = torch.deg2rad(torch.arange(20) * 5.0)
+    negatives = torch.stack([torch.cos(angles), torch.sin(angles)], dim=1)
+    weights = hard_negative_weights(negatives, target)
+    assert weights[:2].tolist() == [1.0 + HARD_WEIGHT] * 2
+    assert weights[2:].tolist() == [1.0] * 18
+
+
+def test_head_learns_what_the_mined_lookalike_is_not():
+    images, masks = teach_frames()
+    pipe = build_pipeline({"backend": "classic", "concept_store": ""})
+    features = pipe.encoder.encode(images[0])
+    _, look = frame({"mine": (60, 60, 0), "colour": (250, 60, 30), "pattern": (60, 180, -40),
+                     "shape": (250, 180, 10)}, seed=0)
+    from perovss_ros.core.matching import mask_to_grid
+
+    cells = {name: mask_to_grid(m, features) >= 0.5 for name, m in look.items()}
+    grid = torch.nn.functional.normalize(features.grid.permute(1, 2, 0).float(), dim=2)
+    positives = grid[cells["mine"]]
+    background_cells = mask_to_grid(masks[0], features) == 0
+    negatives = grid[background_cells]
+    weights = hard_negative_weights(negatives, positives.mean(0))
+    # The mined hard negatives are the look-alikes' cells, not the plain background.
+    hard = torch.zeros(background_cells.shape, dtype=torch.bool)
+    hard[background_cells] = weights > 1.0
+    lookalike_cells = cells["colour"] | cells["pattern"] | cells["shape"]
+    assert int((hard & lookalike_cells).sum()) >= 0.6 * int(hard.sum())
+    head = fit_identity_head(positives, negatives, weights)
+    logits = head.logits(features.grid)
+    assert float(logits[cells["mine"]].mean()) > 0
+    assert float(logits[cells["colour"]].mean()) < 0 and float(logits[cells["pattern"]].mean()) < 0
+
+
+@pytest.mark.parametrize("kind", ["colour", "pattern", "shape"])
+def test_identity_picks_mine_over_a_single_attribute_lookalike(taught, kind):
+    taught.reset_tracking()
+    img, masks = frame({kind: (90, 130, 40), "mine": (230, 110, 20)}, seed=7)
+    out = taught.process(img)
+    assert [s.label for s in out.segments] == ["mine"]
+    found = out.instance_mask == taught.concepts()[0].instance_id
+    assert iou(found, masks["mine"]) > 0.6
+    assert (found & masks[kind]).sum() < 0.05 * masks[kind].sum()
+
+
+def test_lookalikes_alone_are_not_mine(taught):
+    taught.reset_tracking()
+    img, _ = frame({"colour": (70, 70, 100), "pattern": (250, 70, 20), "shape": (160, 180, 0)}, seed=8)
+    out = taught.process(img)
+    assert out.segments == []
+
+
+def test_tracker_stays_on_mine_beside_a_touching_lookalike(taught):
+    taught.reset_tracking()
+    iid = taught.concepts()[0].instance_id
+    found_on_mine = 0
+    for step in range(5):
+        # The same-outline, same-colour look-alike (another pattern) rides along, touching mine.
+        x = 110 + 8 * step
+        img, masks = frame({"mine": (x, 120, 5 * step), "pattern": (x + 50, 122, -5 * step)}, seed=9)
+        assert np.logical_and(np.roll(masks["mine"], 2, axis=1), masks["pattern"]).any(), step
+        found = taught.process(img).instance_mask == iid
+        found_on_mine += iou(found, masks["mine"]) > 0.6
+        # Never on the look-alike. A frame where the outline check drops mine (GrabCut loses the
+        # thin handle and the mask looks like the ball) is a miss, not a switch: 2 of these 5
+        # frames are missed today, a known weakness of the classic decoder's masks.
+        assert (found & masks["pattern"]).sum() < 0.1 * masks["pattern"].sum(), step
+    assert found_on_mine >= 3
+
+
+def test_mask_is_cut_at_a_touching_lookalike(taught):
+    taught.reset_tracking()
+    img, masks = frame({"mine": (130, 120, 0), "shape": (180, 120, 0)}, seed=10)
+    touching = np.logical_and(np.roll(masks["mine"], 2, axis=1), masks["shape"]).any()
+    assert touching  # the scene is what the test says
+    found = taught.process(img).instance_mask == taught.concepts()[0].instance_id
+    assert iou(found, masks["mine"]) > 0.6
+    assert (found & masks["shape"]).sum() < 0.1 * masks["shape"].sum()
+
+
+def test_masks_do_not_depend_on_what_ran_before(tmp_path):
+    images, masks = teach_frames()
+    first = build_pipeline({"backend": "classic", "concept_store": str(tmp_path)})
+    first.teach("mine", images, masks=masks)
+    probe, _ = frame({"mine": (200, 100, 20), "shape": (80, 160, 0)}, seed=11)
+    other, _ = frame({"colour": (100, 100, 0), "mine": (220, 160, 90)}, seed=12)
+    first.reset_tracking()
+    a = first.process(probe).instance_mask
+    first.process(other)
+    first.reset_tracking()
+    b = first.process(probe).instance_mask
+    reloaded = build_pipeline({"backend": "classic", "concept_store": str(tmp_path)})
+    reloaded.load_store()
+    c = reloaded.process(probe).instance_mask
+    assert a.any() and np.array_equal(a, b) and np.array_equal(a, c)
+
+
+def test_outline_signature_ignores_turns_and_size_but_not_shape():
+    def sprite_mask(name: str, angle: float, scale: float) -> np.ndarray:
+        canvas = np.zeros((H, W, 3), np.float32)
+        labels = np.zeros((H, W), np.uint16)
+        place(canvas, labels, SPRITES[name], (160, 120), scale, angle, 1)
+        return labels == 1
+
+    mug = shape_signature(sprite_mask("mine", 0, 0.8))[None]
+    turned = shape_signature(sprite_mask("mine", 130, 0.6))
+    ball = shape_signature(sprite_mask("shape", 0, 0.8))
+    assert shape_distance(turned, mug) < 0.5 * shape_distance(ball, mug)
+
+
+def test_touching_blobs_split_and_a_mug_does_not():
+    yy, xx = np.mgrid[:H, :W]
+    discs = ((xx - 110) ** 2 + (yy - 120) ** 2 < 40 ** 2) | ((xx - 186) ** 2 + (yy - 120) ** 2 < 40 ** 2)
+    splits = split_touching(discs)
+    assert splits and all(len(parts) == 2 for parts in splits)
+    left, right = sorted(splits[0], key=lambda p: np.nonzero(p)[1].mean())
+    assert left[120, 90] and right[120, 200] and not left[120, 200]
+    canvas = np.zeros((H, W, 3), np.float32)
+    labels = np.zeros((H, W), np.uint16)
+    place(canvas, labels, SPRITES["mine"], (160, 120), 1.0, 0, 1)
+    assert split_touching(labels == 1) == []
+
+
+def test_candidates_are_positive_regions_best_first():
+    logits = torch.full((6, 8), -2.0)
+    logits[1:3, 1:3] = 1.0  # a 2×2 region of 1s
+    logits[4, 6] = 3.0  # one strong cell
+    cands = find_candidates(logits, (6, 8), cell_to_image=10.0, top_k=2, limit=4)
+    assert len(cands) == 2
+    # Top-2 over each region and its one-cell ring: the strong cell's ring holds only -2s.
+    assert cands[0].score == pytest.approx(1.0) and cands[1].score == pytest.approx((3.0 - 2.0) / 2)
+    assert cands[0].peak == (15.0, 15.0) and cands[1].peak == (65.0, 45.0)
+
+
+def test_recoloured_turns_the_object_hue_only():
+    img = np.zeros((4, 4, 3), np.uint8)
+    img[:] = (200, 40, 40)
+    img[0, 0] = (128, 128, 128)  # grey: no hue to turn
+    mask = np.zeros((4, 4), bool)
+    mask[:2] = True
+    out = recoloured(img, mask, 120.0)
+    assert (out[2:] == img[2:]).all() and (out[0, 0] == img[0, 0]).all()
+    assert out[1, 1, 1] > 150 and out[1, 1, 0] < 60  # red turned to green
