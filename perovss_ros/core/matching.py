@@ -167,7 +167,9 @@ def attention_bias(grid_map: torch.Tensor, valid_hw: tuple[int, int] | None = No
     """
     h, w = grid_map.shape
     if image_map is not None:
-        z = (image_map.float() - image_map.float().mean()) / torch.std(image_map.float())
+        image_map = image_map.float()
+        spread = torch.std(image_map) if image_map.numel() > 1 else torch.tensor(0.0)
+        z = (image_map - image_map.mean()) / (spread if float(spread) > 1e-6 else 1.0)  # a flat map: no NaN
         return torch.sigmoid(F.interpolate(z[None, None], size=(h, w), mode="bilinear", align_corners=False)[0, 0])
     vh, vw = valid_hw if valid_hw is not None else (h, w)
     valid = grid_map[:vh, :vw].float()

@@ -187,3 +187,8 @@ def test_tight_box_inclusive_end_is_the_last_pixel():
     m = np.zeros((10, 10), bool)
     m[2:5, 3:7] = True  # rows 2-4, columns 3-6
     assert matching.tight_box(m, inclusive=True) == (3.0, 2.0, 6.0, 4.0)
+
+
+def test_attention_bias_official_on_a_flat_map_is_one_half_everywhere():
+    bias = matching.attention_bias(torch.zeros(2, 2), image_map=torch.full((3, 5), 0.4))
+    assert torch.allclose(bias, torch.full((2, 2), 0.5))  # sigmoid(0): no NaN from a zero std
