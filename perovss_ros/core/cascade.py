@@ -7,7 +7,11 @@
    the mask with the best score. Skipped when the decoder gives no logits (classic), since
    it would repeat step 1 exactly.
 3. Refinement 2: adds the tight box of that mask (and its logits when available), multimask,
-   best score. An empty result keeps the previous step's mask.
+   best score. An empty result keeps the previous step's mask. For a decoder with logits
+   (SAM's, whose prompt encoder reads corners as pixel indices: it adds 0.5) the box ends at
+   the mask's last pixel (inclusive), as PerSAM's reference code and SAM's own
+   ``batched_mask_to_box`` give it; a decoder without (GrabCut's rectangle) gets the
+   exclusive end.
 
 Mode ``full`` (the default, config ``cascade``) runs all three steps for every
 request. Mode ``adaptive`` skips refinement 2 for a tracked request (one with a
@@ -178,8 +182,9 @@ def run_cascade(
     if not rows:
         return out
     refine2 = []
+    inclusive = decoder_has_logits(decoder)
     for k in rows:
-        box = tight_box(current.masks[k])
+        box = tight_box(current.masks[k], inclusive=inclusive)
         prompt = points_of(requests[k])
         mask_in = current.logits[k:k + 1] if current.logits is not None else None
         refine2.append(replace(prompt, box=box if box is not None else prompt.box, mask_logits=mask_in,

@@ -47,6 +47,7 @@ class PipelineConfig:
     max_image_pixels: int = 4096 * 4096
     max_shots: int = 32
     cascade: str = "full"  # full | adaptive: skip refinement 2 for tracked concepts that agree with their track
+    persam_bias: str = "aligned"  # aligned | official (reference code: bias stretched over the padded grid)
 
     def __post_init__(self) -> None:
         self.validate()
@@ -58,6 +59,7 @@ class PipelineConfig:
         _choice("device", self.device, DEVICES)
         _choice("runtime", self.runtime, RUNTIMES)
         _choice("cascade", self.cascade, ("full", "adaptive"))
+        _choice("persam_bias", self.persam_bias, ("aligned", "official"))
         if not isinstance(self.checkpoint, str | os.PathLike):
             raise InvalidInputError(f"config 'checkpoint' must be a path string, got {self.checkpoint!r}")
         self.checkpoint = os.fspath(self.checkpoint)

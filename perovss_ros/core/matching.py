@@ -11,8 +11,14 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 import torch.nn.functional as F
+from PIL import Image
 
 from perovss_ros.core.types import Features
+
+# PerSAM's reference-mask rule works on the mask as its data set stores it (PerSeg: the object is
+# 128 in the red channel) after SAM's pixel normalisation of that channel (mean 123.675, std 58.395).
+PERSEG_MASK_VALUE = 128
+SAM_RED_MEAN, SAM_RED_STD = 123.675, 58.395
 
 
 @dataclass
@@ -48,6 +54,31 @@ def mask_to_frame(mask: np.ndarray, features: Features, out_hw: tuple[int, int])
 def mask_to_grid(mask: np.ndarray, features: Features) -> torch.Tensor:
     """Fraction of each grid cell covered by an ``H×W bool`` image mask -> ``h×w`` float32 in [0, 1]."""
     return mask_to_frame(mask, features, features.grid_hw)
+
+
+def persam_cells(mask: np.ndarray, features: Features) -> torch.Tensor:
+    """The reference object's grid cells as the official PerSAM code picks them -> ``h×w`` bool.
+
+    The ``H×W bool`` mask, stored as PerSeg stores it (``PERSEG_MASK_VALUE``), is resized like
+    the image (Pillow bilinear, the encoder's resized size, rounded to uint8), normalised as SAM
+    normalises the red channel, padded bottom/right with 0 to the encoder's input, sampled
+    bilinearly at the cell centres, and a cell counts where the sample is > 0 (about 97 % of
+    the resized mask at the sample point).
+    """
+    grid_h, grid_w = features.grid_hw
+    in_h, in_w = round(grid_h * features.stride), round(grid_w * features.stride)
+    res_h, res_w = (min(in_h, n) for n in _preprocess_hw(features))
+    stored = Image.fromarray(np.ascontiguousarray(mask, dtype=np.uint8) * np.uint8(PERSEG_MASK_VALUE))
+    resized = np.asarray(stored.resize((res_w, res_h), Image.BILINEAR), dtype=np.float32)
+    m = (torch.from_numpy(resized) - SAM_RED_MEAN) / SAM_RED_STD
+    m = F.pad(m[None, None], (0, in_w - res_w, 0, in_h - res_h))
+    return F.interpolate(m, size=(grid_h, grid_w), mode="bilinear", align_corners=False)[0, 0] > 0
+
+
+def _preprocess_hw(features: Features) -> tuple[int, int]:
+    """The resized size as segment_anything's ``ResizeLongestSide`` rounds it (halves up)."""
+    img_h, img_w = features.image_hw
+    return int(img_h * features.scale + 0.5), int(img_w * features.scale + 0.5)
 
 
 def _resized_hw(features: Features) -> tuple[int, int]:
@@ -89,13 +120,22 @@ def max_over_groups(maps: torch.Tensor, groups: list[int]) -> torch.Tensor:
     return torch.stack([part.max(0).values for part in torch.split(maps, groups)])
 
 
-def upsample_to_image(maps: torch.Tensor, features: Features) -> torch.Tensor:
-    """Grid maps ``K×h×w`` -> image-size maps ``K×H×W`` (bilinear, undoing pad and resize)."""
+def upsample_to_image(maps: torch.Tensor, features: Features, official: bool = False) -> torch.Tensor:
+    """Grid maps ``K×h×w`` -> image-size maps ``K×H×W`` (bilinear, undoing pad and resize).
+
+    ``official`` takes the official PerSAM code's steps: ×4 first, then SAM's
+    ``postprocess_masks`` (to the padded input size, unpad, to image size); the chosen
+    points then land where the official code puts them. Otherwise one bilinear step
+    from the grid to the padded input size.
+    """
     grid_h, grid_w = features.grid_hw
     in_h, in_w = round(grid_h * features.stride), round(grid_w * features.stride)
     img_h, img_w = features.image_hw
-    res_h, res_w = _resized_hw(features)
-    up = F.interpolate(maps[None].float(), size=(in_h, in_w), mode="bilinear", align_corners=False)
+    res_h, res_w = _preprocess_hw(features) if official else _resized_hw(features)
+    up = maps[None].float()
+    if official:
+        up = F.interpolate(up, scale_factor=4, mode="bilinear", align_corners=False)
+    up = F.interpolate(up, size=(in_h, in_w), mode="bilinear", align_corners=False)
     up = up[..., :res_h, :res_w]
     return F.interpolate(up, size=(img_h, img_w), mode="bilinear", align_corners=False)[0]
 
@@ -115,12 +155,22 @@ def select_points(maps: torch.Tensor, num_positive: int = 1) -> tuple[np.ndarray
     return pos, neg
 
 
-def attention_bias(grid_map: torch.Tensor, valid_hw: tuple[int, int] | None = None) -> torch.Tensor:
-    """Target-guided attention bias: sigmoid of the standardised ``h×w`` confidence map.
+def attention_bias(grid_map: torch.Tensor, valid_hw: tuple[int, int] | None = None,
+                   image_map: torch.Tensor | None = None) -> torch.Tensor:
+    """Target-guided attention bias: sigmoid of the standardised ``h×w`` confidence map -> ``h×w``.
 
     Mean and std come from the valid (unpadded) cells; padded cells get the lowest value.
+    With ``image_map`` (the ``H×W`` image-size map of ``upsample_to_image``) it is the official
+    PerSAM computation instead: that map standardised over its pixels (unbiased std), resized
+    whole onto the ``h×w`` grid (bilinear), sigmoid. The image then covers the whole grid, so on
+    a non-square image the bias is stretched over the padded cells and off the image's own cells.
     """
     h, w = grid_map.shape
+    if image_map is not None:
+        image_map = image_map.float()
+        spread = torch.std(image_map) if image_map.numel() > 1 else torch.tensor(0.0)
+        z = (image_map - image_map.mean()) / (spread if float(spread) > 1e-6 else 1.0)  # a flat map: no NaN
+        return torch.sigmoid(F.interpolate(z[None, None], size=(h, w), mode="bilinear", align_corners=False)[0, 0])
     vh, vw = valid_hw if valid_hw is not None else (h, w)
     valid = grid_map[:vh, :vw].float()
     std = valid.std() if valid.numel() > 1 else torch.tensor(0.0)
@@ -131,10 +181,15 @@ def attention_bias(grid_map: torch.Tensor, valid_hw: tuple[int, int] | None = No
     return torch.sigmoid(out)
 
 
-def tight_box(mask: np.ndarray) -> tuple[float, float, float, float] | None:
-    """Tight XYXY box (exclusive end) of an ``H×W bool`` mask, None when empty."""
+def tight_box(mask: np.ndarray, inclusive: bool = False) -> tuple[float, float, float, float] | None:
+    """Tight XYXY box of an ``H×W bool`` mask, None when empty.
+
+    The end is exclusive (last pixel + 1), or with ``inclusive`` the last pixel itself, as
+    PerSAM's refinement-2 box and SAM's own ``batched_mask_to_box`` give it.
+    """
     ys = np.flatnonzero(mask.any(axis=1))
     if ys.size == 0:
         return None
     xs = np.flatnonzero(mask.any(axis=0))
-    return float(xs[0]), float(ys[0]), float(xs[-1] + 1), float(ys[-1] + 1)
+    end = 0 if inclusive else 1
+    return float(xs[0]), float(ys[0]), float(xs[-1] + end), float(ys[-1] + end)

@@ -290,9 +290,10 @@ class Pipeline:
         coverage = [matching.mask_to_grid(s.mask, f) for s, f in zip(shots, features, strict=True)]
         local, object_cells = [], []
         for i, (cov, f) in enumerate(zip(coverage, features, strict=True)):
-            cells = cov >= CELL_COVERAGE
+            # PerSAM's cosine map (identity off) takes the official code's cells for its targets.
+            cells = matching.persam_cells(shots[i].mask, f) if not self.config.identity else cov >= CELL_COVERAGE
             if not bool(cells.any()):
-                cells = cov > 0  # a small object: PerSAM's rule (any coverage) rather than nothing
+                cells = cov > 0  # a small object: any coverage rather than nothing
             if not bool(cells.any()):
                 raise InvalidInputError(f"mask of shot {i} of {name!r} vanishes on the feature grid")
             local.append(matching.local_features(f.grid, cells))
@@ -419,12 +420,13 @@ class Pipeline:
         if not active:
             return result
         tick = time.perf_counter()
-        image_maps = matching.upsample_to_image(maps[active], features)
+        image_maps = matching.upsample_to_image(maps[active], features, official=True)
         positives, negatives = matching.select_points(image_maps)
         requests = []
         for row, i in enumerate(active):
             concept = concepts[i]
-            guidance = Guidance(attention_bias=matching.attention_bias(maps[i], features.valid_hw),
+            official_bias = image_maps[row] if self.config.persam_bias == "official" else None
+            guidance = Guidance(attention_bias=matching.attention_bias(maps[i], features.valid_hw, official_bias),
                                 target_embedding=concept.embedding)
             points = [positives[row, 0]]
             labels = [1]

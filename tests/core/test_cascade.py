@@ -78,7 +78,7 @@ def test_sam_cascade_feeds_logits_and_box_forward(square, sam_backend):
     assert p2[0].multimask is True and torch.equal(p2[0].mask_logits, o1.logits[0, :1])
     best = int(np.argmax(o2.scores[0]))
     assert torch.equal(p3[0].mask_logits[0], o2.logits[0, best])
-    assert p3[0].box == tight_box(o2.masks[0, best])
+    assert p3[0].box == tight_box(o2.masks[0, best], inclusive=True)  # SAM reads corners as pixel indices
     best3 = int(np.argmax(o3.scores[0]))
     assert o3.masks[0, best3].any()  # the square is found, so refinement 2's mask is the result
     assert np.array_equal(result.masks[0], o3.masks[0, best3])

@@ -56,18 +56,21 @@ def test_guided_attention_matches_formula() -> None:
 
 
 def _manual_transformer(tr: TwoWayTransformer, image, image_pe, tokens, bias=None, target=None):
-    """PerSAM's guided two-way transformer written out from the method description.
+    """PerSAM's guided two-way transformer written out as its reference code computes it.
 
-    Bias only in each block's token-to-image cross-attention, target added to the
+    Bias only in each block's token-to-image cross-attention, target added (in place) to the
     tokens before every block and to the final attention's queries.
     """
     keys = image.flatten(2).permute(0, 2, 1)
     key_pe = image_pe.flatten(2).permute(0, 2, 1)
+    # As PerSAM's reference code: ``queries`` aliases the token tensor, which is also the query
+    # encoding, and the target is added in place, so the first add reaches the encoding too.
+    tokens = tokens.clone()
     queries = tokens
     tgt = None if target is None else target[:, None, :]
     for layer in tr.layers:
         if tgt is not None:
-            queries = queries + tgt
+            queries += tgt
         if layer.skip_first_layer_pe:
             queries = _manual_attention(layer.self_attn, queries, queries, queries)
         else:
@@ -79,7 +82,9 @@ def _manual_transformer(tr: TwoWayTransformer, image, image_pe, tokens, bias=Non
         queries = layer.norm3(queries + layer.mlp(queries))
         keys = layer.norm4(keys + _manual_attention(
             layer.cross_attn_image_to_token, keys + key_pe, queries + tokens, queries))
-    q = queries + tokens + (tgt if tgt is not None else 0)
+    q = queries + tokens
+    if tgt is not None:
+        q += tgt
     queries = tr.norm_final_attn(queries + _manual_attention(tr.final_attn_token_to_image, q, keys + key_pe, keys))
     return queries, keys
 
@@ -118,3 +123,40 @@ def test_guided_transformer_without_guidance_is_vanilla(small_transformers) -> N
         guided_out = guided(image, image_pe, tokens, bias=torch.rand(2, 12, generator=gen))
     assert torch.equal(got[0], want[0]) and torch.equal(got[1], want[1])
     assert not torch.allclose(guided_out[0], want[0])  # the bias does change the result
+
+
+def test_target_reaches_every_layers_query_encoding_as_in_the_reference_code(small_transformers) -> None:
+    # The reference code's in-place add makes the query encoding tokens + t from the first block
+    # on, and the final attention's queries (last block's tokens) + (tokens + t) + t.
+    _, guided = small_transformers
+    gen = torch.Generator().manual_seed(4)
+    image, image_pe = torch.randn(1, 16, 3, 4, generator=gen), torch.randn(1, 16, 3, 4, generator=gen)
+    tokens = torch.randn(1, 5, 16, generator=gen)
+    target = torch.randn(1, 16, generator=gen)
+    seen: dict[str, list] = {"pe": [], "queries": [], "block_out": [], "final_q": []}
+
+    def before_block(_module, _args, kwargs):
+        seen["pe"].append(kwargs["query_pe"].clone())
+        seen["queries"].append(kwargs["queries"].clone())
+
+    def after_block(_module, _args, _kwargs, output):
+        seen["block_out"].append(output[0].clone())
+
+    def before_final(_module, _args, kwargs):
+        seen["final_q"].append(kwargs["q"].clone())
+
+    hooks = [layer.register_forward_pre_hook(before_block, with_kwargs=True) for layer in guided.layers]
+    hooks += [layer.register_forward_hook(after_block, with_kwargs=True) for layer in guided.layers]
+    hooks.append(guided.final_attn_token_to_image.register_forward_pre_hook(before_final, with_kwargs=True))
+    try:
+        with torch.no_grad():
+            guided(image, image_pe, tokens.clone(), target_embedding=target)
+    finally:
+        for hook in hooks:
+            hook.remove()
+    t = target[:, None, :]
+    for pe in seen["pe"]:
+        torch.testing.assert_close(pe, tokens + t)
+    torch.testing.assert_close(seen["queries"][0], tokens + t)
+    torch.testing.assert_close(seen["queries"][1], seen["block_out"][0] + t)
+    torch.testing.assert_close(seen["final_q"][0], seen["block_out"][-1] + tokens + 2 * t)

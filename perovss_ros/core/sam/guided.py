@@ -6,17 +6,20 @@ Two additions, both per prompt set and both switchable:
   two-way block (not the final attention), the usual attention probabilities
   ``P = softmax(q·kᵀ/√d)`` are re-weighted as ``softmax(P + bias)``, ``bias``
   being the sigmoid of the standardised confidence map on the grid (``B×h·w``);
-* target-semantic prompting: the target embedding (``B×C``) is added to all
-  decoder tokens before each two-way block and to the final attention's queries.
+* target-semantic prompting: the target embedding ``t`` (``B×C``) is added to all
+  decoder tokens before each two-way block and to the final attention's queries,
+  exactly as PerSAM's reference code computes it (see below).
 
 With no guidance every module calls its segment_anything parent, so the output
 is exactly vanilla SAM. The subclasses keep the parents' parameter names, so
 official state dicts load unchanged.
 
 PerSAM's reference code adds the target embedding in place (``queries +=``)
-while ``queries`` still aliases the token tensor, which also shifts the query
-positional encoding of every later layer; we follow the paper's description
-(tokens before each block, final queries) without that side effect.
+while ``queries`` still aliases the token tensor, and that tensor is also every
+layer's query positional encoding. So the tokens' encoding becomes ``tokens + t``
+in every layer and in the final attention, whose queries get ``t`` twice
+(``queries + (tokens + t) + t``). The paper's numbers come from that computation,
+so it is the one done here, written out without the aliasing.
 """
 
 from __future__ import annotations
@@ -126,14 +129,16 @@ class GuidedTwoWayTransformer(TwoWayTransformer):
         image_pe = image_pe.flatten(2).permute(0, 2, 1)
         target = None if target_embedding is None else target_embedding[:, None, :]
 
-        queries = point_embedding
-        for layer in self.layers:
-            if target is not None:
+        # The reference code's in-place add before the first block also lands in the encoding.
+        query_pe = point_embedding if target is None else point_embedding + target
+        queries = query_pe
+        for i, layer in enumerate(self.layers):
+            if target is not None and i > 0:
                 queries = queries + target
-            queries, keys = layer(queries=queries, keys=keys, query_pe=point_embedding, key_pe=image_pe,
+            queries, keys = layer(queries=queries, keys=keys, query_pe=query_pe, key_pe=image_pe,
                                   bias=bias, bias_on=bias_on)
 
-        q = queries + point_embedding
+        q = queries + query_pe
         if target is not None:
             q = q + target
         attn_out = self.final_attn_token_to_image(q=q, k=keys + image_pe, v=keys)
