@@ -52,6 +52,8 @@ from perovss_ros.core.types import BoxXYXY, Features, Guidance, Prompts
 # Candidates decoded at most per concept and frame (the first choice and one alternative).
 MAX_TRIES = 2
 MAX_NEGATIVE_POINTS = 2
+# The mask may reach this many cells beyond the candidate's region (its border cells are mixed).
+REGION_RINGS = 1
 TRACKED_SHAPE_SLACK = 1.5
 # Outline cue: an outline within this many times the shots' own spread (plus SHAPE_FLOOR, for
 # shots that happen to look alike) counts as the same; without a look-alike of another outline to
@@ -99,8 +101,22 @@ def _box_cells(box: BoxXYXY, features: Features) -> np.ndarray:
     return cells
 
 
-def _grow(cells: np.ndarray) -> np.ndarray:
-    return cv2.dilate(cells.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
+def _cells_box(cells: np.ndarray, features: Features) -> BoxXYXY:
+    """XYXY image box of ``h×w`` bool grid cells (clipped to the image)."""
+    ys, xs = np.nonzero(cells)
+    px = cell_pixels(features)
+    h, w = features.image_hw
+    return (float(xs.min() * px), float(ys.min() * px), float(min(w, (xs.max() + 1) * px)),
+            float(min(h, (ys.max() + 1) * px)))
+
+
+def _union_box(a: BoxXYXY, b: BoxXYXY) -> BoxXYXY:
+    return min(a[0], b[0]), min(a[1], b[1]), max(a[2], b[2]), max(a[3], b[3])
+
+
+def _grow(cells: np.ndarray, rings: int = 1) -> np.ndarray:
+    size = 2 * rings + 1
+    return cv2.dilate(cells.astype(np.uint8), np.ones((size, size), np.uint8)) > 0
 
 
 def candidate_request(candidate: Candidate, others: list[Candidate], logits: torch.Tensor,
@@ -110,9 +126,11 @@ def candidate_request(candidate: Candidate, others: list[Candidate], logits: tor
     points = [candidate.peak]
     labels = [1]
     box = track_box = None
-    region = _grow(candidate.cells)
+    region = _grow(candidate.cells, REGION_RINGS)
     if track is not None and bool((_box_cells(track[0], features) & candidate.cells).any()):
-        box = track[0]
+        # The tracked box, widened to the candidate's region: a mask that shrank in the last frame
+        # must not shrink the next one's box with it.
+        box = _union_box(track[0], _cells_box(region, features))
         track_box = track.predicted if isinstance(track, TrackPrompt) else None
         centre_cell = _box_cells((*track[1], track[1][0] + 1e-3, track[1][1] + 1e-3), features)
         if bool((centre_cell & region).any()):
