@@ -202,3 +202,22 @@ def test_point_grid_and_stability_by_hand() -> None:
     logits[0, 0, :2, :] = 3.0                      # 8 cells above +1
     logits[0, 0, 2, :2] = 0.0                      # 2 more above -1
     np.testing.assert_allclose(stability(logits), [[8 / 10]])
+
+
+def test_sam_point_grid_proposals_respect_the_personal_mask(monkeypatch) -> None:
+    # Random tiny SAM weights predict low IoUs: the thresholds are opened so that the grid's masks pass,
+    # which exercises the batched decode on the cached embedding, stability, exclusion and ownership.
+    from perovss_ros.core import scene_segments
+
+    monkeypatch.setattr(scene_segments, "MIN_PREDICTED_IOU", -np.inf)
+    monkeypatch.setattr(scene_segments, "MIN_STABILITY", 0.0)
+    pipe = build_pipeline({"backend": "sam", "model": "tiny", "concept_store": ""})
+    img, red, _ = scene()
+    features = pipe.encoder.encode(img)
+    proposals = propose_regions(pipe.decoder, features, img, red)
+    assert proposals, "the opened thresholds let the grid's masks through"
+    assert all(not (p.mask & red).any() for p in proposals)
+    assert np.sum([p.mask for p in proposals], axis=0).max() == 1
+    area = red.size
+    assert all(scene_segments.MIN_AREA_FRACTION * area <= p.mask.sum() <= scene_segments.MAX_AREA_FRACTION * area
+               for p in proposals)
