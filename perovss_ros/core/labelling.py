@@ -1,14 +1,16 @@
 """Open-vocabulary labels for what is not personal: scene proposals, named every N frames, tracked between.
 
-Per frame (``SceneLabeller.step``, the last step of ``Pipeline.process``): proposals outside
-the personal segments' pixels (``core/scene_segments.py``) are matched to the regions of the
-previous frame by mask IoU (greedy, best pair first, at least ``MATCH_IOU``), so a region
-keeps its instance id (from ``GENERIC_ID_MIN`` up, above the personal range) and its label.
-Every ``label_every``-th frame, and on the first frame after a vocabulary change, all proposals
-are labelled with the RegionLabeller; in between only new regions (no match) are, so a region
-never waits for a label while the ones already named are carried. Regions the labeller leaves
-unlabelled ("none of these") are tracked but not published. A region missing for more than
-``MAX_MISSES`` frames is forgotten.
+``SceneLabeller.step`` is the last step of ``Pipeline.process``. On a label frame (every
+``label_every``-th, and the first after a vocabulary change) the scene is proposed afresh outside
+the personal segments' pixels (``core/scene_segments.py``), every proposal is labelled with the
+RegionLabeller, and proposals are matched to the previous regions by mask IoU (greedy, best
+pair first, at least ``MATCH_IOU``) so that a region keeps its instance id (from
+``GENERIC_ID_MIN`` up, above the personal range). In between, only the labelled regions are
+followed: one batched decode prompted with each region's innermost pixel and its box grown by
+``FOLLOW_MARGIN`` px (``follow_regions``), carrying id and label, with no proposals and no CLIP,
+so those frames cost a decode of a few prompt sets. Regions the labeller leaves unlabelled
+("none of these") are not published. A region lost for more than ``MAX_MISSES`` frames is
+forgotten; new objects appear at the next label frame.
 
 A same-category look-alike of a personal concept is not the concept (the identity decided,
 its pixels are not personal), so it is proposed and labelled like any other region.
@@ -28,7 +30,13 @@ from perovss_ros.core.config import PipelineConfig
 from perovss_ros.core.errors import InvalidInputError
 from perovss_ros.core.matching import tight_box
 from perovss_ros.core.protocols import MaskDecoder
-from perovss_ros.core.scene_segments import GENERIC_ID_MAX, GENERIC_ID_MIN, mask_iou, propose_regions
+from perovss_ros.core.scene_segments import (
+    GENERIC_ID_MAX,
+    GENERIC_ID_MIN,
+    follow_regions,
+    mask_iou,
+    propose_regions,
+)
 from perovss_ros.core.types import Features, Segment
 
 if TYPE_CHECKING:  # the labels package pulls in open_clip: loaded only when labelling is on
@@ -37,6 +45,7 @@ if TYPE_CHECKING:  # the labels package pulls in open_clip: loaded only when lab
 
 MATCH_IOU = 0.3
 MAX_MISSES = 2
+FOLLOW_MARGIN = 12.0  # px a followed region may move between frames
 log = logging.getLogger(__name__)
 
 
@@ -115,33 +124,14 @@ class SceneLabeller:
             if not vocabulary:
                 self._regions = []
                 return []
-            proposals = propose_regions(decoder, features, rgb, owned > 0)
-            masks = [p.mask for p in proposals]
-            matched = match_regions([r.mask for r in self._regions], masks)
             # A new vocabulary relabels at once: carried labels may be words that are gone.
-            label_all = self._frames % self.label_every == 0 or vocabulary != self._vocabulary
+            label_frame = self._frames % self.label_every == 0 or vocabulary != self._vocabulary
             self._frames += 1
             self._vocabulary = vocabulary
-            to_label = [i for i in range(len(masks)) if label_all or i not in matched]
-            labels: dict[int, RegionLabel] = {}
-            if to_label:
-                answers = self.labeller.label(rgb, np.stack([masks[i] for i in to_label]))
-                labels = dict(zip(to_label, answers, strict=True))
-            regions: list[_Region] = []
-            used = {self._regions[pi].instance_id for pi in matched.values()}
-            for i, mask in enumerate(masks):
-                old = self._regions[matched[i]] if i in matched else None
-                if old is None:
-                    region = _Region(self._next_id(used), mask, None, 0.0)
-                    used.add(region.instance_id)
-                else:
-                    region = _Region(old.instance_id, mask, old.label, old.score)
-                if i in labels:
-                    region.label, region.score = labels[i].label, float(labels[i].score)
-                regions.append(region)
-            for pi, old in enumerate(self._regions):  # briefly unseen regions keep their id and label
-                if pi not in matched.values() and old.misses < MAX_MISSES and old.instance_id not in used:
-                    regions.append(_Region(old.instance_id, old.mask, old.label, old.score, old.misses + 1))
+            if label_frame:
+                regions = self._label_frame(decoder, features, rgb, owned)
+            else:
+                regions = self._follow(decoder, features, rgb, owned)
             self._regions = regions
         segments = []
         for region in regions:
@@ -152,6 +142,39 @@ class SceneLabeller:
                                     score=float(np.clip(region.score, 0.0, 1.0)), box_xyxy=tight_box(region.mask),
                                     personal=False, category=region.label))
         return segments
+
+    def _label_frame(self, decoder: MaskDecoder, features: Features, rgb: np.ndarray,
+                     owned: np.ndarray) -> list[_Region]:
+        """Propose, label everything, keep the ids of the regions matched to the previous ones."""
+        masks = [p.mask for p in propose_regions(decoder, features, rgb, owned > 0)]
+        matched = match_regions([r.mask for r in self._regions], masks)
+        answers: list[RegionLabel] = self.labeller.label(rgb, np.stack(masks)) if masks else []
+        used = {self._regions[pi].instance_id for pi in matched.values()}
+        regions: list[_Region] = []
+        for i, (mask, answer) in enumerate(zip(masks, answers, strict=True)):
+            if i in matched:
+                instance_id = self._regions[matched[i]].instance_id
+            else:
+                instance_id = self._next_id(used)
+                used.add(instance_id)
+            regions.append(_Region(instance_id, mask, answer.label, float(answer.score)))
+        for pi, old in enumerate(self._regions):  # briefly unseen named regions keep their id and label
+            if (pi not in matched.values() and old.label is not None and old.misses < MAX_MISSES
+                    and old.instance_id not in used):
+                regions.append(_Region(old.instance_id, old.mask, old.label, old.score, old.misses + 1))
+        return regions
+
+    def _follow(self, decoder: MaskDecoder, features: Features, rgb: np.ndarray, owned: np.ndarray) -> list[_Region]:
+        """Carry the named regions into this frame (their id and label), dropping those lost too long."""
+        named = [r for r in self._regions if r.label is not None]
+        followed = follow_regions(decoder, features, rgb, [r.mask for r in named], owned > 0, FOLLOW_MARGIN)
+        regions = []
+        for old, mask in zip(named, followed, strict=True):
+            if mask is not None:
+                regions.append(_Region(old.instance_id, mask, old.label, old.score))
+            elif old.misses < MAX_MISSES:
+                regions.append(_Region(old.instance_id, old.mask, old.label, old.score, old.misses + 1))
+        return regions
 
     def _next_id(self, used: set[int]) -> int:
         """The lowest free generic id, so ids stay small and a frame never repeats one."""

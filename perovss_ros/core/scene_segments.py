@@ -112,21 +112,49 @@ def refine(decoder: MaskDecoder, features: Features, rgb: np.ndarray, proposals:
     (IoU < ``REFINE_MIN_IOU`` with the proposal) keeps the proposal's own mask."""
     if not proposals:
         return []
-    h, w = rgb.shape[:2]
-    prompts = []
-    for p in proposals:
-        inside = cv2.distanceTransform(p.mask.astype(np.uint8), cv2.DIST_L2, 3)
-        y, x = np.unravel_index(int(inside.argmax()), inside.shape)
-        x0, y0, x1, y1 = tight_box(p.mask)
-        box = (max(0.0, x0 - REFINE_MARGIN), max(0.0, y0 - REFINE_MARGIN), min(float(w), x1 + REFINE_MARGIN),
-               min(float(h), y1 + REFINE_MARGIN))
-        prompts.append(Prompts(points=np.asarray([[x, y]], np.float32), labels=np.ones(1, np.int64), box=box))
-    out = decoder.decode(features, rgb, prompts)
+    out = decoder.decode(features, rgb, region_prompts([p.mask for p in proposals], REFINE_MARGIN))
     refined = []
     for p, mask in zip(proposals, out.masks[:, 0], strict=True):
         mask = np.asarray(mask, bool)
         refined.append(Proposal(mask if mask_iou(mask, p.mask) >= REFINE_MIN_IOU else p.mask, p.score))
     return refined
+
+
+def region_prompts(masks: list[np.ndarray], margin: float) -> list[Prompts]:
+    """One prompt set per non-empty ``H×W bool`` mask: its innermost pixel (largest distance to the
+    mask's edge) as the positive point and its tight box grown by ``margin`` px (clipped), XYXY."""
+    prompts = []
+    for mask in masks:
+        h, w = mask.shape
+        inside = cv2.distanceTransform(mask.astype(np.uint8), cv2.DIST_L2, 3)
+        y, x = np.unravel_index(int(inside.argmax()), inside.shape)
+        x0, y0, x1, y1 = tight_box(mask)
+        box = (max(0.0, x0 - margin), max(0.0, y0 - margin), min(float(w), x1 + margin), min(float(h), y1 + margin))
+        prompts.append(Prompts(points=np.asarray([[x, y]], np.float32), labels=np.ones(1, np.int64), box=box))
+    return prompts
+
+
+def follow_regions(decoder: MaskDecoder, features: Features, rgb: np.ndarray, masks: list[np.ndarray],
+                   exclude: np.ndarray, margin: float) -> list[np.ndarray | None]:
+    """Each previous ``H×W bool`` mask's region in this frame (None: lost), in one batched decode.
+
+    Prompted as ``region_prompts`` with the search ``margin`` (px the region may have moved); the
+    result keeps out of ``exclude`` (personal pixels), gives each pixel to one region (smaller on
+    top) and counts as lost below ``MIN_AREA_FRACTION`` of the frame or above ``MAX_AREA_FRACTION``.
+    """
+    if not masks:
+        return []
+    out = decoder.decode(features, rgb, region_prompts(masks, margin))
+    lo, hi = MIN_AREA_FRACTION * exclude.size, MAX_AREA_FRACTION * exclude.size
+    found = [np.asarray(m, bool) & ~exclude for m in out.masks[:, 0]]
+    owner = np.full(exclude.shape, -1, np.int32)
+    for i in sorted(range(len(found)), key=lambda i: -int(found[i].sum())):
+        owner[found[i]] = i
+    followed: list[np.ndarray | None] = []
+    for i in range(len(found)):
+        mask = owner == i
+        followed.append(mask if lo <= mask.sum() <= hi else None)
+    return followed
 
 
 def mask_iou(a: np.ndarray, b: np.ndarray) -> float:
