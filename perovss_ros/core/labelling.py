@@ -234,7 +234,10 @@ def finish_frame(scene: SceneLabeller | None, categories: dict[str, str], decode
         seg.category = categories.get(seg.label, "")
     if scene is None:
         return segments
+    import torch
+
     tick = time.perf_counter()
-    generic = scene.step(decoder, features, rgb, owned)
+    with torch.no_grad():  # process() leaves its no_grad block before this last step
+        generic = scene.step(decoder, features, rgb, owned)
     timings["label"] = time.perf_counter() - tick
     return segments + generic
