@@ -31,3 +31,22 @@ def test_teach_reply_says_where_the_category_came_from() -> None:
 def test_vocabulary_parameter_is_comma_separated_words() -> None:
     assert split_words(" mug, ball ,,book ") == ["mug", "ball", "book"]
     assert split_words("") == []
+
+
+def test_teach_command_sends_the_category(tmp_path) -> None:
+    import argparse
+
+    import cv2
+    import numpy as np
+
+    from perovss_ros.commands.teach import add_arguments, build_request
+
+    image, mask = tmp_path / "shot.png", tmp_path / "mask.png"
+    cv2.imwrite(str(image), np.zeros((8, 8, 3), np.uint8))
+    cv2.imwrite(str(mask), np.full((8, 8), 255, np.uint8))
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    args = parser.parse_args(["my_mug", "--image", str(image), "--mask", str(mask), "--category", "mug"])
+    assert build_request(args).category == "mug"
+    args = parser.parse_args(["my_mug", "--image", str(image), "--mask", str(mask)])
+    assert build_request(args).category == ""
