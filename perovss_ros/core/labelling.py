@@ -124,6 +124,8 @@ class SceneLabeller:
             if not vocabulary:
                 self._regions = []
                 return []
+            if self._regions and self._regions[0].mask.shape != owned.shape:
+                self._regions, self._frames = [], 0  # another image size: nothing carries over
             # A new vocabulary relabels at once: carried labels may be words that are gone.
             label_frame = self._frames % self.label_every == 0 or vocabulary != self._vocabulary
             self._frames += 1

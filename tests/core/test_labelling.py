@@ -221,3 +221,13 @@ def test_sam_point_grid_proposals_respect_the_personal_mask(monkeypatch) -> None
     area = red.size
     assert all(scene_segments.MIN_AREA_FRACTION * area <= p.mask.sum() <= scene_segments.MAX_AREA_FRACTION * area
                for p in proposals)
+
+
+def test_a_new_image_size_starts_the_regions_afresh() -> None:
+    pipe = labelling_pipeline(label_every=3)
+    img, _, blue = scene()
+    first = generic(pipe.process(img))
+    bigger = cv2.resize(img, (320, 240), interpolation=cv2.INTER_NEAREST)
+    out = pipe.process(bigger)                      # a follow frame, but nothing of 160×120 can carry over
+    big_blue = cv2.resize(blue.astype(np.uint8), (320, 240), interpolation=cv2.INTER_NEAREST) > 0
+    assert first and any(iou(out.instance_mask == s.instance_id, big_blue) >= 0.7 for s in generic(out))
