@@ -200,9 +200,40 @@ def _backend_checks(config_path: str | None) -> list[Check]:
         checks.append(Check("backend that will run",
                             f"{resolved} (config backend={config.backend}, model={config.model})"))
         checks.append(Check("concept store", _concept_store(config_path, config.concept_store)))
+        checks.append(_labels_check(config))
     except Exception as exc:  # the failure is the finding; doctor must still print the rest
         checks.append(Check("perception core", f"not usable: {exc}", ok=False))
     return checks
+
+
+def _labels_check(config) -> Check:
+    """Which CLIP labels the scene (loaded here, as the pipeline would), or why labelling is off."""
+    from perovss_ros.core.errors import PerovssError
+
+    if not config.labels:
+        return Check("labels", f"off (config labels false); would use CLIP {config.clip_model}: "
+                               f"{_clip_presence(config.clip_model, config.clip_checkpoint)}")
+    from perovss_ros.core.labelling import build_region_labeller
+
+    try:
+        labeller = build_region_labeller(config)
+    except PerovssError as exc:
+        return Check("labels", f"on, but the CLIP cannot be loaded: {exc}", ok=False)
+    words = ", ".join(labeller.vocabulary) or "empty: set one with ~/set_vocabulary"
+    return Check("labels", f"on: CLIP {labeller.model_id} loaded; vocabulary {words}")
+
+
+def _clip_presence(model: str, checkpoint: str) -> str:
+    """Whether a CLIP's weights are where the labels would load them from (without loading them)."""
+    if model == "synthetic-clip":
+        from perovss_ros.core.labels import synthetic_clip
+
+        path = synthetic_clip.weights_path(synthetic_clip.DEFAULT_RECIPE)
+        return f"built at {path}" if path.is_file() else (
+            f"not built ({path} missing; perovss models build synthetic-clip)")
+    if not checkpoint:
+        return "no clip_checkpoint given (an open_clip model needs its weights)"
+    return f"weights at {checkpoint}" if os.path.isfile(checkpoint) else f"{checkpoint} does not exist"
 
 
 def _topic_check(topic: str, seconds: float) -> Check:

@@ -32,6 +32,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--fine-tune", action="store_true", help="fit PerSAM-F scale weights")
     parser.add_argument("--replace", action="store_true",
                         help="overwrite the concept instead of adding shots")
+    parser.add_argument("--category", default="", metavar="WORD",
+                        help="what it is (mug); default: keep the concept's, or inferred when the node labels")
     parser.add_argument("--timeout", type=float, default=300.0, help="seconds to wait for the answer")
     add_target_argument(parser)
 
@@ -45,7 +47,7 @@ def build_request(args: argparse.Namespace):
     from perovss_ros.ros.messages import box_to_roi
 
     request = Teach.Request(name=args.name, num_frames=max(args.capture, 0), fine_tune=args.fine_tune,
-                            replace=args.replace)
+                            replace=args.replace, category=args.category)
     for path in args.image:
         bgr = cv2.imread(path, cv2.IMREAD_COLOR)
         if bgr is None:

@@ -44,7 +44,7 @@ class Concept:
     ``embedding``: ``C`` un-normalised mean target feature (semantic prompting).
     ``scale_weights``: PerSAM-F weights ``[3]`` or None.
     ``identity``: what tells the concept from look-alikes (``core/identity.py``), or None when the
-    pipeline runs without it.
+    pipeline runs without it. ``category``: the word of its kind (``"mug"`` for ``my_mug``), ``""`` unknown.
     """
 
     name: str
@@ -59,6 +59,7 @@ class Concept:
     scale_weights: torch.Tensor | None = None
     calibration: dict[str, float] = field(default_factory=dict)
     identity: IdentityModel | None = None
+    category: str = ""  # its vocabulary word ("mug" for my_mug), "" when unknown
 
     @property
     def presence_k(self) -> int:
@@ -83,4 +84,5 @@ class Concept:
             presence_threshold=float(self.identity.threshold if self.identity is not None
                                      else self.presence_threshold),
             instance_id=self.instance_id,
+            category=self.category,
         )

@@ -33,6 +33,10 @@ class PipelineConfig:
     outline check: ``core/decide.py``); False matches with PerSAM's cosine map alone.
     ``max_image_pixels`` bounds H*W of any input image; ``max_shots`` bounds the reference
     shots per concept.
+    ``labels`` True names what is not personal with words of ``vocabulary`` (class-agnostic
+    proposals labelled zero-shot by the CLIP ``clip_model``, ``synthetic-clip`` or an open_clip
+    name with its ``clip_checkpoint``, every ``label_every`` frames, carried between by
+    tracking: ``core/labelling.py``) and infers a taught concept's category when none is given.
     """
 
     backend: str = "auto"
@@ -48,6 +52,11 @@ class PipelineConfig:
     max_shots: int = 32
     cascade: str = "full"  # full | adaptive: skip refinement 2 for tracked concepts that agree with their track
     persam_bias: str = "aligned"  # aligned | official (reference code: bias stretched over the padded grid)
+    labels: bool = False
+    clip_model: str = "synthetic-clip"
+    clip_checkpoint: str = ""
+    vocabulary: list[str] = dataclasses.field(default_factory=list)
+    label_every: int = 5
 
     def __post_init__(self) -> None:
         self.validate()
@@ -69,13 +78,22 @@ class PipelineConfig:
                     f"config 'concept_store' must be a directory path, '' or null, got {self.concept_store!r}"
                 )
             self.concept_store = os.fspath(self.concept_store)
-        for key in ("seed", "max_image_pixels", "max_shots"):
+        for key in ("seed", "max_image_pixels", "max_shots", "label_every"):
             value = getattr(self, key)
             if isinstance(value, bool) or not isinstance(value, int):
                 raise InvalidInputError(f"config '{key}' must be an integer, got {value!r}")
-        if self.max_image_pixels < 1 or self.max_shots < 1:
-            raise InvalidInputError("config 'max_image_pixels' and 'max_shots' must be >= 1")
-        for key in ("presence", "identity"):
+        if self.max_image_pixels < 1 or self.max_shots < 1 or self.label_every < 1:
+            raise InvalidInputError("config 'max_image_pixels', 'max_shots' and 'label_every' must be >= 1")
+        for key in ("clip_model", "clip_checkpoint"):
+            if not isinstance(getattr(self, key), str | os.PathLike):
+                raise InvalidInputError(f"config '{key}' must be a string, got {getattr(self, key)!r}")
+            setattr(self, key, os.fspath(getattr(self, key)))
+        if not self.clip_model:
+            raise InvalidInputError("config 'clip_model' must name a CLIP (e.g. 'synthetic-clip')")
+        if not isinstance(self.vocabulary, list | tuple) or not all(isinstance(w, str) for w in self.vocabulary):
+            raise InvalidInputError(f"config 'vocabulary' must be a list of words, got {self.vocabulary!r}")
+        self.vocabulary = list(self.vocabulary)
+        for key in ("presence", "identity", "labels"):
             if not isinstance(getattr(self, key), bool):
                 raise InvalidInputError(f"config '{key}' must be true or false, got {getattr(self, key)!r}")
 

@@ -2,7 +2,8 @@
 
 Layout of ``<store>/<name>/``::
 
-    concept.json            metadata; names the arrays and shot files of this version
+    concept.json            metadata (category word included; older stores without one load as "");
+                            names the arrays and shot files of this version
     arrays-<token>.npz      targets S×C, embedding C, local features (concatenated) + counts,
                             optional PerSAM-F scale weights [3]   (np.load allow_pickle=False)
     shot-<token>-<i>.png    reference image i (RGB stored as PNG)
@@ -109,6 +110,7 @@ class ConceptMemory:
                 "presence_threshold": concept.presence_threshold,
                 "calibration": concept.calibration,
                 "fine_tuned": concept.scale_weights is not None,
+                "category": concept.category,
                 "arrays": arrays_file,
                 "shots": shots,
             }
@@ -164,6 +166,7 @@ class ConceptMemory:
             presence_threshold=float(meta["presence_threshold"]),
             scale_weights=weights,
             calibration={k: float(v) for k, v in meta.get("calibration", {}).items()},
+            category=str(meta.get("category", "")),  # stores written before categories have none
         )
 
     def load_all(self) -> Iterator[tuple[str, Concept | ConceptStoreError]]:

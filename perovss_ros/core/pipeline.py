@@ -13,11 +13,12 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
-from perovss_ros.core import decide, matching, presence
+from perovss_ros.core import decide, labelling, matching, presence
 from perovss_ros.core.cascade import CascadeRequest, decoder_has_logits, run_cascade
 from perovss_ros.core.concept import Concept, Shot, validate_name
 from perovss_ros.core.config import PipelineConfig
@@ -30,6 +31,7 @@ from perovss_ros.core.errors import (
 from perovss_ros.core.instances import resolve_instances
 from perovss_ros.core.memory import ConceptMemory
 from perovss_ros.core.protocols import ImageEncoder, MaskDecoder
+from perovss_ros.core.scene_segments import PERSONAL_ID_MAX
 from perovss_ros.core.tracker import Tracker, box_centre, expand_box
 from perovss_ros.core.types import (
     BoxXYXY,
@@ -43,11 +45,14 @@ from perovss_ros.core.types import (
 )
 from perovss_ros.core.validation import check_box, check_image, check_mask
 
+if TYPE_CHECKING:
+    from perovss_ros.core.labels import RegionLabeller
+
 log = logging.getLogger(__name__)
 
 # A grid cell belongs to the reference object when the mask covers at least this fraction of it.
 CELL_COVERAGE = 0.5
-MAX_INSTANCE_ID = 65535
+MAX_INSTANCE_ID = PERSONAL_ID_MAX  # the ids above are the generic segments' (core/scene_segments.py)
 
 
 @dataclass
@@ -63,6 +68,7 @@ class Pipeline:
     """Personal-object segmentation behind the public API (see the package docstring).
 
     Build with ``build_pipeline``; ``encoder``/``decoder`` implement the core protocols.
+    ``labeller`` replaces the CLIP that config ``labels`` would load (``core/labelling.py``).
     """
 
     def __init__(
@@ -72,6 +78,7 @@ class Pipeline:
         decoder: MaskDecoder,
         backend_name: str,
         memory: ConceptMemory | None = None,
+        labeller: RegionLabeller | None = None,
     ) -> None:
         self.config = config
         self.encoder = encoder
@@ -83,6 +90,7 @@ class Pipeline:
         self._swap_lock = threading.Lock()  # guards the _concepts swap and the tracker (short holds)
         self._teach_lock = threading.Lock()  # serialises teach/forget: ids, store writes
         self._tracker = Tracker()
+        self.scene = labelling.scene_labeller_for(config, labeller)  # None: labelling off
 
     # ---------------------------------------------------------------- public API
 
@@ -107,6 +115,20 @@ class Pipeline:
         """Forget every concept's last box; the next frame searches globally."""
         with self._swap_lock:
             self._tracker.reset()
+        if self.scene is not None:
+            self.scene.reset()
+
+    @property
+    def vocabulary(self) -> tuple[str, ...]:
+        """The words generic segments are labelled with (empty when labelling is off)."""
+        return self.scene.labeller.vocabulary if self.scene is not None else ()
+
+    def set_vocabulary(self, labels: Sequence[str]) -> None:
+        """Label generic segments with ``labels`` from the next frame on; InvalidInputError for bad
+        words or when labelling is off (config ``labels``)."""
+        if self.scene is None:
+            raise InvalidInputError("labelling is off (config 'labels' false); turn it on to set a vocabulary")
+        self.scene.labeller.set_vocabulary(labels)
 
     def process(self, rgb: np.ndarray) -> FrameResult:
         """Find every taught concept in an ``H×W×3 uint8 RGB`` frame.
@@ -142,7 +164,9 @@ class Pipeline:
             for concept, mask in zip(concepts, found.masks, strict=True):
                 if concept.name in self._concepts:
                     self._tracker.update(concept.name, mask)
-        timings["output"] = time.perf_counter() - tick
+        segments = labelling.finish_frame(self.scene, {c.name: c.category for c in concepts}, self.decoder, features,
+                                          rgb, owned, segments, timings)
+        timings["output"] = time.perf_counter() - tick - timings.get("label", 0.0)
         timings["total"] = time.perf_counter() - start
         return FrameResult(
             instance_mask=owned,
@@ -159,15 +183,19 @@ class Pipeline:
         boxes: Sequence[BoxXYXY] | None = None,
         fine_tune: bool = False,
         replace: bool = False,
+        category: str = "",
     ) -> TeachResult:
         """Teach (or extend) concept ``name`` from reference images.
 
         ``images``: ``H×W×3 uint8 RGB``; ``masks``: one ``H×W bool`` per image, or ``boxes``:
         one XYXY box per image, or a single box for ``images[0]`` that is followed through the
         others. Adds shots to an existing concept unless ``replace``. ``fine_tune`` fits
-        PerSAM-F scale weights (needs a decoder with logits, i.e. the sam backend).
+        PerSAM-F scale weights (needs a decoder with logits, i.e. the sam backend). ``category``: the
+        word of its kind ("mug"); empty keeps an extended concept's, else is inferred zero-shot from the
+        shots when labelling is on (``TeachResult.category_source`` says which).
         """
         validate_name(name)
+        category = labelling.check_category(category)
         images, masks, boxes = self._check_teach_inputs(images, masks, boxes)
         if fine_tune and not decoder_has_logits(self.decoder):
             raise InvalidInputError(
@@ -197,13 +225,17 @@ class Pipeline:
             created = existing.created if existing is not None else time.time()
             tuned = fine_tune or (keep_old and existing.scale_weights is not None)
             concept = self._derive(name, shots, features, instance_id, created, tuned)
+            concept.category, source = labelling.teach_category(
+                self.scene, category, existing.category if keep_old else None,
+                [s.image for s in shots], [s.mask for s in shots])
             self_iou = self._self_iou(concept, features)
             if self.memory is not None:
                 self.memory.save(concept)
             with self._swap_lock:
                 self._concepts = {**self._concepts, name: concept}
                 self._tracker.forget(name)
-        return TeachResult(concept=concept.info(), self_iou=self_iou)
+        return TeachResult(concept=concept.info(), self_iou=self_iou, category=concept.category,
+                           category_source=source)
 
     # ---------------------------------------------------------------- loading
 
@@ -242,7 +274,9 @@ class Pipeline:
         with torch.no_grad():
             features = [self.encoder.encode(s.image) for s in old.shots]
         tuned = old.scale_weights is not None and decoder_has_logits(self.decoder)
-        return self._derive(old.name, old.shots, features, old.instance_id, old.created, tuned)
+        concept = self._derive(old.name, old.shots, features, old.instance_id, old.created, tuned)
+        concept.category = old.category
+        return concept
 
     # ---------------------------------------------------------------- internals
 
@@ -279,7 +313,7 @@ class Pipeline:
         if candidate > MAX_INSTANCE_ID:
             candidate = next((i for i in range(1, MAX_INSTANCE_ID + 1) if i not in used), 0)
             if candidate == 0:
-                raise InvalidInputError("no free instance id left (65535 concepts taught)")
+                raise InvalidInputError(f"no free instance id left ({MAX_INSTANCE_ID} concepts taught)")
         return candidate
 
     def _derive(

@@ -100,7 +100,10 @@ class Segment:
 
     ``label``: concept name (personal) or open-vocabulary label.
     ``instance_id``: value of this segment's pixels in ``FrameResult.instance_mask``;
-    stable per concept across frames. ``score`` in [0, 1]. ``box_xyxy`` in pixels.
+    stable per concept across frames (generic segments: per tracked region, ids above
+    the personal range, ``core/scene_segments.py``). ``score`` in [0, 1]. ``box_xyxy`` in pixels.
+    ``category``: the vocabulary word of what it is (a personal concept's category, a generic
+    segment's label), ``""`` when unknown.
     """
 
     label: str
@@ -108,6 +111,7 @@ class Segment:
     score: float
     box_xyxy: BoxXYXY
     personal: bool = True
+    category: str = ""
 
 
 @dataclass
@@ -136,11 +140,19 @@ class ConceptInfo:
     created: float
     presence_threshold: float
     instance_id: int
+    category: str = ""
 
 
 @dataclass
 class TeachResult:
-    """What ``Pipeline.teach`` returns: the concept and how well it re-finds its own shots."""
+    """What ``Pipeline.teach`` returns: the concept and how well it re-finds its own shots.
+
+    ``category``: the concept's category word (``""``: none); ``category_source`` says where it
+    came from: ``given`` (the teach call), ``inferred`` (zero-shot from the shots), ``kept`` (the
+    concept's earlier category) or ``none`` (labelling off, or no vocabulary word fits the shots).
+    """
 
     concept: ConceptInfo
     self_iou: float
+    category: str = ""
+    category_source: str = "none"

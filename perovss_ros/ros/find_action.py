@@ -1,4 +1,9 @@
-"""The ~/find action: search incoming frames until the named concept is present or time runs out."""
+"""The ~/find action: search incoming frames until the named concept is present or time runs out.
+
+The goal's name is a concept name ("my_mug": that personal segment) or a category word
+("mug": any segment, personal or generic, whose category or label is it); a concept name wins
+where both would fit.
+"""
 
 from __future__ import annotations
 
@@ -20,7 +25,8 @@ _POLL_S = 0.1
 
 
 class FindServer:
-    """Action server for ``FindObject``; ``known_names()`` lists the taught concepts.
+    """Action server for ``FindObject``; ``known_names()`` lists the taught concepts, ``known_categories()``
+    the words a category search accepts (the vocabulary and the concepts' categories).
 
     The node creates it at its first activation and keeps it until shutdown; goals are
     rejected while ``active()`` is False. Destroying it on every deactivation raced with the
@@ -35,10 +41,12 @@ class FindServer:
         callback_group: CallbackGroup,
         active: Callable[[], bool],
         name: str = "~/find",
+        known_categories: Callable[[], set[str]] = set,
     ):
         self._node = node
         self._hub = hub
         self._known = known_names
+        self._categories = known_categories
         self._active = active
         self._server = ActionServer(
             node,
@@ -60,9 +68,10 @@ class FindServer:
             if goal.name:
                 log.warning(f"find: rejected '{goal.name}': the node is not active")
             return GoalResponse.REJECT
-        if goal.name not in self._known():
+        if not self._searchable(goal.name):
             if goal.name:  # an empty name is a client's connectivity probe: rejected quietly
-                log.warning(f"find: rejected '{goal.name}': no such concept; teach it first (~/list_concepts)")
+                log.warning(f"find: rejected '{goal.name}': no such concept or category; teach it first "
+                            "(~/list_concepts) or add the word to the vocabulary (~/set_vocabulary)")
             return GoalResponse.REJECT
         if not math.isfinite(goal.timeout_s) or goal.timeout_s <= 0:
             log.warning(f"find: rejected timeout_s {goal.timeout_s}; give a positive number of seconds")
@@ -80,7 +89,7 @@ class FindServer:
                 goal_handle.canceled()
                 return result
             remaining = deadline - time.monotonic()
-            if remaining <= 0 or self._hub.closed or name not in self._known():
+            if remaining <= 0 or self._hub.closed or not self._searchable(name):
                 goal_handle.abort()
                 return result
             event = self._hub.wait_after(seq, min(_POLL_S, remaining))
@@ -89,9 +98,13 @@ class FindServer:
             seq = event.seq
             searched += 1
             goal_handle.publish_feedback(FindObject.Feedback(frames_searched=searched))
+            concept = name in self._known()
             for seg in event.result.segments:
-                if seg.personal and seg.label == name:
+                if (seg.personal and seg.label == name) if concept else name in (seg.category, seg.label):
                     h, w = event.result.instance_mask.shape[:2]
                     goal_handle.succeed()
                     segment = segment_to_msg(seg, w, h)
                     return FindObject.Result(found=True, segment=segment, header=event.header)
+
+    def _searchable(self, name: str) -> bool:
+        return bool(name) and (name in self._known() or name in self._categories())

@@ -33,6 +33,7 @@ def segment_to_msg(seg: Segment, width: int, height: int) -> SegmentMsg:
     """One core Segment → perovss_interfaces/Segment."""
     return SegmentMsg(
         label=seg.label,
+        category=seg.category,
         personal=bool(seg.personal),
         instance_id=int(seg.instance_id),
         score=float(seg.score),
@@ -65,4 +66,5 @@ def concept_to_msg(info: ConceptInfo) -> Concept:
         fine_tuned=bool(info.fine_tuned),
         model=info.model,
         created=seconds_to_time(float(info.created)),
+        category=info.category,
     )

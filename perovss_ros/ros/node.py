@@ -105,7 +105,6 @@ class PerovssNode(LifecycleNode):
         #: Header stamps of the frames that arrive, against the camera's rate (see frame_loss).
         self.arrivals = ArrivalMonitor()
         self._loss_warned = False
-        self._vocabulary: list[str] = []
         self._images_group = MutuallyExclusiveCallbackGroup()
         self._requests_group = ReentrantCallbackGroup()
         self._capture: FrameCapture | None = None
@@ -146,6 +145,8 @@ class PerovssNode(LifecycleNode):
         store = config["concept_store"]
         config["concept_store"] = os.path.expanduser(store) if store else None
         config["checkpoint"] = os.path.expanduser(config["checkpoint"])
+        config["clip_checkpoint"] = os.path.expanduser(config["clip_checkpoint"])
+        config["vocabulary"] = P.split_words(config["vocabulary"])
         return config
 
     # ------------------------------------------------------------------ lifecycle
@@ -167,9 +168,12 @@ class PerovssNode(LifecycleNode):
         self._diag_pub = self.create_lifecycle_publisher(DiagnosticArray, "/diagnostics", output_qos(10))
         names = ", ".join(c.name for c in self.pipeline.concepts()) or "none"
         store = self.pipeline_config()["concept_store"] or "memory only"
+        scene = self.pipeline.scene
+        labels = (f"labels by {scene.model_id}, vocabulary: {', '.join(self.pipeline.vocabulary) or 'empty'}"
+                  if scene is not None else "labels off")
         self.get_logger().info(
             f"configured: backend {self.pipeline.backend_name} ({self.pipeline.model_id}); "
-            f"concepts: {names} (store: {store})"
+            f"concepts: {names} (store: {store}); {labels}"
         )
         return super().on_configure(state)
 
@@ -198,7 +202,8 @@ class PerovssNode(LifecycleNode):
             self.create_service(SetVocabulary, "~/set_vocabulary", self._on_vocabulary, callback_group=group),
         ]
         if self._find is None:  # kept across deactivations: see FindServer
-            self._find = FindServer(self, self._hub, self._concept_names, group, active=lambda: self._active)
+            self._find = FindServer(self, self._hub, self._concept_names, group, active=lambda: self._active,
+                                    known_categories=self._categories)
         period = float(self.param("diagnostics_period"))
         self._diag_timer = self.create_timer(period, self._publish_diagnostics)
         self._active = True
@@ -382,6 +387,13 @@ class PerovssNode(LifecycleNode):
         pipeline = self.pipeline
         return {c.name for c in pipeline.concepts()} if pipeline is not None else set()
 
+    def _categories(self) -> set[str]:
+        """Words ~/find accepts besides concept names: the vocabulary and the concepts' categories."""
+        pipeline = self.pipeline
+        if pipeline is None:
+            return set()
+        return set(pipeline.vocabulary) | {c.category for c in pipeline.concepts() if c.category}
+
     def capture_frames(self, count: int) -> list:
         """Take the next ``count`` frames from the live topic (H×W×3 uint8 RGB each)."""
         timeout = float(self.param("capture_timeout"))
@@ -417,11 +429,12 @@ class PerovssNode(LifecycleNode):
                 args = request_to_args(request, int(self.param("max_image_pixels")))
             else:
                 boxes = request_boxes(request)  # validated before waiting for frames
-                args = TeachArgs(images=self.capture_frames(int(request.num_frames)), boxes=boxes)
+                args = TeachArgs(images=self.capture_frames(int(request.num_frames)), boxes=boxes,
+                                 category=request.category)
             existed = request.name in self._concept_names()
             result = pipeline.teach(
                 request.name, args.images, masks=args.masks, boxes=args.boxes,
-                fine_tune=bool(request.fine_tune), replace=bool(request.replace),
+                fine_tune=bool(request.fine_tune), replace=bool(request.replace), category=args.category,
             )
         except PerovssError as exc:
             if request.name or request.images or request.num_frames:  # an empty request is a client's probe
@@ -465,13 +478,23 @@ class PerovssNode(LifecycleNode):
             response.message = (f"give at most {MAX_LABELS} labels of 1..{MAX_LABEL_CHARS} characters"
                                 + (f"; offending: {bad[0]!r}" if bad else f"; got {len(labels)}"))
             return response
-        self._vocabulary = labels
+        pipeline = self.pipeline
+        try:
+            if pipeline is None:
+                raise InvalidInputError(NOT_CONFIGURED)
+            if pipeline.scene is None:
+                raise InvalidInputError("labelling is off (parameter labels false): set labels true and "
+                                        "configure again to label the scene")
+            pipeline.set_vocabulary(labels)
+        except PerovssError as exc:
+            response.success, response.message = False, str(exc)
+            return response
+        self.get_logger().info(f"vocabulary: {', '.join(labels) or 'empty (nothing generic is labelled)'}")
         response.success = True
-        response.message = (f"stored {len(labels)} label(s); open-vocabulary labelling is not implemented "
-                            "yet, so they are kept for when it is and nothing else is labelled now")
+        response.message = f"labelling with {len(labels)} word(s) from the next frame on"
         return response
 
     @property
     def vocabulary(self) -> list[str]:
-        """Labels stored by ~/set_vocabulary."""
-        return list(self._vocabulary)
+        """The words generic segments are labelled with (empty when labelling is off)."""
+        return list(self.pipeline.vocabulary) if self.pipeline is not None else []

@@ -6,6 +6,7 @@ import cv2
 import numpy as np
 
 from perovss_ros.core.types import FrameResult
+from perovss_ros.eval.plots import segment_caption
 
 _ALPHA = 0.5
 
@@ -19,7 +20,8 @@ def instance_colour(instance_id: int) -> tuple[int, int, int]:
 
 
 def draw_overlay(rgb: np.ndarray, result: FrameResult) -> np.ndarray:
-    """Return a copy of ``rgb`` (H×W×3 uint8 RGB) with masks, boxes and ``label score`` drawn."""
+    """Return a copy of ``rgb`` (H×W×3 uint8 RGB) with masks, boxes and ``label (category) score`` drawn
+    (``my_mug (mug) 0.93`` for a personal segment with a category, ``ball 0.71`` for a generic one)."""
     out = rgb.copy()
     mask = result.instance_mask
     for seg in result.segments:
@@ -31,7 +33,7 @@ def draw_overlay(rgb: np.ndarray, result: FrameResult) -> np.ndarray:
         colour = instance_colour(seg.instance_id)
         x0, y0, x1, y1 = (round(v) for v in seg.box_xyxy)
         cv2.rectangle(out, (x0, y0), (max(x1 - 1, x0), max(y1 - 1, y0)), colour, 2)
-        text = f"{seg.label} {seg.score:.2f}"
+        text = f"{segment_caption(seg.label, seg.category, seg.personal)} {seg.score:.2f}"
         (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, 0.45, 1)
         ty = max(y0, th + base + 1)
         cv2.rectangle(out, (x0, ty - th - base - 1), (x0 + tw + 2, ty), colour, -1)

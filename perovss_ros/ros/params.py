@@ -53,6 +53,18 @@ PARAMETERS: tuple[ParamSpec, ...] = (
               "teaching images", pipeline_key=True),
     ParamSpec("max_shots", 32, "most reference shots per concept (and images per teach request)",
               pipeline_key=True),
+    ParamSpec("labels", False, "name what is not personal with words of the vocabulary (scene proposals "
+              "labelled zero-shot by the CLIP clip_model) and infer a taught concept's category",
+              pipeline_key=True),
+    ParamSpec("clip_model", "synthetic-clip", "CLIP of the labels: synthetic-clip (built by `perovss models build "
+              "synthetic-clip`; knows only the synthetic world) or an open_clip name with clip_checkpoint",
+              pipeline_key=True),
+    ParamSpec("clip_checkpoint", "", "weights of an open_clip clip_model (safetensors or a state dict); "
+              "unused for synthetic-clip", pipeline_key=True),
+    ParamSpec("vocabulary", "", "starting words of the labels, comma-separated (\"mug, ball\"); "
+              "~/set_vocabulary replaces them at run time", pipeline_key=True),
+    ParamSpec("label_every", 5, "label the scene every N frames; labels are carried between by tracking",
+              pipeline_key=True),
     ParamSpec("image_transport", "raw", "subscribe to `image` (sensor_msgs/Image) or `image/compressed` "
               "(sensor_msgs/CompressedImage, jpeg/png)", ("raw", "compressed"), applies=ACTIVATE),
     ParamSpec("reliability", "best_effort", "QoS reliability of the image subscription (depth 1); "
@@ -81,8 +93,13 @@ def check_value(name: str, value: Any) -> str | None:
         return None  # not ours (e.g. use_sim_time)
     if spec.choices and value not in spec.choices:
         return f"{name} must be one of {', '.join(spec.choices)}, got {value!r}"
-    if name in ("max_image_pixels", "max_shots") and int(value) < 1:
+    if name in ("max_image_pixels", "max_shots", "label_every") and int(value) < 1:
         return f"{name} must be >= 1, got {value!r}"
     if name in ("diagnostics_period", "capture_timeout") and float(value) <= 0:
         return f"{name} must be > 0, got {value!r}"
     return None
+
+
+def split_words(text: str) -> list[str]:
+    """The words of a comma-separated ``vocabulary`` parameter, stripped, empty ones dropped."""
+    return [word.strip() for word in text.split(",") if word.strip()]

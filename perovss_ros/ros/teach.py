@@ -27,6 +27,7 @@ class TeachArgs:
     images: list[np.ndarray]
     masks: list[np.ndarray] | None = None
     boxes: list[BoxXYXY] | None = None
+    category: str = ""
 
 
 def request_boxes(request: Teach.Request) -> list[BoxXYXY]:
@@ -94,7 +95,7 @@ def request_to_args(request: Teach.Request, max_pixels: int) -> TeachArgs:
                 )
             masks.append(mask)
     boxes = request_boxes(request) if request.boxes else None
-    return TeachArgs(images=images, masks=masks, boxes=boxes)
+    return TeachArgs(images=images, masks=masks, boxes=boxes, category=request.category)
 
 
 @dataclass
@@ -123,9 +124,12 @@ class FrameCapture:
 def success_response(name: str, result, action: str) -> Teach.Response:
     """Response for a successful teach (``result`` is a core TeachResult)."""
     info = result.concept
+    kind = {"given": f"category '{info.category}'", "kept": f"category '{info.category}' (kept)",
+            "inferred": f"category '{info.category}' (inferred from the shots)"}.get(
+        result.category_source, "no category (give one, or turn labelling on to infer it)")
     return Teach.Response(
         success=True,
-        message=f"{action} '{name}': {info.num_shots} shot(s), re-finds its own references with "
+        message=f"{action} '{name}': {info.num_shots} shot(s), {kind}, re-finds its own references with "
         f"IoU {result.self_iou:.2f}",
         concept=concept_to_msg(info),
         self_iou=float(result.self_iou),

@@ -15,7 +15,7 @@ PEROVSS = str(Path(sys.executable).with_name("perovss"))
 
 
 def _doctor(tmp_path: Path, *args: str, **env: str) -> tuple[int, dict[str, dict]]:
-    full_env = dict(os.environ, PEROVSS_MODEL_DIR=str(tmp_path / "models"), **env)
+    full_env = {**os.environ, "PEROVSS_MODEL_DIR": str(tmp_path / "models"), **env}
     proc = subprocess.run([PEROVSS, "doctor", "--json", *args], capture_output=True, text=True, env=full_env,
                           timeout=120)
     checks = {c["topic"]: c for c in json.loads(proc.stdout)}
@@ -64,6 +64,24 @@ def test_doctor_finds_checkpoints_and_picks_backend(tmp_path: Path, sam_vit_b_fi
     assert "vit_b" not in after["backends that can run"]["value"]
     assert after["backend that will run"]["value"].startswith("classic")
     assert code == 1
+
+
+@pytest.mark.slow
+def test_doctor_says_which_clip_labels_or_why_labelling_is_off(tmp_path: Path) -> None:
+    from perovss_ros.core.labels import synthetic_clip
+
+    _, off = _doctor(tmp_path)
+    assert off["labels"]["value"].startswith("off (config labels false)") and off["labels"]["ok"]
+    assert "not built" in off["labels"]["value"]              # the empty model directory has no synthetic-clip
+    config = tmp_path / "labels.yaml"
+    config.write_text("backend: classic\nlabels: true\nvocabulary: [mug, ball]\n")
+    _, missing = _doctor(tmp_path, "--config", str(config))
+    assert not missing["labels"]["ok"] and "perovss models build synthetic-clip" in missing["labels"]["value"]
+    built = synthetic_clip.build()  # the standard recipe, cached in the user's model directory
+    _, loaded = _doctor(tmp_path, "--config", str(config), PEROVSS_MODEL_DIR=str(built.parent))
+    key = synthetic_clip.DEFAULT_RECIPE.key()
+    assert loaded["labels"]["ok"]
+    assert loaded["labels"]["value"] == f"on: CLIP synthetic-clip:{key} loaded; vocabulary mug, ball"
 
 
 @pytest.mark.ros

@@ -8,6 +8,7 @@ import pytest
 SPEC: dict[str, dict[str, str]] = {
     "msg/Segment": {
         "label": "string",
+        "category": "string",
         "personal": "boolean",
         "instance_id": "uint16",
         "score": "float",
@@ -24,6 +25,7 @@ SPEC: dict[str, dict[str, str]] = {
         "fine_tuned": "boolean",
         "model": "string",
         "created": "builtin_interfaces/Time",
+        "category": "string",
     },
     "srv/Teach.Request": {
         "name": "string",
@@ -33,6 +35,7 @@ SPEC: dict[str, dict[str, str]] = {
         "boxes": "sequence<sensor_msgs/RegionOfInterest>",
         "fine_tune": "boolean",
         "replace": "boolean",
+        "category": "string",
     },
     "srv/Teach.Response": {
         "success": "boolean",
@@ -85,13 +88,14 @@ def test_segmentation_round_trips_through_serialization() -> None:
     msg.instance_mask.step = 6
     msg.instance_mask.data = bytes(range(12))
     msg.segments = [
-        Segment(label="my_mug", personal=True, instance_id=7, score=0.5,
+        Segment(label="my_mug", category="mug", personal=True, instance_id=7, score=0.5,
                 roi=RegionOfInterest(x_offset=1, y_offset=0, width=2, height=1))
     ]
     back = deserialize_message(serialize_message(msg), Segmentation)
     assert back.header.frame_id == "camera"
     assert bytes(back.instance_mask.data) == bytes(range(12))
     assert back.segments[0].label == "my_mug"
+    assert back.segments[0].category == "mug"
     assert back.segments[0].instance_id == 7
     assert back.segments[0].roi.width == 2
 

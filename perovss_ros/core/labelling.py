@@ -1,0 +1,245 @@
+"""Open-vocabulary labels for what is not personal: scene proposals, named every N frames, tracked between.
+
+``SceneLabeller.step`` is the last step of ``Pipeline.process``. On a label frame (every
+``label_every``-th, and the first after a vocabulary change) the scene is proposed afresh outside
+the personal segments' pixels (``core/scene_segments.py``), every proposal is labelled with the
+RegionLabeller, and proposals are matched to the previous regions by mask IoU (greedy, best
+pair first, at least ``MATCH_IOU``) so that a region keeps its instance id (from
+``GENERIC_ID_MIN`` up, above the personal range). In between, only the labelled regions are
+followed: one batched decode prompted with each region's innermost pixel and its box grown by
+``FOLLOW_MARGIN`` px (``follow_regions``), carrying id and label, with no proposals and no CLIP,
+so those frames cost a decode of a few prompt sets. Regions the labeller leaves unlabelled
+("none of these") are not published. A region lost for more than ``MAX_MISSES`` frames is
+forgotten; new objects appear at the next label frame.
+
+A same-category look-alike of a personal concept is not the concept (the identity decided,
+its pixels are not personal), so it is proposed and labelled like any other region.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from perovss_ros.core.config import PipelineConfig
+from perovss_ros.core.errors import InvalidInputError
+from perovss_ros.core.matching import tight_box
+from perovss_ros.core.protocols import MaskDecoder
+from perovss_ros.core.scene_segments import (
+    GENERIC_ID_MAX,
+    GENERIC_ID_MIN,
+    follow_regions,
+    mask_iou,
+    propose_regions,
+)
+from perovss_ros.core.types import Features, Segment
+
+if TYPE_CHECKING:  # the labels package pulls in open_clip: loaded only when labelling is on
+    from perovss_ros.core.labels import RegionLabeller
+    from perovss_ros.core.labels.zero_shot import RegionLabel
+
+MATCH_IOU = 0.3
+MAX_MISSES = 2
+FOLLOW_MARGIN = 12.0  # px a followed region may move between frames
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class _Region:
+    """A tracked generic region: its id, last mask (``H×W bool``), label (None: none of the words)."""
+
+    instance_id: int
+    mask: np.ndarray
+    label: str | None
+    score: float
+    misses: int = 0
+
+
+def build_region_labeller(config: PipelineConfig) -> RegionLabeller:
+    """The RegionLabeller of ``config`` (``clip_model``, ``clip_checkpoint``, ``vocabulary``); CheckpointError
+    naming what to build or place when the CLIP's weights are missing."""
+    from perovss_ros.core.labels import RegionLabeller, build_clip_encoder
+
+    encoder = build_clip_encoder(config.clip_model, checkpoint=config.clip_checkpoint or None, device=config.device)
+    return RegionLabeller(encoder, vocabulary=config.vocabulary)
+
+
+def match_regions(previous: Sequence[np.ndarray], current: Sequence[np.ndarray],
+                  min_iou: float = MATCH_IOU) -> dict[int, int]:
+    """Greedy one-to-one matching ``{current index: previous index}`` of ``H×W bool`` masks by IoU ≥ ``min_iou``."""
+    pairs = sorted(((mask_iou(p, c), ci, pi) for pi, p in enumerate(previous) for ci, c in enumerate(current)),
+                   reverse=True)
+    matched: dict[int, int] = {}
+    used: set[int] = set()
+    for iou, ci, pi in pairs:
+        if iou < min_iou:
+            break
+        if ci not in matched and pi not in used:
+            matched[ci] = pi
+            used.add(pi)
+    return matched
+
+
+class SceneLabeller:
+    """Generic segments of a frame (see the module docstring); ``labeller`` may change vocabulary any time."""
+
+    def __init__(self, labeller: RegionLabeller, label_every: int = 5) -> None:
+        if isinstance(label_every, bool) or not isinstance(label_every, int) or label_every < 1:
+            raise InvalidInputError(f"label_every must be an integer >= 1, got {label_every!r}")
+        self.labeller = labeller
+        self.label_every = label_every
+        self._regions: list[_Region] = []
+        self._frames = 0
+        self._vocabulary: tuple[str, ...] = ()  # what the carried labels were chosen from
+        self._lock = threading.Lock()  # reset (service thread) against step (worker thread)
+
+    @property
+    def model_id(self) -> str:
+        """The CLIP's model id."""
+        return self.labeller.model_id
+
+    def reset(self) -> None:
+        """Forget the tracked regions; the next frame is labelled afresh."""
+        with self._lock:
+            self._regions = []
+            self._frames = 0
+
+    def infer_category(self, images: Sequence[np.ndarray], masks: Sequence[np.ndarray]) -> str:
+        """The category word of a taught concept from its shots (``""`` when no word fits or no vocabulary)."""
+        if not self.labeller.vocabulary:
+            return ""
+        return self.labeller.infer_category(images, masks).label or ""
+
+    def step(self, decoder: MaskDecoder, features: Features, rgb: np.ndarray,
+             owned: np.ndarray) -> list[Segment]:
+        """Label one frame: paints the generic segments' ids into ``owned`` (``H×W uint16``, personal ids
+        already in it; only its 0 pixels are used) and returns those segments (``personal=False``)."""
+        with self._lock:
+            vocabulary = self.labeller.vocabulary
+            if not vocabulary:
+                self._regions = []
+                return []
+            if self._regions and self._regions[0].mask.shape != owned.shape:
+                self._regions, self._frames = [], 0  # another image size: nothing carries over
+            # A new vocabulary relabels at once: carried labels may be words that are gone.
+            label_frame = self._frames % self.label_every == 0 or vocabulary != self._vocabulary
+            self._frames += 1
+            self._vocabulary = vocabulary
+            if label_frame:
+                regions = self._label_frame(decoder, features, rgb, owned)
+            else:
+                regions = self._follow(decoder, features, rgb, owned)
+            self._regions = regions
+        segments = []
+        for region in regions:
+            if region.misses or region.label is None:
+                continue
+            owned[region.mask] = region.instance_id
+            segments.append(Segment(label=region.label, instance_id=region.instance_id,
+                                    score=float(np.clip(region.score, 0.0, 1.0)), box_xyxy=tight_box(region.mask),
+                                    personal=False, category=region.label))
+        return segments
+
+    def _label_frame(self, decoder: MaskDecoder, features: Features, rgb: np.ndarray,
+                     owned: np.ndarray) -> list[_Region]:
+        """Propose, label everything, keep the ids of the regions matched to the previous ones."""
+        masks = [p.mask for p in propose_regions(decoder, features, rgb, owned > 0)]
+        matched = match_regions([r.mask for r in self._regions], masks)
+        answers: list[RegionLabel] = self.labeller.label(rgb, np.stack(masks)) if masks else []
+        used = {self._regions[pi].instance_id for pi in matched.values()}
+        regions: list[_Region] = []
+        for i, (mask, answer) in enumerate(zip(masks, answers, strict=True)):
+            if i in matched:
+                instance_id = self._regions[matched[i]].instance_id
+            else:
+                instance_id = self._next_id(used)
+                used.add(instance_id)
+            regions.append(_Region(instance_id, mask, answer.label, float(answer.score)))
+        for pi, old in enumerate(self._regions):  # briefly unseen named regions keep their id and label
+            if (pi not in matched.values() and old.label is not None and old.misses < MAX_MISSES
+                    and old.instance_id not in used):
+                regions.append(_Region(old.instance_id, old.mask, old.label, old.score, old.misses + 1))
+        return regions
+
+    def _follow(self, decoder: MaskDecoder, features: Features, rgb: np.ndarray, owned: np.ndarray) -> list[_Region]:
+        """Carry the named regions into this frame (their id and label), dropping those lost too long."""
+        named = [r for r in self._regions if r.label is not None]
+        followed = follow_regions(decoder, features, rgb, [r.mask for r in named], owned > 0, FOLLOW_MARGIN)
+        regions = []
+        for old, mask in zip(named, followed, strict=True):
+            if mask is not None:
+                regions.append(_Region(old.instance_id, mask, old.label, old.score))
+            elif old.misses < MAX_MISSES:
+                regions.append(_Region(old.instance_id, old.mask, old.label, old.score, old.misses + 1))
+        return regions
+
+    def _next_id(self, used: set[int]) -> int:
+        """The lowest free generic id, so ids stay small and a frame never repeats one."""
+        for candidate in range(GENERIC_ID_MIN, GENERIC_ID_MAX + 1):
+            if candidate not in used:
+                return candidate
+        raise InvalidInputError("no free generic instance id left")
+
+
+def scene_labeller_for(config: PipelineConfig, labeller: RegionLabeller | None = None) -> SceneLabeller | None:
+    """The SceneLabeller of ``config`` (None when ``labels`` is off); ``labeller`` replaces the configured CLIP."""
+    if not config.labels:
+        return None
+    if labeller is None:
+        labeller = build_region_labeller(config)
+    elif config.vocabulary:
+        labeller.set_vocabulary(config.vocabulary)
+    return SceneLabeller(labeller, config.label_every)
+
+
+def check_category(category: object) -> str:
+    """A teach call's category word, stripped (``""`` = none given); InvalidInputError for a bad one."""
+    from perovss_ros.core.labels.prompts import check_labels
+
+    if not isinstance(category, str):
+        raise InvalidInputError(f"category must be a word (string), got {category!r}")
+    return check_labels([category])[0] if category.strip() else ""
+
+
+def teach_category(scene: SceneLabeller | None, given: str, previous: str | None,
+                   images: Sequence[np.ndarray], masks: Sequence[np.ndarray]) -> tuple[str, str]:
+    """``(category, source)`` of a taught concept: the given word, else the earlier concept's (``previous``),
+    else inferred from its shots (``H×W×3 uint8 RGB`` images, ``H×W bool`` masks) when labelling is on.
+
+    ``source`` is ``given``, ``kept``, ``inferred`` or ``none`` (TeachResult.category_source).
+    """
+    if given:
+        return given, "given"
+    if previous:
+        return previous, "kept"
+    if scene is None:
+        return "", "none"
+    word = scene.infer_category(images, masks)
+    return (word, "inferred") if word else ("", "none")
+
+
+def finish_frame(scene: SceneLabeller | None, categories: dict[str, str], decoder: MaskDecoder,
+                 features: Features, rgb: np.ndarray, owned: np.ndarray, segments: list[Segment],
+                 timings: dict[str, float]) -> list[Segment]:
+    """The personal ``segments`` with their concepts' ``categories`` (name -> word), then the generic ones.
+
+    ``owned`` (``H×W uint16``) gets the generic segments' ids; ``timings["label"]`` their cost (s).
+    """
+    import time
+
+    for seg in segments:
+        seg.category = categories.get(seg.label, "")
+    if scene is None:
+        return segments
+    import torch
+
+    tick = time.perf_counter()
+    with torch.no_grad():  # process() leaves its no_grad block before this last step
+        generic = scene.step(decoder, features, rgb, owned)
+    timings["label"] = time.perf_counter() - tick
+    return segments + generic
