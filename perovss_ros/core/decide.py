@@ -52,8 +52,9 @@ from perovss_ros.core.types import BoxXYXY, Features, Guidance, Prompts
 # Candidates decoded at most per concept and frame (the first choice and one alternative).
 MAX_TRIES = 2
 MAX_NEGATIVE_POINTS = 2
-# The mask may reach this many cells beyond the candidate's region (its border cells are mixed).
-REGION_RINGS = 1
+# The mask may reach this many image pixels (at least one cell) beyond the candidate's region:
+# its border cells are mixed, and on a small image a cell is only a few pixels.
+REGION_MARGIN_PX = 8.0
 TRACKED_SHAPE_SLACK = 1.5
 # Outline cue: an outline within this many times the shots' own spread (plus SHAPE_FLOOR, for
 # shots that happen to look alike) counts as the same; without a look-alike of another outline to
@@ -126,7 +127,7 @@ def candidate_request(candidate: Candidate, others: list[Candidate], logits: tor
     points = [candidate.peak]
     labels = [1]
     box = track_box = None
-    region = _grow(candidate.cells, REGION_RINGS)
+    region = _grow(candidate.cells, max(1, round(REGION_MARGIN_PX / cell_pixels(features))))
     if track is not None and bool((_box_cells(track[0], features) & candidate.cells).any()):
         # The tracked box, widened to the candidate's region: a mask that shrank in the last frame
         # must not shrink the next one's box with it.
