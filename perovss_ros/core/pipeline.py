@@ -324,8 +324,10 @@ class Pipeline:
         coverage = [matching.mask_to_grid(s.mask, f) for s, f in zip(shots, features, strict=True)]
         local, object_cells = [], []
         for i, (cov, f) in enumerate(zip(coverage, features, strict=True)):
-            # PerSAM's cosine map (identity off) takes the official code's cells for its targets.
-            cells = matching.persam_cells(shots[i].mask, f) if not self.config.identity else cov >= CELL_COVERAGE
+            # PerSAM's cosine map (identity off) on SAM takes the official code's cells for its targets;
+            # that rule is defined on SAM's normalised input, so the classic backend keeps half-covered cells.
+            official = not self.config.identity and decoder_has_logits(self.decoder)
+            cells = matching.persam_cells(shots[i].mask, f) if official else cov >= CELL_COVERAGE
             if not bool(cells.any()):
                 cells = cov > 0  # a small object: any coverage rather than nothing
             if not bool(cells.any()):
@@ -454,7 +456,7 @@ class Pipeline:
         if not active:
             return result
         tick = time.perf_counter()
-        image_maps = matching.upsample_to_image(maps[active], features, official=True)
+        image_maps = matching.upsample_to_image(maps[active], features, official=decoder_has_logits(self.decoder))
         positives, negatives = matching.select_points(image_maps)
         requests = []
         for row, i in enumerate(active):
