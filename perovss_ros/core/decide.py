@@ -3,29 +3,33 @@
 Per frame and concept (``segment_frame``):
 
 1. The concept's identity head gives a logit map; ``find_candidates`` turns it into candidate
-   regions, best score first. Presence: the best candidate's score against the concept's
-   calibrated threshold; below it the concept yields nothing.
-2. The candidates above the threshold are ranked by score, the one that continues the track
-   (it touches the predicted box) preferred by ``IdentityModel.track_preference``: continuity
-   wins near-ties, but a look-alike beside the predicted position that scores clearly better, or
-   the real object found elsewhere after a loss, takes over (no track: a global search).
-3. The first choice is decoded (one batched call over the concepts) with its peak as the
-   positive point, the other candidates' peaks and PerSAM's argmin as negative points, and its
-   region as the bound of the mask (negative evidence cuts a touching look-alike off).
-4. Outline check: when the concept's outline tells it from its look-alikes, a mask whose outline
-   is too far from the shots' (``shape_accept``, 1.5× for a tracked candidate, whose outline an
-   occluder may have cut) is not accepted; the next candidate is decoded instead (a second
-   batched call, only for the concepts that need it). When none passes, the concept is absent.
+   regions, best score first. Candidates at or above ``min(threshold, 0)`` are eligible: the head
+   only has to keep out what plainly is not the concept, the region cues below decide identity.
+2. The plan is the ``MAX_DECODES`` best eligible candidates, the one that continues the track (it
+   touches the predicted box) first. Each is decoded with its peak as the positive point, the
+   other candidates' peaks and PerSAM's argmin as negative points, and its region as the bound of
+   the mask (negative evidence cuts a touching look-alike off).
+3. Region check (``core/appearance.py``): the decoded mask, or the part of it where a touching
+   neighbour is split off, is described by colour, surface pattern and outline; its weighted
+   distance to the shots must stay within ``cues.accept`` (``TRACKED_SLACK`` × that for the
+   tracked candidate, whose outline an occluder may have cut). A look-alike that differs in one
+   attribute lies far off in that cue.
+4. First round: the tracked candidate (or the best one) of every concept, one batched decode. A
+   tracked candidate within ``SETTLE`` × accept is kept; otherwise the rest of the plan is decoded
+   in a second batched call. Among the candidates that pass, the lowest cost wins: the cue
+   distance, less ``HEAD_WEIGHT`` for a head score like the shots', less ``TRACK_BONUS`` for
+   continuing the track. When none passes, the concept is absent in this frame.
 
-At teach time ``fit_identity`` fits the head, calibrates the threshold leave-one-out on the
-shots, and calibrates the outline cue on the look-alikes that the head cannot reject in the
-teach frames themselves.
+At teach time ``fit_identity`` fits the head, calibrates its threshold leave-one-out on the shots,
+and calibrates the region check: references are the shots' masks and the decoder's own masks of
+them, each cue's unit is the shots' spread (``cue_scale``), and the look-alikes decoded in the
+teach frames raise the weight of the cue that tells each of them apart (``cue_weights``).
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import cv2
 import numpy as np
@@ -33,6 +37,7 @@ import torch
 import torch.nn.functional as F
 
 from perovss_ros.core import matching, presence
+from perovss_ros.core.appearance import CueCheck, cue_distances, cue_scale, cue_weights, describe_region
 from perovss_ros.core.cascade import CascadeRequest, run_cascade
 from perovss_ros.core.identity import (
     Candidate,
@@ -45,27 +50,31 @@ from perovss_ros.core.identity import (
     split_candidates,
 )
 from perovss_ros.core.protocols import MaskDecoder
-from perovss_ros.core.shape import HARMONICS, best_outline, outline_options, shape_distance, shape_signature
+from perovss_ros.core.shape import outline_options
 from perovss_ros.core.tracker import TrackPrompt
 from perovss_ros.core.types import BoxXYXY, Features, Guidance, Prompts
 
-# Candidates decoded at most per concept and frame (the first choice and one alternative).
-MAX_TRIES = 2
+# Candidates decoded per concept and frame (best head scores first; the tracked one is added).
+MAX_DECODES = 2
 MAX_NEGATIVE_POINTS = 2
 # The mask may reach this many image pixels (at least one cell) beyond the candidate's region:
 # its border cells are mixed, and on a small image a cell is only a few pixels.
 REGION_MARGIN_PX = 8.0
-TRACKED_SHAPE_SLACK = 1.5
-# Outline cue: an outline within this many times the shots' own spread (plus SHAPE_FLOOR, for
-# shots that happen to look alike) counts as the same; without a look-alike of another outline to
-# calibrate on, that is the limit.
-SHAPE_SPREAD_FACTOR = 1.5
-SHAPE_FLOOR = 0.01
-MAX_SHAPE_NEGATIVES = 6
+# Region cues (``core/appearance.py``): a candidate whose summed cue distance exceeds ACCEPT units
+# is not the concept; the candidate that continues the track may reach TRACKED_SLACK × that (an
+# occluder may cut its outline) and is preferred by TRACK_BONUS units.
+ACCEPT = 4.5
+TRACKED_SLACK = 2.0
+TRACK_BONUS = 1.0
+HEAD_WEIGHT = 1.0
+# A tracked candidate this close (fraction of ACCEPT) is kept without decoding the others.
+SETTLE = 0.5
+# Split options within this many units of the nearest are decided by the head.
+OPTION_TIE = 0.5
+MAX_CALIBRATION_NEGATIVES = 8
 OWN_DECODE_IOU = 0.8
 # Hue turns (degrees) of the first shot's object, learnt as negatives.
 RECOLOUR_SHIFTS = (120.0, 240.0)
-
 
 
 @dataclass
@@ -156,28 +165,24 @@ def candidate_request(candidate: Candidate, others: list[Candidate], logits: tor
     )
 
 
-def _outline_ok(mask: np.ndarray, model: IdentityModel, tracked: bool, image_map: torch.Tensor
-                ) -> tuple[np.ndarray, bool, float]:
-    """The mask, or its part where a look-alike touches it, that the outline check accepts.
+def _best_option(mask: np.ndarray, rgb: np.ndarray, cues: CueCheck, image_map: torch.Tensor
+                 ) -> tuple[np.ndarray, float]:
+    """The mask, or its part where a touching neighbour is split off, that looks most like the concept.
 
-    Of the options that pass, the one the head likes best (mean of the ``H×W`` logit map over it)
-    wins: a touching look-alike of the same outline but another pattern is cut off. Returns that
-    mask, whether it passes, and its outline distance (when none passes: the nearest outline).
+    Returns that ``H×W bool`` mask and its summed cue distance (``CueCheck.distance``; inf when no
+    option can be described). Among options within ``OPTION_TIE`` units the one the head likes best
+    (mean of the ``H×W`` logit map over it) wins.
     """
-    if model.shape_accept is None or not mask.any():
-        return mask, bool(mask.any()), 0.0
-    limit = model.shape_accept * (TRACKED_SHAPE_SLACK if tracked else 1.0)
-    best = (mask, False, float("inf"), -float("inf"))
+    scored = []
     for option in outline_options(mask):
-        signature = shape_signature(option)
-        if signature is None:
-            continue
-        distance = shape_distance(signature, model.shape_refs)
-        liked = float(image_map[torch.from_numpy(option)].mean())
-        passed = distance <= limit or distance < shape_distance(signature, model.shape_negatives)
-        if (passed, liked if passed else -distance) > (best[1], best[3] if best[1] else -best[2]):
-            best = (option, passed, distance, liked)
-    return best[0], best[1], best[2]
+        desc = describe_region(rgb, option)
+        if desc is not None:
+            scored.append((cues.distance(desc), float(image_map[torch.from_numpy(option)].mean()), option))
+    if not scored:
+        return np.asarray(mask, bool), float("inf")
+    nearest = min(d for d, _, _ in scored)
+    _, _, option = max((item for item in scored if item[0] <= nearest + OPTION_TIE), key=lambda item: item[1])
+    return option, next(d for d, _, o in scored if o is option)
 
 
 def segment_frame(decoder: MaskDecoder, features: Features, rgb: np.ndarray, concepts: list, tracks: dict,
@@ -185,10 +190,10 @@ def segment_frame(decoder: MaskDecoder, features: Features, rgb: np.ndarray, con
     """Find, decide and decode every concept (with an ``identity`` model) in one encoded frame.
 
     ``concepts``: ``Concept`` objects; ``tracks``: name -> (expanded predicted box, centre) or None;
-    ``gate`` False decodes each concept's best candidate whatever its score (teach-time self-check).
-    The masks are not yet resolved against each other (``image_maps`` are the priorities).
-    ``timings`` receives ``match`` (heads and candidates), ``prompt`` and ``decode`` seconds;
-    ``cascade`` is the decode cascade's mode (``run_cascade``).
+    ``gate`` False decodes each concept's best candidate whatever its score and cues (teach-time
+    self-check). The masks are not yet resolved against each other (``image_maps`` are the
+    priorities). ``timings`` receives ``match`` (heads and candidates), ``prompt``, ``decode`` and
+    ``verify`` (region cues) seconds; ``cascade`` is the decode cascade's mode (``run_cascade``).
     """
     timings = {} if timings is None else timings
     tick = time.perf_counter()
@@ -202,56 +207,66 @@ def segment_frame(decoder: MaskDecoder, features: Features, rgb: np.ndarray, con
     tracked: dict[int, Candidate | None] = {}
     for i, concept in enumerate(concepts):
         model = models[i]
-        eligible = [c for c in candidates[i] if c.score >= model.threshold] if gate else candidates[i][:MAX_TRIES]
+        eligible = [c for c in candidates[i] if c.score >= min(model.threshold, 0.0)] if gate else candidates[i][:1]
         if not eligible:
             continue
         track = tracks.get(concept.name)
         on_track = _box_cells(track[0], features) if track is not None else None
         cont = [c for c in eligible if on_track is not None and bool((c.cells & on_track).any())]
         tracked[i] = cont[0] if cont else None
-        bonus = model.track_preference
-        plans[i] = sorted(eligible, key=lambda c, t=tracked[i]: -(c.score + (bonus if c is t else 0.0)))
+        plan = eligible[:MAX_DECODES]
+        if tracked[i] is not None:
+            plan = [tracked[i]] + [c for c in plan if c is not tracked[i]]
+        plans[i] = plan
     timings["match"] = time.perf_counter() - tick
     if not plans:
         return decision
-    tick = time.perf_counter()
     decision.image_maps = matching.upsample_to_image(maps, features)
-    # First round: every concept's first choice; without a track to follow, also a runner-up that
-    # scores within the track preference of it, when the outline can decide between the two
-    # (a look-alike of the same colour and pattern scores the same).
-    todo = []
-    for i, plan in plans.items():
-        todo.append((i, 0))
-        close = len(plan) > 1 and plan[1].score >= plan[0].score - models[i].track_preference
-        if tracked[i] is None and models[i].shape_accept is not None and close:
-            todo.append((i, 1))
-    best: dict[int, tuple[bool, float, np.ndarray, float]] = {}  # passed, -distance, mask, decoder score
-    tried: dict[int, int] = {}
-    timings["prompt"] = time.perf_counter() - tick
-    tick = time.perf_counter()
-    while todo:
+    best: dict[int, tuple[float, np.ndarray, float]] = {}  # cost, mask, decoder score
+    # First round: each concept's tracked candidate (or its best one). A tracked candidate that
+    # clearly passes the cues (SETTLE) is kept without decoding the rest: continuity, and one decode per concept in
+    # the common case. Otherwise the remaining candidates are decoded and compared in a second round.
+    todo = [(i, 0) for i in plans]
+    settled: set[int] = set()
+    for _ in range(2):
+        tick = time.perf_counter()
         requests = []
         for i, n in todo:
             cand = plans[i][n]
             others = [c for c in candidates[i] if c is not cand]
             requests.append(candidate_request(cand, others, maps[i], features, concepts[i].embedding,
                                               tracks.get(concepts[i].name), concepts[i].scale_weights))
+        timings["prompt"] = timings.get("prompt", 0.0) + time.perf_counter() - tick
+        tick = time.perf_counter()
         decoded = run_cascade(decoder, features, rgb, requests, mode=cascade)
+        timings["decode"] = timings.get("decode", 0.0) + time.perf_counter() - tick
+        tick = time.perf_counter()
         for row, (i, n) in enumerate(todo):
-            mask, passed, distance = _outline_ok(decoded.masks[row], models[i], plans[i][n] is tracked[i],
-                                                decision.image_maps[i])
-            option = (passed, -distance, mask, float(decoded.scores[row]))
-            if i not in best or option[:2] > best[i][:2]:
-                best[i] = option
-            tried[i] = max(tried.get(i, 0), n + 1)
-        # Second round: the next candidate of each concept whose choices all failed the outline.
-        todo = [(i, tried[i]) for i in plans
-                if not best[i][0] and tried[i] < min(MAX_TRIES, len(plans[i]))]
-    for i, (passed, _, mask, score) in best.items():
-        if passed or not gate:
-            decision.masks[i] = mask
-            decision.decode_scores[i] = score
-    timings["decode"] = time.perf_counter() - tick
+            mask, cues = decoded.masks[row], models[i].cues
+            if not mask.any():
+                continue
+            is_tracked = plans[i][n] is tracked[i]
+            if gate and cues is not None:
+                mask, distance = _best_option(mask, rgb, cues, decision.image_maps[i])
+                if distance > cues.accept * (TRACKED_SLACK if is_tracked else 1.0):
+                    continue
+                if is_tracked and distance <= SETTLE * cues.accept:
+                    settled.add(i)
+                # The head's own view breaks near-ties: one unit for a candidate that scores like the shots.
+                head = (plans[i][n].score - models[i].threshold) / max(models[i].fg_low - models[i].threshold, 0.5)
+                cost = distance - HEAD_WEIGHT * float(np.clip(head, -1.0, 1.0)) - (TRACK_BONUS if is_tracked else 0.0)
+            else:
+                cost = float(n)
+                settled.add(i)
+            if i not in best or cost < best[i][0]:
+                best[i] = (cost, mask, float(decoded.scores[row]))
+        timings["verify"] = timings.get("verify", 0.0) + time.perf_counter() - tick
+        todo = [(i, n) for i, plan in plans.items() if i not in settled for n in range(1, len(plan))]
+        if not todo:
+            break
+    for i, (_, mask, score) in best.items():
+        decision.masks[i] = mask
+        decision.decode_scores[i] = score
     return decision
 
 
@@ -278,35 +293,31 @@ def fit_identity(decoder: MaskDecoder, images: list[np.ndarray], masks: list[np.
         extra_neg = torch.cat([normalised_cells(encode(recoloured(images[0], masks[0], shift)).grid, fg_cells[0])
                                for shift in RECOLOUR_SHIFTS])
     full, held_out = fit_shot_heads(grids, fg_cells, bg_cells, extra_neg)
-    fg_scores, own, off_candidates, plausible = [], [], [], []
+    fg_scores, own, off_candidates = [], [], []
     for i, f in enumerate(features):
         # What the object scores in a frame the head has not seen (leave-one-out) ...
         logits = held_out[i].logits(f.grid)
         cands = find_candidates(logits, f.valid_hw, cell_pixels(f), top_k, limit=8)
-        on, off = split_candidates(cands, fg_cells[i].numpy())
+        on, _ = split_candidates(cands, fg_cells[i].numpy())
         fg_scores.append(max((c.score for c in on), default=region_score(logits.numpy(), fg_cells[i].numpy(),
                                                                           top_k)))
-        # Look-alikes that score like the object in a frame the head has not seen are told apart
-        # by their outline, if at all.
-        plausible += [(i, c, cands) for c in off if c.score >= 0.5 * fg_scores[-1]]
-        # ... and what the best look-alike still scores after the head has seen it as a negative.
+        # ... and what the look-alikes still score after the head has seen them as negatives.
         cands = find_candidates(full.logits(f.grid), f.valid_hw, cell_pixels(f), top_k, limit=8)
         on, off = split_candidates(cands, fg_cells[i].numpy())
         own.append((i, on[0], cands) if on else None)
         off_candidates += [(i, c, cands) for c in off]
-    shape_refs, negatives, accept, distances = _calibrate_outline(decoder, images, masks, features, full,
-                                                                  embedding,
-                                                       [o for o in own if o is not None], plausible)
-    # A look-alike the outline rejects does not raise the presence threshold: match its region.
-    rejected = [(i, c.cells) for i, c, _ in plausible
-                if accept is not None and distances.get(id(c), (0.0,))[0] > accept]
-    bg_scores = [c.score for i, c, _ in off_candidates
-                 if not any(i == j and int((c.cells & r).sum()) * 2 >= int(c.cells.sum()) for j, r in rejected)]
+    off_candidates = sorted(off_candidates, key=lambda item: -item[1].score)[:MAX_CALIBRATION_NEGATIVES]
+    cues, off_distances = _calibrate_cues(decoder, images, masks, features, full, embedding,
+                                          [o for o in own if o is not None], off_candidates)
+    # A look-alike that the region cues reject does not raise the head's threshold: the head only
+    # has to keep out what the cues could not.
+    bg_scores = [c.score for (_, c, _), d in zip(off_candidates, off_distances, strict=True)
+                 if cues is None or d <= cues.accept]
     # No look-alike candidate at all: the head's own boundary (logit 0) is the best background.
     cal = presence.calibrate(fg_scores, bg_scores or [0.0])
     # Below logit 0 the head itself says "not the concept", whatever the shots' spread.
     return IdentityModel(head=full, threshold=max(cal.threshold, 0.0), fg_low=cal.fg_low, bg_high=cal.bg_high,
-                         shape_refs=shape_refs, shape_negatives=negatives, shape_accept=accept)
+                         cues=cues)
 
 
 def _decode_candidates(decoder: MaskDecoder, images: list[np.ndarray], features: list[Features], head,
@@ -325,50 +336,41 @@ def _decode_candidates(decoder: MaskDecoder, images: list[np.ndarray], features:
     return masks
 
 
-def _calibrate_outline(decoder: MaskDecoder, images: list[np.ndarray], masks: list[np.ndarray],
-                       features: list[Features], head, embedding: torch.Tensor,
-                       own: list[tuple[int, Candidate, list[Candidate]]],
-                       confusable: list[tuple[int, Candidate, list[Candidate]]]
-                       ) -> tuple[np.ndarray, np.ndarray | None, float | None, dict[int, tuple]]:
-    """Outline references, look-alike outlines, ``shape_accept`` and each decoded look-alike's outline.
+def _calibrate_cues(decoder: MaskDecoder, images: list[np.ndarray], masks: list[np.ndarray],
+                    features: list[Features], head, embedding: torch.Tensor,
+                    own: list[tuple[int, Candidate, list[Candidate]]],
+                    off: list[tuple[int, Candidate, list[Candidate]]]) -> tuple[CueCheck | None, list[float]]:
+    """The concept's ``CueCheck`` and each ``off`` candidate's summed cue distance (decoded as a frame
+    would be; inf where nothing could be described).
 
-    The references are the shots' masks and the masks the decoder makes of the object in the
-    shots (so its own habits, e.g. a rim it always misses, are part of "the same outline").
-    The spread is how far each decoded shot lies from the other shots' references; the look-alikes
-    the head cannot reject in the teach frames, decoded the same way, set how far is too far.
-    Look-alikes map ``id(candidate)`` to (distance, signature); ``shape_accept`` is None when no
-    look-alike needs the outline.
+    The references are the shots' masks and the masks the decoder makes of the object in the shots
+    (so its own habits, e.g. a handle it always loses, are part of "the same object"). The scale of
+    each cue comes from the shots' spread (``cue_scale``); ``ACCEPT`` units is how far the sum may
+    reach. None when no shot can be described.
     """
-    confusable = sorted(confusable, key=lambda item: -item[1].score)[:MAX_SHAPE_NEGATIVES]
-    decoded = _decode_candidates(decoder, images, features, head, embedding, own + confusable)
-    truth = [(i, shape_signature(m)) for i, m in enumerate(masks)]
-    # Only decodes that found the shot's object (the reference mask) speak for its outline.
-    mine = [(item[0], shape_signature(m)) for item, m in zip(own, decoded[:len(own)], strict=True)
-            if _iou(m, masks[item[0]]) >= OWN_DECODE_IOU]
-    refs = [(i, s) for i, s in truth + mine if s is not None]
-    distances: dict[int, tuple[float, np.ndarray]] = {}
-    if not refs:
-        return np.zeros((0, HARMONICS + 1), np.float32), None, None, distances
-    all_refs = np.stack([s for _, s in refs])
-    spread = 0.0
-    for i, s in mine:
-        others = [r for j, r in refs if j != i] or [r for j, r in refs if r is not s]
-        if s is not None and others:
-            spread = max(spread, shape_distance(s, np.stack(others)))
-    for (_, cand, _), mask in zip(confusable, decoded[len(own):], strict=True):
-        part, distance = best_outline(mask, all_refs)
-        if distance < float("inf"):
-            distances[id(cand)] = (distance, shape_signature(part))
-    # Look-alikes the head cannot reject in frames it was fitted on are the ones that share the
-    # concept's colour and pattern; what still separates them is the outline. One that shares the
-    # outline too (within the shots' own spread) is for appearance to reject. No look-alike of
-    # another outline: appearance alone decides, and an occluded object is not lost to the check.
-    same = SHAPE_SPREAD_FACTOR * spread + SHAPE_FLOOR
-    different = [(d, s) for d, s in distances.values() if d > same]
-    if not different:
-        return all_refs, None, None, distances
-    negatives = np.stack([s for _, s in different])
-    return all_refs, negatives, (spread + min(d for d, _ in different)) / 2.0, distances
+    decoded = _decode_candidates(decoder, images, features, head, embedding, own + off)
+    references = [(i, describe_region(images[i], m)) for i, m in enumerate(masks)]
+    shots = [(i, d) for i, d in references if d is not None]
+    references += [(item[0], describe_region(images[item[0]], m)) for item, m in zip(own, decoded[:len(own)],
+                                                                                   strict=True)
+                   if _iou(m, masks[item[0]]) >= OWN_DECODE_IOU]
+    references = [(i, d) for i, d in references if d is not None]
+    if not references:
+        return None, [float("inf")] * len(off)
+    # The scale comes from the shots' own masks: a decode that strayed must not widen it.
+    scale = cue_scale(shots)
+    plain = CueCheck(references=tuple(d for _, d in references), scale=scale, accept=ACCEPT)
+    others = [(i, d) for i, d in references]
+    own_units = [cue_distances(d, [r for j, r in others if j != i]) / scale for i, d in references[len(shots):]]
+    off_units = []
+    for (i, _, _), mask in zip(off, decoded[len(own):], strict=True):
+        desc = describe_region(images[i], mask)
+        off_units.append(plain.cue_units(desc) if desc is not None else None)
+    weights = cue_weights([u for u in own_units if np.isfinite(u).all()],
+                          [u for u in off_units if u is not None], ACCEPT)
+    cues = replace(plain, weights=weights)
+    distances = [float((weights * u).sum()) if u is not None else float("inf") for u in off_units]
+    return cues, distances
 
 
 def _iou(a: np.ndarray, b: np.ndarray) -> float:

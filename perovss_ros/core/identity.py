@@ -23,6 +23,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from perovss_ros.core.appearance import CueCheck
+
 # Hard negatives: negative cells at or above this quantile of cosine similarity to the concept.
 HARD_QUANTILE = 0.9
 HARD_WEIGHT = 4.0
@@ -143,35 +145,21 @@ def find_candidates(logits: torch.Tensor, valid_hw: tuple[int, int], cell_to_ima
     return scored[:limit]
 
 
-# A candidate that continues the track is preferred by this fraction of the concept's calibrated
-# separation (fg_low - threshold): continuity wins near-ties, never a clear difference.
-TRACK_PREFERENCE = 0.5
-
-
 @dataclass(frozen=True)
 class IdentityModel:
     """Everything a concept needs to tell itself from look-alikes.
 
-    ``head``: the cell head. ``threshold``: presence threshold on a candidate's score, calibrated
-    leave-one-out on the shots (rule in ``calibrate_head``); ``fg_low``/``bg_high``: the scores it
-    came from. ``shape_refs``: ``S×D`` outline signatures of the shots (``core/shape.py``);
-    ``shape_negatives``: ``N×D`` outlines of the look-alikes the head could not reject in the teach
-    frames; ``shape_accept``: the outline distance up to which a candidate counts as this object
-    whatever it resembles (None: no look-alike needed the outline at teach time, so it is not used).
+    ``head``: the cell head. ``threshold``: the score a candidate region needs to be decoded at
+    all, calibrated leave-one-out on the shots (rule in ``core/presence.py``); ``fg_low``/``bg_high``:
+    the scores it came from. ``cues``: the region check (colour, pattern, outline;
+    ``core/appearance.py``) a decoded candidate must pass; None when no shot could be described.
     """
 
     head: IdentityHead
     threshold: float
     fg_low: float
     bg_high: float
-    shape_refs: np.ndarray
-    shape_negatives: np.ndarray | None = None
-    shape_accept: float | None = None
-
-    @property
-    def track_preference(self) -> float:
-        """Score bonus of the candidate that continues the track."""
-        return TRACK_PREFERENCE * max(self.fg_low - self.threshold, 0.0)
+    cues: CueCheck | None = None
 
 
 def fit_shot_heads(grids: list[torch.Tensor], fg_cells: list[torch.Tensor], bg_cells: list[torch.Tensor],

@@ -1,0 +1,216 @@
+"""Region appearance cues a look-alike cannot fake: colour, surface pattern and outline of a mask.
+
+The identity head (``core/identity.py``) judges grid cells; a look-alike that differs in one
+attribute only shares most of its cells' statistics with the concept. Once a candidate has a
+mask, the whole region can be described, each cue invariant to what changes between views of
+the *same* object:
+
+* **colour**: a 2-D histogram of rg chromaticity (``r/(r+g+b)``, ``g/(r+g+b)``), which a change
+  of light intensity leaves unchanged, plus a histogram of brightness relative to the region's
+  median (dark and light parts of a pattern);
+* **pattern**: the surface pattern binarised at the region's median brightness (so neither the
+  light level nor the colours matter), described by its minority share, its boundary length per
+  object size (how many stripes, dots or squares across the object, whatever the scale) and the
+  Fourier magnitudes of its edge-orientation histogram (stripes have one orientation, a checker
+  two at right angles, dots none; magnitudes do not change when the object turns);
+* **outline**: the rotation- and scale-invariant signature of ``core/shape.py``.
+
+``cue_distances`` gives each cue's distance to the nearest reference view. How far is still
+"the same" is calibrated per concept at teach time (``CueCheck``), from the spread of its own
+shots; a look-alike that differs in one attribute then lies far off in that one cue.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+
+from perovss_ros.core.shape import shape_distance, shape_signature
+
+CUES: tuple[str, ...] = ("colour", "pattern", "outline")
+CHROMA_BINS = 12
+LIGHT_BINS = 6
+ORIENTATION_BINS = 12
+ORIENTATION_HARMONICS = 3
+# Pixels described: at least this many after eroding the mask's rim (the rim mixes in background).
+MIN_PIXELS = 60
+# Darker pixels carry little reliable chromaticity (noise dominates their ratios).
+MIN_BRIGHTNESS = 24.0
+
+
+@dataclass(frozen=True)
+class RegionDescriptor:
+    """Cues of one masked region: ``colour`` (histogram, sums to 1), ``pattern`` (vector), ``outline``
+    (``core/shape.py`` signature, None when the mask has no usable outline)."""
+
+    colour: np.ndarray
+    pattern: np.ndarray
+    outline: np.ndarray | None
+
+
+def _interior(mask: np.ndarray) -> np.ndarray:
+    """The mask without its rim (a few pixels, relative to its size), or the mask when that is too small."""
+    m = np.ascontiguousarray(mask, dtype=np.uint8)
+    area = int(m.sum())
+    rim = max(1, round(0.04 * np.sqrt(area)))
+    inner = cv2.erode(m, np.ones((2 * rim + 1, 2 * rim + 1), np.uint8)) > 0
+    return inner if int(inner.sum()) >= MIN_PIXELS else m > 0
+
+
+def colour_histogram(rgb: np.ndarray, pixels: np.ndarray) -> np.ndarray:
+    """Chromaticity and relative-brightness histogram of the ``H×W bool`` ``pixels`` of ``H×W×3 uint8``
+    ``rgb`` -> ``CHROMA_BINS² + LIGHT_BINS`` float32, each part summing to 0.5."""
+    values = rgb[pixels].astype(np.float32)
+    total = values.sum(axis=1)
+    bright = total / 3.0
+    lit = bright >= MIN_BRIGHTNESS
+    if not lit.any():
+        lit = np.ones_like(lit)
+    chroma = values[lit, :2] / np.maximum(total[lit, None], 1.0)
+    # r and g of a chromaticity lie in [0, 1]; most colours lie well inside [0, 0.8].
+    hist, _, _ = np.histogram2d(chroma[:, 0], chroma[:, 1], bins=CHROMA_BINS, range=[[0, 0.8], [0, 0.8]])
+    hist = cv2.GaussianBlur(hist.astype(np.float32), (3, 3), 0.7)
+    relative = bright / max(float(np.median(bright)), 1.0)
+    light, _ = np.histogram(np.clip(relative, 0.0, 1.99), bins=LIGHT_BINS, range=(0.0, 2.0))
+    chroma_part = hist.ravel() / max(float(hist.sum()), 1e-9)
+    light_part = light.astype(np.float32) / max(float(light.sum()), 1e-9)
+    return np.concatenate([0.5 * chroma_part, 0.5 * light_part]).astype(np.float32)
+
+
+def pattern_vector(rgb: np.ndarray, mask: np.ndarray, pixels: np.ndarray) -> np.ndarray:
+    """Rotation-, scale- and light-invariant description of the surface pattern inside ``pixels``.
+
+    ``[minority share, boundary length / sqrt(area) / 10, |F_1..F_3| / F_0 of the edge orientations]``.
+    """
+    x0, y0, w, h = cv2.boundingRect(np.ascontiguousarray(mask, dtype=np.uint8))
+    crop = rgb[y0:y0 + h, x0:x0 + w]
+    inside = pixels[y0:y0 + h, x0:x0 + w]
+    # The pattern lives in the channel along which the region's colours vary most.
+    values = crop.reshape(-1, 3).astype(np.float32)
+    sample = values[inside.ravel()]
+    centred = sample - sample.mean(0)
+    _, _, vt = np.linalg.svd(centred[:: max(1, len(centred) // 4000)], full_matrices=False)
+    channel = ((values - sample.mean(0)) @ vt[0]).reshape(h, w)
+    channel = cv2.GaussianBlur(channel, (0, 0), 0.8)
+    split = float(np.median(channel[inside]))
+    # Otsu on the projection: the two colours of a pattern, whatever their share.
+    lo, hi = float(channel[inside].min()), float(channel[inside].max())
+    if hi - lo > 1e-6:
+        scaled = np.clip((channel - lo) / (hi - lo) * 255.0, 0, 255).astype(np.uint8)
+        otsu, _ = cv2.threshold(scaled[inside].reshape(-1, 1), 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+        split = lo + float(otsu) / 255.0 * (hi - lo)
+    binary = (channel > split) & inside
+    share = float(binary.sum()) / max(int(inside.sum()), 1)
+    minority = min(share, 1.0 - share)
+    area = float(inside.sum())
+    # Pattern boundaries: where the binarised pattern changes between 4-neighbours inside the region.
+    edges = ((binary[1:, :] != binary[:-1, :]) & inside[1:, :] & inside[:-1, :]).sum() + \
+            ((binary[:, 1:] != binary[:, :-1]) & inside[:, 1:] & inside[:, :-1]).sum()
+    density = float(edges) / np.sqrt(max(area, 1.0)) / 10.0
+    smooth = cv2.GaussianBlur(binary.astype(np.float32), (0, 0), 1.0)
+    gx = cv2.Sobel(smooth, cv2.CV_32F, 1, 0, ksize=3)
+    gy = cv2.Sobel(smooth, cv2.CV_32F, 0, 1, ksize=3)
+    mag = np.hypot(gx, gy)[inside]
+    angle = np.mod(np.arctan2(gy, gx)[inside], np.pi)
+    hist, _ = np.histogram(angle, bins=ORIENTATION_BINS, range=(0.0, np.pi), weights=mag)
+    spectrum = np.abs(np.fft.rfft(hist.astype(np.float64)))
+    harmonics = spectrum[1:ORIENTATION_HARMONICS + 1] / max(float(spectrum[0]), 1e-9)
+    return np.concatenate([[minority, density], harmonics]).astype(np.float32)
+
+
+def describe_region(rgb: np.ndarray, mask: np.ndarray) -> RegionDescriptor | None:
+    """Cues of the ``H×W bool`` ``mask`` in ``H×W×3 uint8 RGB`` ``rgb``; None when it is too small."""
+    mask = np.asarray(mask, bool)
+    if int(mask.sum()) < MIN_PIXELS:
+        return None
+    pixels = _interior(mask)
+    return RegionDescriptor(colour=colour_histogram(rgb, pixels), pattern=pattern_vector(rgb, mask, pixels),
+                            outline=shape_signature(mask))
+
+
+def _hellinger(p: np.ndarray, q: np.ndarray) -> float:
+    return float(np.sqrt(max(0.0, 1.0 - float(np.sqrt(p * q).sum()))))
+
+
+def cue_distances(desc: RegionDescriptor, references: list[RegionDescriptor]) -> np.ndarray:
+    """Per cue (``CUES`` order) the distance of ``desc`` to its nearest reference -> float64 (3,).
+
+    Colour: Hellinger distance of the histograms; pattern: Euclidean; outline: ``shape_distance``
+    (0 when either side has no outline, so a missing outline neither helps nor hurts).
+    """
+    if not references:
+        return np.zeros(len(CUES))
+    colour = min(_hellinger(desc.colour, r.colour) for r in references)
+    pattern = min(float(np.linalg.norm(desc.pattern - r.pattern)) for r in references)
+    outlines = [r.outline for r in references if r.outline is not None]
+    outline = shape_distance(desc.outline, np.stack(outlines)) if desc.outline is not None and outlines else 0.0
+    return np.array([colour, pattern, outline])
+
+
+# Below these distances two views count as the same whatever the shots' spread: sensor noise,
+# a turn and a ±20 % change of size move a cue this much (read off renders of one object in the
+# development scenes, not the held-out ones).
+CUE_FLOORS = np.array([0.04, 0.15, 0.04])
+# A cue's scale is this many times the largest distance between the concept's own shots, at most
+# CUE_CAP times its floor (shots that disagree on a cue weaken it, they do not switch it off).
+SPREAD_FACTOR = 1.5
+CUE_CAP = 2.5
+
+
+@dataclass(frozen=True)
+class CueCheck:
+    """A concept's reference views and how far each cue may lie from them.
+
+    ``references``: descriptors of the shots (their masks and the decoder's masks of them);
+    ``scale``: per cue (``CUES`` order) the distance that counts as one unit; ``accept``: the
+    largest summed distance (``distance``) that still counts as this object.
+    """
+
+    references: tuple[RegionDescriptor, ...]
+    scale: np.ndarray
+    accept: float
+    weights: np.ndarray = field(default_factory=lambda: np.ones(len(CUES)))
+
+    def cue_units(self, desc: RegionDescriptor) -> np.ndarray:
+        """Per cue the distance to the nearest reference in units of ``scale`` -> float64 (3,)."""
+        return cue_distances(desc, list(self.references)) / self.scale
+
+    def distance(self, desc: RegionDescriptor) -> float:
+        """Weighted sum of the cue units (0: like a shot; a one-attribute look-alike: far in one cue)."""
+        return float((self.weights * self.cue_units(desc)).sum())
+
+
+# A look-alike seen at teach time should lie at least this many times ``accept`` away; the cue
+# that separates it best from the shots is weighted up (at most WEIGHT_CAP) until it does.
+NEGATIVE_MARGIN = 1.5
+WEIGHT_CAP = 3.0
+
+
+def cue_weights(own: list[np.ndarray], negatives: list[np.ndarray], accept: float) -> np.ndarray:
+    """Per-cue weights from the cue units of the decoded shots (``own``) and of look-alikes in the
+    teach frames (``negatives``): each negative nearer than ``NEGATIVE_MARGIN × accept`` raises the
+    weight of the cue in which it stands out most against the shots' own spread."""
+    weights = np.ones(len(CUES))
+    spread = np.max(np.stack(own), axis=0) if own else np.zeros(len(CUES))
+    for units in sorted(negatives, key=lambda u: float(u.sum())):
+        goal = NEGATIVE_MARGIN * accept
+        if float((weights * units).sum()) >= goal:
+            continue
+        cue = int(np.argmax(units / (spread + 0.5)))
+        rest = float((weights * units).sum()) - weights[cue] * units[cue]
+        if units[cue] > 1e-6:
+            weights[cue] = min(WEIGHT_CAP, max(weights[cue], (goal - rest) / units[cue]))
+    return weights
+
+
+def cue_scale(references: list[tuple[int, RegionDescriptor]]) -> np.ndarray:
+    """Per-cue scale from ``(shot index, descriptor)`` references: ``SPREAD_FACTOR`` × the largest
+    distance of a reference to those of the other shots, within ``CUE_FLOORS`` × [1, ``CUE_CAP``]."""
+    spread = np.zeros(len(CUES))
+    for i, desc in references:
+        others = [d for j, d in references if j != i]
+        if others:
+            spread = np.maximum(spread, cue_distances(desc, others))
+    return np.clip(SPREAD_FACTOR * spread, CUE_FLOORS, CUE_CAP * CUE_FLOORS)

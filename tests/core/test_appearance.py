@@ -1,0 +1,79 @@
+"""Region cues: colour, pattern and outline of a mask, their invariances, and the calibrated weights.
+
+Objects are the project's sprites drawn by hand (``tests/core/test_identity.py``): "mine" is a red
+striped mug, each look-alike differs from it in exactly one attribute.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from perovss_ros.core.appearance import (
+    CUE_FLOORS,
+    CUES,
+    colour_histogram,
+    cue_distances,
+    cue_scale,
+    cue_weights,
+    describe_region,
+)
+from tests.core.test_identity import frame, teach_frames
+
+
+def _hellinger(p: np.ndarray, q: np.ndarray) -> float:
+    return float(np.sqrt(max(0.0, 1.0 - float(np.sqrt(p * q).sum()))))
+
+
+def test_each_lookalike_lies_far_off_in_the_cue_it_differs_in():
+    images, masks = teach_frames()
+    references = [describe_region(img, m) for img, m in zip(images, masks, strict=True)]
+    img, found = frame({"mine": (90, 70, 130), "colour": (240, 70, -30), "pattern": (80, 180, 75),
+                        "shape": (240, 180, 200)}, seed=21)
+    units = {name: cue_distances(describe_region(img, m), references) / CUE_FLOORS for name, m in found.items()}
+    for kind, cue in (("colour", "colour"), ("pattern", "pattern"), ("shape", "outline")):
+        c = CUES.index(cue)
+        assert units[kind][c] > 2.0 * units["mine"][c] + 1.0, (kind, units[kind], units["mine"])
+        assert units[kind].sum() > units["mine"].sum(), kind
+
+
+def test_colour_ignores_light_intensity_but_not_hue():
+    images, masks = teach_frames()
+    img, mask = images[0], masks[0]
+    base = colour_histogram(img, mask)
+    darker = colour_histogram(np.clip(img.astype(np.float32) * 0.8, 0, 255).astype(np.uint8), mask)
+    other_hue = colour_histogram(img[..., ::-1].copy(), mask)  # red <-> blue
+    assert _hellinger(base, darker) < 0.1
+    assert _hellinger(base, other_hue) > 3 * _hellinger(base, darker) + 0.2
+
+
+def test_pattern_and_outline_ignore_a_turn_and_a_smaller_size():
+    upright, a = frame({"mine": (160, 120, 0)}, seed=3)
+    turned, b = frame({"mine": (160, 120, 110)}, seed=4)
+    dotted, c = frame({"pattern": (160, 120, 0)}, seed=5)
+    ref = describe_region(upright, a["mine"])
+    same = cue_distances(describe_region(turned, b["mine"]), [ref])
+    other = cue_distances(describe_region(dotted, c["pattern"]), [ref])
+    p, o = CUES.index("pattern"), CUES.index("outline")
+    assert same[p] < 0.5 * other[p]
+    assert same[o] < 2 * CUE_FLOORS[o]
+
+
+def test_cue_scale_is_the_shots_spread_within_its_bounds():
+    images, masks = teach_frames()
+    shots = [(i, describe_region(img, m)) for i, (img, m) in enumerate(zip(images, masks, strict=True))]
+    scale = cue_scale(shots)
+    assert (scale >= CUE_FLOORS).all() and (scale <= 2.5 * CUE_FLOORS + 1e-12).all()
+    # One shot alone has no spread: the floors.
+    assert np.array_equal(cue_scale(shots[:1]), CUE_FLOORS)
+
+
+def test_a_close_lookalike_raises_the_weight_of_the_cue_that_separates_it():
+    own = [np.array([0.5, 0.5, 0.5])]
+    # Near on colour and pattern, off on the outline: summed 0.2 + 0.3 + 2.0 = 2.5 < 1.5 × 4.
+    weights = cue_weights(own, [np.array([0.2, 0.3, 2.0])], accept=4.0)
+    assert weights[:2].tolist() == [1.0, 1.0]
+    assert weights[2] == pytest.approx((1.5 * 4.0 - 0.5) / 2.0)
+    # A look-alike already far enough changes nothing; the raise is capped.
+    assert cue_weights(own, [np.array([7.0, 0.0, 0.0])], accept=4.0).tolist() == [1.0, 1.0, 1.0]
+    assert cue_weights(own, [np.array([0.0, 0.0, 0.1])], accept=4.0)[2] == pytest.approx(3.0)
