@@ -43,11 +43,13 @@ MIN_BRIGHTNESS = 24.0
 @dataclass(frozen=True)
 class RegionDescriptor:
     """Cues of one masked region: ``colour`` (histogram, sums to 1), ``pattern`` (vector), ``outline``
-    (``core/shape.py`` signature, None when the mask has no usable outline)."""
+    (``core/shape.py`` signature, None when the mask has no usable outline); ``cut``: the mask
+    touches the image border, so part of its outline is the border's."""
 
     colour: np.ndarray
     pattern: np.ndarray
     outline: np.ndarray | None
+    cut: bool = False
 
 
 def _interior(mask: np.ndarray) -> np.ndarray:
@@ -126,8 +128,9 @@ def describe_region(rgb: np.ndarray, mask: np.ndarray) -> RegionDescriptor | Non
     if int(mask.sum()) < MIN_PIXELS:
         return None
     pixels = _interior(mask)
+    cut = bool(mask[0].any() or mask[-1].any() or mask[:, 0].any() or mask[:, -1].any())
     return RegionDescriptor(colour=colour_histogram(rgb, pixels), pattern=pattern_vector(rgb, mask, pixels),
-                            outline=shape_signature(mask))
+                            outline=shape_signature(mask), cut=cut)
 
 
 def _hellinger(p: np.ndarray, q: np.ndarray) -> float:
@@ -177,9 +180,16 @@ class CueCheck:
         """Per cue the distance to the nearest reference in units of ``scale`` -> float64 (3,)."""
         return cue_distances(desc, list(self.references)) / self.scale
 
-    def distance(self, desc: RegionDescriptor) -> float:
-        """Weighted sum of the cue units (0: like a shot; a one-attribute look-alike: far in one cue)."""
-        return float((self.weights * self.cue_units(desc)).sum())
+    def distance(self, desc: RegionDescriptor, trust_cut_outline: bool = True) -> float:
+        """Weighted sum of the cue units (0: like a shot; a one-attribute look-alike: far in one cue).
+
+        ``trust_cut_outline`` False leaves the outline out for a mask the image border cuts (the
+        object followed out of view: its outline is partly the border's).
+        """
+        units = self.cue_units(desc)
+        if desc.cut and not trust_cut_outline:
+            units[CUES.index("outline")] = 0.0
+        return float((self.weights * units).sum())
 
 
 # A look-alike seen at teach time should lie at least this many times ``accept`` away; the cue

@@ -38,7 +38,7 @@ import torch.nn.functional as F
 
 from perovss_ros.core import matching, presence
 from perovss_ros.core.appearance import CueCheck, cue_distances, cue_scale, cue_weights, describe_region
-from perovss_ros.core.cascade import CascadeRequest, run_cascade
+from perovss_ros.core.cascade import CascadeRequest, decoder_has_logits, run_cascade
 from perovss_ros.core.identity import (
     Candidate,
     IdentityModel,
@@ -55,7 +55,7 @@ from perovss_ros.core.tracker import TrackPrompt
 from perovss_ros.core.types import BoxXYXY, Features, Guidance, Prompts
 
 # Candidates decoded per concept and frame (best head scores first; the tracked one is added).
-MAX_DECODES = 2
+MAX_DECODES = 3
 MAX_NEGATIVE_POINTS = 2
 # The mask may reach this many image pixels (at least one cell) beyond the candidate's region:
 # its border cells are mixed, and on a small image a cell is only a few pixels.
@@ -165,19 +165,21 @@ def candidate_request(candidate: Candidate, others: list[Candidate], logits: tor
     )
 
 
-def _best_option(mask: np.ndarray, rgb: np.ndarray, cues: CueCheck, image_map: torch.Tensor
-                 ) -> tuple[np.ndarray, float]:
+def _best_option(mask: np.ndarray, rgb: np.ndarray, cues: CueCheck, image_map: torch.Tensor,
+                 tracked: bool = False) -> tuple[np.ndarray, float]:
     """The mask, or its part where a touching neighbour is split off, that looks most like the concept.
 
     Returns that ``H×W bool`` mask and its summed cue distance (``CueCheck.distance``; inf when no
     option can be described). Among options within ``OPTION_TIE`` units the one the head likes best
-    (mean of the ``H×W`` logit map over it) wins.
+    (mean of the ``H×W`` logit map over it) wins. For the ``tracked`` candidate the outline of a mask
+    the image border cuts is left out: the object is being followed out of view.
     """
     scored = []
     for option in outline_options(mask):
         desc = describe_region(rgb, option)
         if desc is not None:
-            scored.append((cues.distance(desc), float(image_map[torch.from_numpy(option)].mean()), option))
+            scored.append((cues.distance(desc, trust_cut_outline=not tracked),
+                           float(image_map[torch.from_numpy(option)].mean()), option))
     if not scored:
         return np.asarray(mask, bool), float("inf")
     nearest = min(d for d, _, _ in scored)
@@ -214,7 +216,7 @@ def segment_frame(decoder: MaskDecoder, features: Features, rgb: np.ndarray, con
         on_track = _box_cells(track[0], features) if track is not None else None
         cont = [c for c in eligible if on_track is not None and bool((c.cells & on_track).any())]
         tracked[i] = cont[0] if cont else None
-        plan = eligible[:MAX_DECODES]
+        plan = list(eligible)
         if tracked[i] is not None:
             plan = [tracked[i]] + [c for c in plan if c is not tracked[i]]
         plans[i] = plan
@@ -222,13 +224,15 @@ def segment_frame(decoder: MaskDecoder, features: Features, rgb: np.ndarray, con
     if not plans:
         return decision
     decision.image_maps = matching.upsample_to_image(maps, features)
+    refine = decoder_has_logits(decoder)
     best: dict[int, tuple[float, np.ndarray, float]] = {}  # cost, mask, decoder score
     # First round: each concept's tracked candidate (or its best one). A tracked candidate that
     # clearly passes the cues (SETTLE) is kept without decoding the rest: continuity, and one decode per concept in
     # the common case. Otherwise the remaining candidates are decoded and compared in a second round.
     todo = [(i, 0) for i in plans]
     settled: set[int] = set()
-    for _ in range(2):
+    done = {i: 1 for i in plans}
+    for _ in range(3):
         tick = time.perf_counter()
         requests = []
         for i, n in todo:
@@ -238,7 +242,7 @@ def segment_frame(decoder: MaskDecoder, features: Features, rgb: np.ndarray, con
                                               tracks.get(concepts[i].name), concepts[i].scale_weights))
         timings["prompt"] = timings.get("prompt", 0.0) + time.perf_counter() - tick
         tick = time.perf_counter()
-        decoded = run_cascade(decoder, features, rgb, requests, mode=cascade)
+        decoded = run_cascade(decoder, features, rgb, requests, mode=cascade, refine=refine)
         timings["decode"] = timings.get("decode", 0.0) + time.perf_counter() - tick
         tick = time.perf_counter()
         for row, (i, n) in enumerate(todo):
@@ -247,7 +251,7 @@ def segment_frame(decoder: MaskDecoder, features: Features, rgb: np.ndarray, con
                 continue
             is_tracked = plans[i][n] is tracked[i]
             if gate and cues is not None:
-                mask, distance = _best_option(mask, rgb, cues, decision.image_maps[i])
+                mask, distance = _best_option(mask, rgb, cues, decision.image_maps[i], is_tracked)
                 if distance > cues.accept * (TRACKED_SLACK if is_tracked else 1.0):
                     continue
                 if is_tracked and distance <= SETTLE * cues.accept:
@@ -261,7 +265,14 @@ def segment_frame(decoder: MaskDecoder, features: Features, rgb: np.ndarray, con
             if i not in best or cost < best[i][0]:
                 best[i] = (cost, mask, float(decoded.scores[row]))
         timings["verify"] = timings.get("verify", 0.0) + time.perf_counter() - tick
-        todo = [(i, n) for i, plan in plans.items() if i not in settled for n in range(1, len(plan))]
+        # Second round: the rest of the first MAX_DECODES; third: the others, only where none passed.
+        todo = []
+        for i, plan in plans.items():
+            if i in settled or (done[i] >= MAX_DECODES and i in best):
+                continue
+            upto = MAX_DECODES if done[i] < MAX_DECODES else len(plan)
+            todo += [(i, n) for n in range(done[i], min(upto, len(plan)))]
+            done[i] = max(done[i], min(upto, len(plan)))
         if not todo:
             break
     for i, (_, mask, score) in best.items():
@@ -330,7 +341,7 @@ def _decode_candidates(decoder: MaskDecoder, images: list[np.ndarray], features:
         logits = head.logits(features[i].grid)
         requests = [candidate_request(items[r][1], [x for x in items[r][2] if x is not items[r][1]], logits,
                                       features[i], embedding, None) for r in rows]
-        out = run_cascade(decoder, features[i], images[i], requests)
+        out = run_cascade(decoder, features[i], images[i], requests, refine=decoder_has_logits(decoder))
         for r, mask in zip(rows, out.masks, strict=True):
             masks[r] = mask
     return masks

@@ -12,6 +12,7 @@ import pytest
 from perovss_ros.core.appearance import (
     CUE_FLOORS,
     CUES,
+    CueCheck,
     colour_histogram,
     cue_distances,
     cue_scale,
@@ -77,3 +78,21 @@ def test_a_close_lookalike_raises_the_weight_of_the_cue_that_separates_it():
     # A look-alike already far enough changes nothing; the raise is capped.
     assert cue_weights(own, [np.array([7.0, 0.0, 0.0])], accept=4.0).tolist() == [1.0, 1.0, 1.0]
     assert cue_weights(own, [np.array([0.0, 0.0, 0.1])], accept=4.0)[2] == pytest.approx(3.0)
+
+
+def test_a_mask_cut_by_the_border_keeps_its_outline_only_when_trusted():
+    images, masks = teach_frames()
+    references = tuple(describe_region(img, m) for img, m in zip(images, masks, strict=True))
+    cues = CueCheck(references=references, scale=CUE_FLOORS.copy(), accept=4.5)
+    # The ball (another outline) pushed half out of view on the left.
+    img, found = frame({"shape": (10, 120, 0)}, seed=6)
+    desc = describe_region(img, found["shape"])
+    assert desc.cut
+    units = cues.cue_units(desc)
+    trusted = cues.distance(desc)
+    followed = cues.distance(desc, trust_cut_outline=False)
+    assert trusted == pytest.approx(units.sum())
+    assert followed == pytest.approx(units.sum() - units[CUES.index("outline")])
+    whole, found = frame({"shape": (160, 120, 0)}, seed=6)
+    inside = describe_region(whole, found["shape"])
+    assert not inside.cut and cues.distance(inside, trust_cut_outline=False) == pytest.approx(cues.distance(inside))

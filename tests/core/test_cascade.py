@@ -123,3 +123,13 @@ def test_persam_f_first_step_uses_weighted_multimask_logits(square, sam_backend)
     expected = combine_logits(o1.logits[0], weights)
     assert torch.allclose(p2[0].mask_logits[0], expected.to(p2[0].mask_logits.dtype), atol=1e-5)
     assert p2[0].points.tolist() == [[68.0, 58.0]]  # PerSAM-F refines from the positive point alone
+
+
+def test_no_refinement_stops_after_the_first_decode(square):
+    img, truth = square
+    dec = Recording(GrabCutDecoder())
+    result = run_cascade(dec, ClassicEncoder().encode(img), img, _requests(), refine=False)
+    assert len(dec.calls) == 1
+    assert dec.calls[0][0][0].box is None  # the first decode's prompts: points only
+    assert np.array_equal(result.masks[0], dec.calls[0][2].masks[0, 0])
+    assert (result.masks[0] & truth).sum() > 0.5 * truth.sum()
