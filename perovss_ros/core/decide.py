@@ -5,20 +5,22 @@ Per frame and concept (``segment_frame``):
 1. The concept's identity head gives a logit map; ``find_candidates`` turns it into candidate
    regions, best score first. Candidates at or above ``min(threshold, 0)`` are eligible: the head
    only has to keep out what plainly is not the concept, the region cues below decide identity.
-2. The plan is the ``MAX_DECODES`` best eligible candidates, the one that continues the track (it
-   touches the predicted box) first. Each is decoded with its peak as the positive point, the
-   other candidates' peaks and PerSAM's argmin as negative points, and its region as the bound of
-   the mask (negative evidence cuts a touching look-alike off).
+2. The plan is the eligible candidates, the one that continues the track (it touches the
+   predicted box) first. Each is decoded with its peak as the positive point, the other
+   candidates' peaks and PerSAM's argmin as negative points, and its region as the bound of the
+   mask (negative evidence cuts a touching look-alike off). A decoder without logits (classic)
+   skips refinement 2 (``run_cascade(refine=False)``).
 3. Region check (``core/appearance.py``): the decoded mask, or the part of it where a touching
    neighbour is split off, is described by colour, surface pattern and outline; its weighted
    distance to the shots must stay within ``cues.accept`` (``TRACKED_SLACK`` × that for the
-   tracked candidate, whose outline an occluder may have cut). A look-alike that differs in one
-   attribute lies far off in that cue.
-4. First round: the tracked candidate (or the best one) of every concept, one batched decode. A
-   tracked candidate within ``SETTLE`` × accept is kept; otherwise the rest of the plan is decoded
-   in a second batched call. Among the candidates that pass, the lowest cost wins: the cue
-   distance, less ``HEAD_WEIGHT`` for a head score like the shots', less ``TRACK_BONUS`` for
-   continuing the track. When none passes, the concept is absent in this frame.
+   tracked candidate, whose outline an occluder may have cut; its outline is left out where the
+   image border cuts the mask). A look-alike that differs in one attribute lies far off in that cue.
+4. Round 1: the tracked candidate (or the best one) of every concept, one batched decode. A
+   tracked candidate within ``SETTLE`` × accept is kept; otherwise round 2 decodes the rest of the
+   first ``MAX_DECODES``, and round 3 the others where none of those passed. Among the candidates
+   that pass, the lowest cost wins: the cue distance, less ``HEAD_WEIGHT`` for a head score like
+   the shots', less ``TRACK_BONUS`` for continuing the track. When none passes, the concept is
+   absent in this frame.
 
 At teach time ``fit_identity`` fits the head, calibrates its threshold leave-one-out on the shots,
 and calibrates the region check: references are the shots' masks and the decoder's own masks of
@@ -54,7 +56,8 @@ from perovss_ros.core.shape import outline_options
 from perovss_ros.core.tracker import TrackPrompt
 from perovss_ros.core.types import BoxXYXY, Features, Guidance, Prompts
 
-# Candidates decoded per concept and frame (best head scores first; the tracked one is added).
+# Candidates decoded in rounds 1-2 per concept and frame (the tracked one first, then the best head
+# scores); the others only when none of these passes.
 MAX_DECODES = 3
 MAX_NEGATIVE_POINTS = 2
 # The mask may reach this many image pixels (at least one cell) beyond the candidate's region:
@@ -226,9 +229,9 @@ def segment_frame(decoder: MaskDecoder, features: Features, rgb: np.ndarray, con
     decision.image_maps = matching.upsample_to_image(maps, features)
     refine = decoder_has_logits(decoder)
     best: dict[int, tuple[float, np.ndarray, float]] = {}  # cost, mask, decoder score
-    # First round: each concept's tracked candidate (or its best one). A tracked candidate that
-    # clearly passes the cues (SETTLE) is kept without decoding the rest: continuity, and one decode per concept in
-    # the common case. Otherwise the remaining candidates are decoded and compared in a second round.
+    # Round 1: each concept's tracked candidate (or its best one). A tracked candidate that clearly
+    # passes the cues (SETTLE) is kept without decoding the rest: continuity, and one decode per
+    # concept in the common case. Otherwise the others are decoded and compared (rounds 2 and 3).
     todo = [(i, 0) for i in plans]
     settled: set[int] = set()
     done = {i: 1 for i in plans}
