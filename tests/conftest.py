@@ -29,3 +29,16 @@ def next_ros_domain_id() -> int:
 def ros_domain_id() -> int:
     """A fresh ROS_DOMAIN_ID for the processes one test starts."""
     return next_ros_domain_id()
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _graph_cache_in_a_temporary_directory(tmp_path_factory):
+    """Encoder graphs exported by tests go to a temporary directory, never the user's cache.
+
+    The default ``runtime: auto`` runs the SAM encoder from an exported graph on a CPU, so any
+    test that builds a sam pipeline exports one; node processes started by tests inherit this.
+    (``PEROVSS_GRAPH_DIR`` is ``graph_cache.GRAPH_DIR_ENV``; tests/sam gives each test its own.)
+    """
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("PEROVSS_GRAPH_DIR", str(tmp_path_factory.mktemp("graphs")))
+        yield

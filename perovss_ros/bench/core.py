@@ -11,6 +11,8 @@
 * memory: ``--memory-frames`` frames through one pipeline; per-frame Python peak (tracemalloc)
   and process RSS, first tenth against last tenth (flat means no growth with frames processed).
 * scaling: engineer SAM's ``perovss_ros/bench/core_scaling.py`` (tiny SAM, K = 1, 2, 4, 8).
+* encoders (only with ``--part encoders``, not in ``all``): the SAM image encoder per frame in
+  PyTorch against ONNX Runtime (``perovss_ros/bench/core_encoders.py``).
 """
 
 from __future__ import annotations
@@ -44,7 +46,9 @@ def _scaling_module():
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """--part, --sequences, --frames, --size, --backend, --model, --memory-frames (+ scaling options)."""
-    parser.add_argument("--part", choices=("quality", "memory", "scaling", "all"), default="all")
+    parser.add_argument("--part", choices=("quality", "memory", "scaling", "encoders", "all"), default="all",
+                        help="all = quality, memory and scaling; encoders (torch against onnxruntime per frame) "
+                             "runs only when asked")
     parser.add_argument("--sequences", type=int, default=20,
                         help="synthetic sequences (seeds FIRST..FIRST+N-1, see --first-seed)")
     parser.add_argument("--first-seed", type=int, default=0, help="seed of the first quality sequence (default: 0)")
@@ -63,6 +67,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     scaling = _scaling_module()
     if scaling is not None:
         scaling.add_arguments(parser)
+    from perovss_ros.bench import core_encoders
+
+    core_encoders.add_arguments(parser)
 
 
 def _size(text: str) -> tuple[int, int]:
@@ -257,4 +264,8 @@ def run(args: argparse.Namespace) -> int:
             print("scaling: perovss_ros/bench/core_scaling.py is not available; skipped")
         else:
             results["scaling"] = scaling.run_scaling(args)
+    if args.part == "encoders":
+        from perovss_ros.bench import core_encoders
+
+        results["encoders"] = core_encoders.run_encoders(args)
     return 0

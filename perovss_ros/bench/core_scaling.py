@@ -6,8 +6,8 @@ map, then make the three decoder calls (guided first decode, two refinements),
 one object at a time. All configurations run on each frame in turn (round-robin), so
 a load change on a shared machine hits them alike; medians over frames.
 
-``--scaling-model tiny`` (default) is the issue's figure; ``vit_b`` runs the real
-ViT-B architecture on seeded random weights (no checkpoint needed): the regime
+``--scaling-model tiny`` (default) is the issue's figure; ``mobile`` runs MobileSAM's
+TinyViT and ``vit_b`` the real ViT-B architecture on seeded random weights (no checkpoint needed): the regime
 the design is built for, where the image encoder dominates (about 8-15 s per
 encode on 2 CPU cores, so 2 frames of K = 1, 2, 4, 8 and the reference at K = 4
 take 5-8 minutes). A "where the time
@@ -42,6 +42,7 @@ HELP = "frames per second with K concepts (SAM) against PerSAM's per-object refe
 # Per-model defaults: ViT-B encodes a frame in seconds on a CPU, so fewer frames and repetitions.
 _DEFAULTS = {
     "tiny": {"frames": 8, "warmup": 2, "breakdown_reps": 5, "breakdown_threads": "1,0", "teach_frames": 3},
+    "mobile": {"frames": 5, "warmup": 1, "breakdown_reps": 3, "breakdown_threads": "0", "teach_frames": 3},
     "vit_b": {"frames": 2, "warmup": 0, "breakdown_reps": 1, "breakdown_threads": "0", "teach_frames": 1},
 }
 
@@ -50,12 +51,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of the scaling benchmark (also used under ``perovss bench core``)."""
     group = parser.add_argument_group("scaling (SAM)")
     group.add_argument("--scaling-model", choices=tuple(_DEFAULTS), default="tiny",
-                       help="tiny (the issue's figure) or vit_b (real ViT-B architecture, seeded random weights)")
+                       help="tiny (the issue's figure), mobile (MobileSAM's TinyViT) or vit_b (real ViT-B), "
+                            "the last two on seeded random weights")
     group.add_argument("--scaling-ks", default="1,2,4,8", help="numbers of concepts K, comma-separated")
     group.add_argument("--scaling-frames", type=int, default=None,
-                       help="timed frames per K, median reported (default 8 for tiny, 2 for vit_b)")
+                       help="timed frames per K, median reported (default 8 for tiny, 5 for mobile, 2 for vit_b)")
     group.add_argument("--scaling-warmup", type=int, default=None,
-                       help="untimed frames before the measurement (default 2 for tiny, 0 for vit_b)")
+                       help="untimed frames before the measurement (default 2 for tiny, 1 for mobile, 0 for vit_b)")
     group.add_argument("--scaling-size", default="320x240", help="frame size WxH")
     group.add_argument("--scaling-reference-k", default="4",
                        help="K of the per-object reference loop; a comma list (e.g. 4,8) runs several")
@@ -64,11 +66,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--scaling-seed", type=int, default=0, help="scene and model seed")
     group.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
                        help="where SAM runs (cuda: skipped with a message when torch sees no CUDA device)")
-    group.add_argument("--scaling-runtime", choices=("torch", "onnxruntime", "tensorrt"), default="torch",
-                       help="runtime of the pipeline's SAM decoder (the reference loop always runs PyTorch)")
+    group.add_argument("--scaling-runtime", choices=("auto", "torch", "onnxruntime", "tensorrt"), default="auto",
+                       help="runtime of the pipeline's SAM decoder; default auto, the config's default, resolved as "
+                            "the backend resolves it (onnxruntime on a CPU where installed); the pipeline's encoder "
+                            "and the reference loop always run PyTorch")
     group.add_argument("--scaling-cascade", default="full,adaptive",
                        help="cascade modes measured at every K, comma-separated (full, adaptive); with both, "
                             "their speed, decoded prompt sets and mask agreement are reported")
+    group.add_argument("--scaling-onnx-encoder", action="store_true",
+                       help="also run every K (full cascade) with the image encoder in onnxruntime too (the graph "
+                            "cache; exported the first time, untimed), interleaved with the rest, same threads")
     group.add_argument("--scaling-breakdown-reps", type=int, default=None,
                        help="repetitions of each call in the time breakdown (default 5 for tiny, 1 for vit_b)")
     group.add_argument("--scaling-breakdown-threads", default=None,
@@ -295,6 +302,13 @@ def device_problem(device: str) -> str | None:
     return None
 
 
+def decoder_runtime(asked: str, device: str) -> str:
+    """The decoder runtime the benchmark runs for ``--scaling-runtime``: ``auto`` resolved as the backend does."""
+    from perovss_ros.core.sam.backend import resolve_runtime
+
+    return resolve_runtime(str(asked or "auto"), torch.device(device))
+
+
 def run_scaling(args: argparse.Namespace) -> dict:
     """Measure the pipeline at each K and the reference loop at ``--scaling-reference-k``; print tables.
 
@@ -333,21 +347,21 @@ def run_scaling(args: argparse.Namespace) -> dict:
         names = [obj.name for obj in scene.objects]
         # PerSAM's computation on both sides (identity off): the benchmark measures batching over K
         # against the official per-object loop, not the identity stage (timed by --part quality).
+        runtime = decoder_runtime(args.scaling_runtime, device)
         config = {"backend": "sam", "model": model, "presence": False, "identity": False, "concept_store": None,
-                  "seed": seed, "runtime": args.scaling_runtime, "device": device}
+                  "seed": seed, "runtime": runtime, "device": device}
         # One model for every configuration: same weights, one copy in memory (ViT-B is 360 MB).
         encoder, reference_decoder = build_sam_backend({**config, "runtime": "torch"},
                                                        random_weights=model != "tiny")
         decoder = reference_decoder
-        if args.scaling_runtime == "tensorrt":
+        if runtime == "tensorrt":
             from perovss_ros.core.sam.backend import tensorrt_runners
 
             engine = tensorrt_runners(encoder.sam, model, encoder.model_id)[1]
             decoder = SamMaskDecoder(encoder.sam, runtime="tensorrt", graph=engine)
-        elif args.scaling_runtime != "torch":
+        elif runtime != "torch":
             # Same weights; ONNX Runtime held to the benchmark's thread count like torch.
-            decoder = SamMaskDecoder(encoder.sam, runtime=args.scaling_runtime,
-                                     threads=max(0, args.scaling_threads))
+            decoder = SamMaskDecoder(encoder.sam, runtime=runtime, threads=max(0, args.scaling_threads))
         memo = MemoEncoder(encoder)
         teach_frames = scene.teach_frames[: int(_DEFAULTS[model]["teach_frames"])]
         stages: dict[int, dict[str, list[float]]] = {}
@@ -378,6 +392,30 @@ def run_scaling(args: argparse.Namespace) -> dict:
 
                 steps[f"k{k}" if mode == "full" else f"k{k}-{mode}"] = step
 
+        onnx_stages: dict[int, dict[str, list[float]]] = {}
+        if getattr(args, "scaling_onnx_encoder", False):
+            from perovss_ros.core.sam import SamImageEncoder
+            from perovss_ros.core.sam.engines import onnxruntime_providers
+            from perovss_ros.core.sam.graph_cache import cached_encoder
+
+            onnx_encoder = SamImageEncoder(encoder.sam, encoder.model_id, cached_encoder(
+                encoder.sam, encoder.model_id, threads=max(0, args.scaling_threads),
+                providers=onnxruntime_providers(encoder.device)))
+            for k in ks:
+                pipe = Pipeline(PipelineConfig.coerce({**config, "cascade": "full"}), memo, decoder, "sam")
+                for j in range(k):
+                    masks = scene.teach_masks(names[j % len(names)])[: len(teach_frames)]
+                    pipe.teach(f"concept_{j}", teach_frames, masks=masks)
+                pipe.encoder = onnx_encoder
+                onnx_stages[k] = {key: [] for key in ("encode", "decode")}
+
+                def onnx_step(frame, pipe=pipe, record=onnx_stages[k]) -> None:
+                    result = pipe.process(frame)
+                    for key, values in record.items():
+                        values.append(result.timings.get(key, 0.0))
+
+                steps[f"k{k}-onnx-encoder"] = onnx_step
+
         refs = [reference_concept(memo, scene.teach_frames[0], scene.teach_masks(names[j % len(names)])[0])
                 for j in range(max(ref_ks))]
         for rk in ref_ks:
@@ -389,14 +427,19 @@ def run_scaling(args: argparse.Namespace) -> dict:
         torch.set_num_threads(threads_before)
 
     results: dict = {"model": model, "device": device, "threads": bench_threads, "size": [width, height],
-                     "runtime": args.scaling_runtime, "frames": frames, "k": {}, "breakdown": breakdown,
-                     "breakdown_kmax": ks[-1]}
+                     "runtime": runtime, "runtime_asked": args.scaling_runtime, "frames": frames, "k": {},
+                     "breakdown": breakdown, "breakdown_kmax": ks[-1]}
     for k in ks:
         row = {"fps": 1.0 / statistics.median(times[f"k{k}"]), "median_ms": _median_ms(times[f"k{k}"])}
         for key, values in stages[k].items():
             row[f"{key}_ms"] = _median_ms(values[warmup:])
         results["k"][k] = row
     results["cascade"] = _cascade_rows(cascade, times, ks, modes, warmup + frames)
+    if onnx_stages:
+        results["onnx_encoder"] = {k: {"median_ms": _median_ms(times[f"k{k}-onnx-encoder"]),
+                                       "encode_ms": _median_ms(values["encode"][warmup:]),
+                                       "decode_ms": _median_ms(values["decode"][warmup:])}
+                                   for k, values in onnx_stages.items()}
     results["references"] = {rk: {"k": rk, "fps": 1.0 / statistics.median(times[f"reference{rk}"]),
                                   "median_ms": _median_ms(times[f"reference{rk}"])} for rk in ref_ks}
     results["reference"] = results["references"][ref_ks[0]]
@@ -428,7 +471,8 @@ def _print_table(results: dict, ks: list[int]) -> None:
     width, height = results["size"]
     print(f"\nscaling, {results['model']} SAM{' (seeded random weights)' if results['model'] != 'tiny' else ''}, "
           f"{results['device']} ({results['threads']} torch threads), {width}x{height}, presence off, "
-          f"decoder runtime {results['runtime']}, median of {results['frames']} frames")
+          f"decoder runtime {results['runtime']}{' (auto)' if results['runtime_asked'] == 'auto' else ''}, "
+          f"encoder torch, median of {results['frames']} frames")
     print(f"{'K':>3} {'fps':>7} {'median ms':>10} {'encode ms':>10} {'decode ms':>10} {'decode/K':>9}")
     for k in ks:
         row = results["k"][k]
@@ -439,6 +483,13 @@ def _print_table(results: dict, ks: list[int]) -> None:
         if "speedup" in ref:
             print(f"ours vs reference at K={ref['k']}: {ref['speedup']:.2f}x faster (target >= 2.5)")
     print(f"time(K={ks[-1]}) / time(K={ks[0]}): {results['time_ratio_kmax_k1']:.2f} (target <= 2)")
+    for k, row in results.get("onnx_encoder", {}).items():
+        text = (f"encoder onnxruntime, K={k}: {row['median_ms']:.1f} ms (encode {row['encode_ms']:.1f}, "
+                f"decode {row['decode_ms']:.1f}); encoder torch: {results['k'][k]['median_ms']:.1f} ms")
+        for ref in results["references"].values():
+            if ref["k"] == k:
+                text += f"; vs reference {ref['median_ms'] / row['median_ms']:.2f}x"
+        print(text)
     for k, by_mode in results["cascade"].items():
         for mode, row in by_mode.items():
             text = (f"cascade {mode:>8}, K={k}: {row['median_ms']:.1f} ms, "

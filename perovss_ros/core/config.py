@@ -43,7 +43,7 @@ class PipelineConfig:
     model: str = "vit_b"
     checkpoint: str = ""
     device: str = "cpu"
-    runtime: str = "torch"
+    runtime: str = "auto"  # the sam backend's fastest runtime here (sam/backend.py resolve_runtime)
     concept_store: str | None = None
     seed: int = 0
     presence: bool = True

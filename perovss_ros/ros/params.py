@@ -38,7 +38,7 @@ PARAMETERS: tuple[ParamSpec, ...] = (
     ParamSpec("checkpoint", "", "checkpoint path; empty = default model directory ($PEROVSS_MODEL_DIR "
               "or ~/.cache/perovss/models)", pipeline_key=True),
     ParamSpec("device", "cpu", "torch device", DEVICES, pipeline_key=True),
-    ParamSpec("runtime", "torch", "inference runtime", RUNTIMES, pipeline_key=True),
+    ParamSpec("runtime", "auto", "inference runtime", RUNTIMES, pipeline_key=True),
     ParamSpec("concept_store", PERSISTENT_CONCEPT_STORE,
               "directory where taught concepts persist (the node's default; build_pipeline() alone keeps "
               "them in memory); empty = in memory only", pipeline_key=True),

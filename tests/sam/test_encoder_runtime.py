@@ -89,3 +89,29 @@ def test_an_encoder_too_large_for_one_graph_is_refused_before_exporting(graph_di
     with pytest.raises(InvalidInputError, match="runtime 'torch'"):
         cached_encoder(sam, "sam-tiny-seed0", graph_dir)
     assert not list(graph_dir.iterdir())
+
+
+def test_the_default_config_runs_the_fastest_runtime_here() -> None:
+    # On this CPU onnxruntime is installed and faster than torch (README, Runtimes), so the default
+    # (runtime: auto) must run both networks there without being asked.
+    from perovss_ros.core.config import PipelineConfig
+    from perovss_ros.ros.params import BY_NAME
+
+    assert PipelineConfig().runtime == "auto"
+    assert BY_NAME["runtime"].default == "auto"
+    encoder, decoder = build_sam_backend(PipelineConfig(backend="sam", model="tiny", concept_store=""))
+    assert (encoder.runtime, decoder.runtime) == ("onnxruntime", "onnxruntime")
+
+
+def test_auto_keeps_an_encoder_too_large_for_one_graph_in_torch(monkeypatch, graph_dir) -> None:
+    # vit_h's encoder (2.5 GB) cannot be one ONNX graph: auto runs it in torch and the decoder in
+    # onnxruntime, instead of refusing the default; runtime onnxruntime asked for is still refused.
+    from perovss_ros.core.sam import backend, graph_cache
+
+    monkeypatch.setattr(backend, "encoder_fits_one_graph", lambda sam: False)
+    monkeypatch.setattr(graph_cache, "encoder_fits_one_graph", lambda sam: False)
+    encoder, decoder = build_sam_backend({"model": "tiny", "seed": 0, "runtime": "auto"})
+    assert (encoder.runtime, decoder.runtime) == ("torch", "onnxruntime")
+    assert not list(graph_dir.glob("*.onnx"))
+    with pytest.raises(InvalidInputError, match="runtime 'torch'"):
+        build_sam_backend({"model": "tiny", "seed": 0, "runtime": "onnxruntime"})

@@ -104,8 +104,10 @@ def _scene(h: int, w: int, seed: int, at: tuple[int, int]) -> tuple[np.ndarray, 
 
 
 def _sharpened_pipeline(persam_bias: str):
+    # torch: the decoder weights are sharpened below, after the build; an exported graph (runtime auto
+    # on a CPU) would be a snapshot of the weights before.
     pipeline = build_pipeline({"backend": "sam", "model": "tiny", "identity": False, "presence": False,
-                               "concept_store": "", "persam_bias": persam_bias})
+                               "concept_store": "", "persam_bias": persam_bias, "runtime": "torch"})
     sam = pipeline.decoder.sam
     with torch.no_grad():
         for module in sam.mask_decoder.transformer.modules():

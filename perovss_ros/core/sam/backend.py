@@ -10,7 +10,7 @@ from perovss_ros.core.checkpoints import CHECKPOINTS
 from perovss_ros.core.errors import InvalidInputError
 from perovss_ros.core.sam.decoder import RUNTIMES, SamMaskDecoder
 from perovss_ros.core.sam.encoder import SamImageEncoder
-from perovss_ros.core.sam.graph_cache import cached_encoder
+from perovss_ros.core.sam.graph_cache import cached_encoder, encoder_fits_one_graph
 from perovss_ros.core.sam.guided import guided_decoder_from
 from perovss_ros.core.sam.registry import SAM_MODELS, build_sam_model, sam_spec
 from perovss_ros.core.sam.tensorrt_engines import engine_bytes, tensorrt_problem
@@ -49,8 +49,11 @@ def resolve_runtime(runtime: str, device: torch.device) -> str:
 
     On CUDA: ``tensorrt`` where TensorRT is importable, else ``onnxruntime``
     where it has the CUDA provider, else ``torch`` (fp16 autocast). On the CPU:
-    ``onnxruntime`` where importable (the guided decoder 1.5-2× faster than
-    torch here), else ``torch``.
+    ``onnxruntime`` where importable, else ``torch``: on this project's 2-core CPU at
+    1 thread onnxruntime ran the mobile and vit_b encoders 2.5-4.3× faster than torch
+    (``perovss bench core --part encoders``) and tiny's K = 4 decode stage 2× (198 → 100
+    ms, ``--part scaling``; README "Measured on the CPU"). ``build_sam_backend`` keeps an
+    encoder too large for one ONNX graph (vit_h) in torch under ``auto``.
     """
     if runtime != "auto":
         return runtime
@@ -115,7 +118,7 @@ def build_sam_backend(config: object, random_weights: bool = False) -> tuple[Sam
         raise InvalidInputError(f"SAM runtime 'tensorrt' cannot run here: {tensorrt_problem()}; "
                                 f"use one of: torch, onnxruntime, auto")
     device = _device(str(_option(config, "device", "cpu")))
-    runtime = resolve_runtime(runtime, device)
+    asked, runtime = runtime, resolve_runtime(runtime, device)
     if runtime == "onnxruntime" and not _onnxruntime_runs_on(device):
         raise InvalidInputError(f"runtime 'onnxruntime' has no provider for device {device.type!r} here "
                                 "(install onnxruntime-gpu for CUDA); set device: cpu or runtime: torch")
@@ -136,10 +139,12 @@ def build_sam_backend(config: object, random_weights: bool = False) -> tuple[Sam
         return (SamImageEncoder(sam, model_id, encoder_graph),
                 SamMaskDecoder(sam, runtime=runtime, graph=decoder_graph))
     graph = None
-    if runtime == "onnxruntime":
+    if runtime == "onnxruntime" and not (asked == "auto" and not encoder_fits_one_graph(sam)):
         from perovss_ros.core.sam.engines import onnxruntime_providers
 
         graph = cached_encoder(sam, model_id, providers=onnxruntime_providers(device))
+    # ``auto`` with an encoder too large for one graph (vit_h): the encoder stays in torch, the decoder
+    # (4 M parameters, exported in memory) still runs in onnxruntime; ``onnxruntime`` asked for is refused.
     return (SamImageEncoder(sam, model_id, graph, half=device.type == "cuda"),
             SamMaskDecoder(sam, runtime=runtime))
 

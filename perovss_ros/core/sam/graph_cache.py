@@ -59,6 +59,15 @@ def encoder_graph_name(model_id: str, img_size: int, opset: int, onnxruntime_ver
             f".code{fingerprint}.onnx")
 
 
+def _weight_bytes(sam: Sam) -> int:
+    return sum(p.numel() * p.element_size() for p in sam.image_encoder.parameters())
+
+
+def encoder_fits_one_graph(sam: Sam) -> bool:
+    """True when the image encoder's weights fit one ONNX graph (a 2 GB protobuf; vit_h's do not)."""
+    return _weight_bytes(sam) <= MAX_GRAPH_BYTES
+
+
 def _export_checked(sam: Sam, opset: int) -> bytes:
     buffer = io.BytesIO()
     export_encoder_onnx(sam, buffer, opset)
@@ -95,10 +104,9 @@ def cached_encoder(sam: Sam, model_id: str, directory: str | os.PathLike | None 
     import onnxruntime
     import torch
 
-    weight_bytes = sum(p.numel() * p.element_size() for p in sam.image_encoder.parameters())
-    if weight_bytes > MAX_GRAPH_BYTES:
+    if not encoder_fits_one_graph(sam):
         raise InvalidInputError(
-            f"the encoder has {weight_bytes / 1e9:.1f} GB of weights, more than one ONNX graph can hold; "
+            f"the encoder has {_weight_bytes(sam) / 1e9:.1f} GB of weights, more than one ONNX graph can hold; "
             f"use runtime 'torch' for this model"
         )
     name = encoder_graph_name(model_id, int(sam.image_encoder.img_size), opset, onnxruntime.__version__,
