@@ -59,6 +59,7 @@ from perovss_ros.core.types import BoxXYXY, Features, Guidance, Prompts
 # Candidates decoded in rounds 1-2 per concept and frame (the tracked one first, then the best head
 # scores); the others only when none of these passes.
 MAX_DECODES = 3
+MAX_CANDIDATES = 8
 MAX_NEGATIVE_POINTS = 2
 # The mask may reach this many image pixels (at least one cell) beyond the candidate's region:
 # its border cells are mixed, and on a small image a cell is only a few pixels.
@@ -206,7 +207,8 @@ def segment_frame(decoder: MaskDecoder, features: Features, rgb: np.ndarray, con
     models = [c.identity for c in concepts]
     maps = logit_maps(models, features.grid)
     px = cell_pixels(features)
-    candidates = [find_candidates(maps[i], features.valid_hw, px, c.presence_k) for i, c in enumerate(concepts)]
+    candidates = [find_candidates(maps[i], features.valid_hw, px, c.presence_k, limit=MAX_CANDIDATES)
+                  for i, c in enumerate(concepts)]
     decision = FrameDecision([None] * k, [cands[0].score for cands in candidates], [0.0] * k)
     plans: dict[int, list[Candidate]] = {}
     tracked: dict[int, Candidate | None] = {}
@@ -240,7 +242,7 @@ def segment_frame(decoder: MaskDecoder, features: Features, rgb: np.ndarray, con
         requests = []
         for i, n in todo:
             cand = plans[i][n]
-            others = [c for c in candidates[i] if c is not cand]
+            others = _elsewhere(cand, candidates[i])
             requests.append(candidate_request(cand, others, maps[i], features, concepts[i].embedding,
                                               tracks.get(concepts[i].name), concepts[i].scale_weights))
         timings["prompt"] = timings.get("prompt", 0.0) + time.perf_counter() - tick
@@ -334,6 +336,12 @@ def fit_identity(decoder: MaskDecoder, images: list[np.ndarray], masks: list[np.
                          cues=cues)
 
 
+def _elsewhere(candidate: Candidate, candidates: list[Candidate]) -> list[Candidate]:
+    """The candidates that share no cell with ``candidate`` (not a part of it, nor its whole): the
+    ones whose peaks are negative evidence for it."""
+    return [c for c in candidates if not (c.cells & candidate.cells).any()]
+
+
 def _decode_candidates(decoder: MaskDecoder, images: list[np.ndarray], features: list[Features], head,
                        embedding: torch.Tensor, items: list[tuple[int, Candidate, list[Candidate]]]
                        ) -> list[np.ndarray]:
@@ -342,8 +350,8 @@ def _decode_candidates(decoder: MaskDecoder, images: list[np.ndarray], features:
     for i in sorted({i for i, _, _ in items}):
         rows = [r for r, item in enumerate(items) if item[0] == i]
         logits = head.logits(features[i].grid)
-        requests = [candidate_request(items[r][1], [x for x in items[r][2] if x is not items[r][1]], logits,
-                                      features[i], embedding, None) for r in rows]
+        requests = [candidate_request(items[r][1], _elsewhere(items[r][1], items[r][2]), logits, features[i],
+                                      embedding, None) for r in rows]
         out = run_cascade(decoder, features[i], images[i], requests, refine=decoder_has_logits(decoder))
         for r, mask in zip(rows, out.masks, strict=True):
             masks[r] = mask

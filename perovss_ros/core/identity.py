@@ -10,8 +10,9 @@ proposals applied to matching) weighted up. Its logit map replaces the cosine ma
 candidates and deciding presence.
 
 ``find_candidates`` turns a logit map into candidate regions (connected groups of cells the
-head accepts), each scored by the mean of its ``k`` best logits over the region and a one-cell
-ring around it, so a small patch that merely shares a colour scores lower than a whole object.
+head accepts, and the parts of a group around its separate peaks), each scored by the mean of its
+``k`` best logits over the region and a one-cell ring around it, so a small patch that merely
+shares a colour scores lower than a whole object.
 """
 
 from __future__ import annotations
@@ -114,11 +115,47 @@ def region_score(logits: np.ndarray, cells: np.ndarray, top_k: int) -> float:
     return float(values[:max(1, min(top_k, values.size))].mean())
 
 
+# Peaks of a region: cells that are the maximum of the 3×3-smoothed logits within PEAK_RADIUS cells
+# and stand PEAK_PROMINENCE above the lowest cell on the straight line to a higher peak.
+PEAK_RADIUS = 2
+PEAK_PROMINENCE = 1.0
+
+
+def _parts_around_peaks(logits: np.ndarray, region: np.ndarray) -> list[np.ndarray]:
+    """Split an ``h×w`` bool region of an ``h×w`` logit map among its separate peaks (each cell to
+    the nearest peak); [] when it has one peak."""
+    smooth = cv2.blur(np.where(region, logits, np.float32(logits.min())).astype(np.float32), (3, 3))
+    size = 2 * PEAK_RADIUS + 1
+    local_max = (smooth >= cv2.dilate(smooth, np.ones((size, size), np.uint8))) & region
+    ys, xs = np.nonzero(local_max)
+    order = np.argsort(-smooth[ys, xs])
+    peaks: list[tuple[int, int]] = []
+    for y, x in zip(ys[order], xs[order], strict=True):
+        separate = True
+        for py, px in peaks:
+            steps = max(abs(py - y), abs(px - x)) + 1
+            line = smooth[np.linspace(y, py, steps).round().astype(int), np.linspace(x, px, steps).round().astype(int)]
+            if float(smooth[y, x]) - float(line.min()) < PEAK_PROMINENCE:
+                separate = False
+                break
+        if separate:
+            peaks.append((int(y), int(x)))
+    if len(peaks) < 2:
+        return []
+    seeds = np.ones(region.shape, np.uint8)
+    for y, x in peaks:
+        seeds[y, x] = 0
+    _, nearest = cv2.distanceTransformWithLabels(seeds, cv2.DIST_L2, 5, labelType=cv2.DIST_LABEL_PIXEL)
+    parts = [(nearest == nearest[y, x]) & region for y, x in peaks]
+    return [p for p in parts if p.any()]
+
+
 def find_candidates(logits: torch.Tensor, valid_hw: tuple[int, int], cell_to_image: float, top_k: int,
                     limit: int = 4) -> list[Candidate]:
     """Candidate regions of an ``h×w`` logit map, best first (at most ``limit``).
 
-    A region is an 8-connected group of valid cells with a positive logit. When no cell is
+    A region is an 8-connected group of valid cells with a positive logit; a region with several
+    separate peaks also gives its parts around them (``_parts_around_peaks``). When no cell is
     positive, the best cell alone is the one candidate (its score says how far off it is).
     ``cell_to_image``: image pixels per grid cell (``stride / scale``).
     """
@@ -131,6 +168,9 @@ def find_candidates(logits: torch.Tensor, valid_hw: tuple[int, int], cell_to_ima
     positive[:vh, :vw] = grid[:vh, :vw] > 0
     count, labels = cv2.connectedComponents(positive, connectivity=8)
     regions = [labels == i for i in range(1, count)]
+    # Objects side by side make one connected region; its parts around separate peaks are
+    # candidates too (the whole region stays one, in case it is a single object).
+    regions += [part for region in regions for part in _parts_around_peaks(valid, region)]
     if not regions:
         best = np.zeros(grid.shape, bool)
         best[np.unravel_index(int(np.argmax(valid)), grid.shape)] = True

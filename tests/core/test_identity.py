@@ -211,3 +211,21 @@ def test_recoloured_turns_the_object_hue_only():
     out = recoloured(img, mask, 120.0)
     assert (out[2:] == img[2:]).all() and (out[0, 0] == img[0, 0]).all()
     assert out[1, 1, 1] > 150 and out[1, 1, 0] < 60  # red turned to green
+
+
+def test_a_region_with_two_separate_peaks_also_gives_its_parts():
+    logits = torch.full((6, 12), -2.0)
+    logits[1:5, 1:11] = 0.5  # one connected positive region ...
+    logits[1:4, 1:4] = 4.0  # ... with a peak on the left
+    logits[1:4, 7:10] = 3.5  # and one on the right, a valley of 0.5 between them
+    cands = find_candidates(logits, (6, 12), cell_to_image=10.0, top_k=2, limit=8)
+    sizes = sorted(int(c.cells.sum()) for c in cands)
+    assert sizes[-1] == 40 and len(cands) == 3  # the whole region and its two parts
+    left, right = (c for c in cands if c.cells.sum() < 40)
+    assert left.cells[2, 2] and not left.cells[2, 8] and right.cells[2, 8] and not right.cells[2, 2]
+    assert not (left.cells & right.cells).any() and ((left.cells | right.cells) == cands[0].cells).all()
+    # A plateau with a bump too small to be a separate object stays one candidate.
+    flat = torch.full((6, 12), -2.0)
+    flat[1:5, 1:11] = 1.0
+    flat[2, 3] = 1.3
+    assert len(find_candidates(flat, (6, 12), cell_to_image=10.0, top_k=2, limit=8)) == 1
