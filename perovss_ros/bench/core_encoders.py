@@ -28,6 +28,8 @@ import time
 import numpy as np
 import torch
 
+from perovss_ros.bench.core_gpu import weight_source
+
 HELP = "SAM image encoder per frame: PyTorch against ONNX Runtime, same frames, same thread count"
 TARGET_SPEEDUP = 1.5
 """Issue 10: onnxruntime at least 1.5x torch per frame for the vit_b and mobile encoders."""
@@ -91,18 +93,6 @@ def pipelines(torch_encoder, ort_encoder, scene, k: int, threads: int, seed: int
     return out
 
 
-def _weights(model: str) -> tuple[bool, str]:
-    """(build with random weights?, what the report says about the weights)."""
-    from perovss_ros.core.sam import sam_checkpoint_available
-    from perovss_ros.core.sam.registry import sam_spec
-
-    if sam_spec(model).checkpoint is None:
-        return False, "seeded random weights (no checkpoint exists for it)"
-    if sam_checkpoint_available({"model": model}):
-        return False, "official checkpoint"
-    return True, "seeded random weights: no checkpoint here (speed is real, outputs are not)"
-
-
 def encoder_pair(model: str, seed: int, threads: int):
     """(torch ``SamImageEncoder``, onnxruntime ``SamImageEncoder``, weights text) on one ``Sam``, CPU.
 
@@ -112,7 +102,7 @@ def encoder_pair(model: str, seed: int, threads: int):
     from perovss_ros.core.sam import SamImageEncoder, build_sam_backend
     from perovss_ros.core.sam.graph_cache import cached_encoder
 
-    random_weights, weights = _weights(model)
+    random_weights, weights = weight_source(model)
     encoder, _ = build_sam_backend({"model": model, "seed": seed, "runtime": "torch", "device": "cpu"},
                                    random_weights=random_weights)
     graph = cached_encoder(encoder.sam, encoder.model_id, threads=threads)

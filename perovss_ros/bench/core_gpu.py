@@ -83,8 +83,8 @@ class _Variant:
     skipped: str | None = None
 
 
-def _weights(model: str) -> tuple[bool, str]:
-    """(random weights?, what the report says about the weights of ``model``)."""
+def weight_source(model: str) -> tuple[bool, str]:
+    """(random weights?, what a benchmark report says about the weights of ``model``)."""
     from perovss_ros.core.sam import sam_checkpoint_available
     from perovss_ros.core.sam.registry import sam_spec
 
@@ -99,7 +99,7 @@ def _variants(model: str, device: str, runtimes: list[str], seed: int) -> tuple[
     """Every asked runtime of ``model`` on ``device``, sharing one ``Sam``; and the weights line."""
     from perovss_ros.core.sam import SamImageEncoder, SamMaskDecoder, build_sam_backend
 
-    random_weights, weights = _weights(model)
+    random_weights, weights = weight_source(model)
     base, torch_decoder = build_sam_backend({"model": model, "device": device, "runtime": "torch", "seed": seed},
                                             random_weights=random_weights)
     sam, model_id = base.sam, base.model_id
@@ -360,7 +360,7 @@ def build_engines(args: argparse.Namespace) -> int:
         print(f"TensorRT engines: not built: {problem}")
         return 0
     for model in [m for m in str(args.encoders).split(",") if m.strip()]:
-        random_weights, _ = _weights(model)
+        random_weights, _ = weight_source(model)
         base, _ = build_sam_backend({"model": model, "device": args.device, "runtime": "torch", "seed": args.seed},
                                     random_weights=random_weights)
         tick = time.perf_counter()
