@@ -73,21 +73,17 @@ def pipelines(torch_encoder, ort_encoder, scene, k: int, threads: int, seed: int
     decoder runs in the default runtime (``auto``), held to ``threads``. Concepts are taught
     once through the torch encoder (same weights) and shared.
     """
-    from perovss_ros.bench.core_scaling import MemoEncoder, decoder_runtime
-    from perovss_ros.core import Pipeline, PipelineConfig
+    from perovss_ros.bench.core_scaling import MemoEncoder, decoder_runtime, taught_pipeline
     from perovss_ros.core.sam import SamMaskDecoder
 
     runtime = decoder_runtime("auto", "cpu")
     decoder = SamMaskDecoder(torch_encoder.sam, runtime=runtime, threads=threads)
-    config = PipelineConfig.coerce({"backend": "sam", "presence": False, "identity": False, "concept_store": None,
-                                    "seed": seed, "runtime": runtime})
-    names = [obj.name for obj in scene.objects]
+    config = {"backend": "sam", "presence": False, "identity": False, "concept_store": None, "seed": seed,
+              "runtime": runtime}
     memo = MemoEncoder(torch_encoder)
     out = {}
     for name, encoder in (("torch", torch_encoder), ("onnxruntime", ort_encoder)):
-        pipe = Pipeline(config, memo, decoder, "sam")
-        for j in range(k):
-            pipe.teach(f"concept_{j}", scene.teach_frames[:1], masks=scene.teach_masks(names[j % len(names)])[:1])
+        pipe = taught_pipeline(config, memo, decoder, scene, k, scene.teach_frames[:1])
         pipe.encoder = encoder
         out[name] = pipe
     return out

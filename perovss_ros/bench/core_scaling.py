@@ -294,6 +294,20 @@ def _breakdown(encoder, decoder, rgb: np.ndarray, kmax: int, reps: int, threads:
 STAGES = ("encode", "match", "prompt", "decode", "resolve", "output")
 
 
+def taught_pipeline(config, memo, decoder, scene, k: int, teach_frames: list[np.ndarray]):
+    """A sam ``Pipeline`` (``config``: PipelineConfig, dict or path) with K concepts, concept j taught
+    from the scene's object j mod N on ``teach_frames`` through ``memo``; the caller sets the
+    encoder that times the frames."""
+    from perovss_ros.core import Pipeline, PipelineConfig
+
+    names = [obj.name for obj in scene.objects]
+    pipe = Pipeline(PipelineConfig.coerce(config), memo, decoder, "sam")
+    for j in range(k):
+        masks = scene.teach_masks(names[j % len(names)])[: len(teach_frames)]
+        pipe.teach(f"concept_{j}", teach_frames, masks=masks)
+    return pipe
+
+
 def device_problem(device: str) -> str | None:
     """Why ``device`` cannot run here (``cuda`` without a CUDA device), or None."""
     if device == "cuda" and not torch.cuda.is_available():
@@ -318,7 +332,6 @@ def run_scaling(args: argparse.Namespace) -> dict:
     "reference": {...} (first reference K), "references": {K: {...}}, "breakdown": {threads: {...}},
     "speedup_vs_reference": float, "time_ratio_kmax_k1": float, ...}``.
     """
-    from perovss_ros.core import Pipeline, PipelineConfig
     from perovss_ros.core.sam import SamMaskDecoder, build_sam_backend
     from perovss_ros.sim.scenes import make_scene
 
@@ -373,10 +386,7 @@ def run_scaling(args: argparse.Namespace) -> dict:
         for k in ks:
             for mode in modes:
                 counter = SetCounter(decoder)
-                pipe = Pipeline(PipelineConfig.coerce({**config, "cascade": mode}), memo, counter, "sam")
-                for j in range(k):
-                    masks = scene.teach_masks(names[j % len(names)])[: len(teach_frames)]
-                    pipe.teach(f"concept_{j}", teach_frames, masks=masks)
+                pipe = taught_pipeline({**config, "cascade": mode}, memo, counter, scene, k, teach_frames)
                 pipe.encoder = encoder  # frames are always encoded afresh
                 counter.sets = 0
                 cascade[k, mode] = {"counter": counter, "masks": []}
@@ -402,10 +412,7 @@ def run_scaling(args: argparse.Namespace) -> dict:
                 encoder.sam, encoder.model_id, threads=max(0, args.scaling_threads),
                 providers=onnxruntime_providers(encoder.device)))
             for k in ks:
-                pipe = Pipeline(PipelineConfig.coerce({**config, "cascade": "full"}), memo, decoder, "sam")
-                for j in range(k):
-                    masks = scene.teach_masks(names[j % len(names)])[: len(teach_frames)]
-                    pipe.teach(f"concept_{j}", teach_frames, masks=masks)
+                pipe = taught_pipeline({**config, "cascade": "full"}, memo, decoder, scene, k, teach_frames)
                 pipe.encoder = onnx_encoder
                 onnx_stages[k] = {key: [] for key in ("encode", "decode")}
 
