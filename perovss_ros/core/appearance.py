@@ -133,7 +133,8 @@ def describe_region(rgb: np.ndarray, mask: np.ndarray) -> RegionDescriptor | Non
                             outline=shape_signature(mask), cut=cut)
 
 
-def _hellinger(p: np.ndarray, q: np.ndarray) -> float:
+def hellinger(p: np.ndarray, q: np.ndarray) -> float:
+    """Hellinger distance of two histograms that each sum to 1 (0: the same, 1: disjoint)."""
     return float(np.sqrt(max(0.0, 1.0 - float(np.sqrt(p * q).sum()))))
 
 
@@ -145,7 +146,7 @@ def cue_distances(desc: RegionDescriptor, references: list[RegionDescriptor]) ->
     """
     if not references:
         return np.zeros(len(CUES))
-    colour = min(_hellinger(desc.colour, r.colour) for r in references)
+    colour = min(hellinger(desc.colour, r.colour) for r in references)
     pattern = min(float(np.linalg.norm(desc.pattern - r.pattern)) for r in references)
     outlines = [r.outline for r in references if r.outline is not None]
     outline = shape_distance(desc.outline, np.stack(outlines)) if desc.outline is not None and outlines else 0.0
@@ -204,8 +205,8 @@ def cue_weights(own: list[np.ndarray], negatives: list[np.ndarray], accept: floa
     weight of the cue in which it stands out most against the shots' own spread."""
     weights = np.ones(len(CUES))
     spread = np.max(np.stack(own), axis=0) if own else np.zeros(len(CUES))
+    goal = NEGATIVE_MARGIN * accept
     for units in sorted(negatives, key=lambda u: float(u.sum())):
-        goal = NEGATIVE_MARGIN * accept
         if float((weights * units).sum()) >= goal:
             continue
         cue = int(np.argmax(units / (spread + 0.5)))

@@ -187,8 +187,8 @@ def _best_option(mask: np.ndarray, rgb: np.ndarray, cues: CueCheck, image_map: t
     if not scored:
         return np.asarray(mask, bool), float("inf")
     nearest = min(d for d, _, _ in scored)
-    _, _, option = max((item for item in scored if item[0] <= nearest + OPTION_TIE), key=lambda item: item[1])
-    return option, next(d for d, _, o in scored if o is option)
+    distance, _, option = max((item for item in scored if item[0] <= nearest + OPTION_TIE), key=lambda item: item[1])
+    return option, distance
 
 
 def segment_frame(decoder: MaskDecoder, features: Features, rgb: np.ndarray, concepts: list, tracks: dict,
@@ -233,18 +233,21 @@ def segment_frame(decoder: MaskDecoder, features: Features, rgb: np.ndarray, con
     best: dict[int, tuple[float, np.ndarray, float]] = {}  # cost, mask, decoder score
     # Round 1: each concept's tracked candidate (or its best one). A tracked candidate that clearly
     # passes the cues (SETTLE) is kept without decoding the rest: continuity, and one decode per
-    # concept in the common case. Otherwise the others are decoded and compared (rounds 2 and 3).
-    todo = [(i, 0) for i in plans]
+    # concept in the common case. Round 2: the rest of the first MAX_DECODES; round 3: the others,
+    # only for a concept none of whose candidates has passed yet.
     settled: set[int] = set()
-    done = {i: 1 for i in plans}
-    for _ in range(3):
+    for stage, (start, stop) in enumerate(((0, 1), (1, MAX_DECODES), (MAX_DECODES, MAX_CANDIDATES))):
+        todo = [(i, n) for i, plan in plans.items() if i not in settled and (stage < 2 or i not in best)
+                for n in range(start, min(stop, len(plan)))]
+        if not todo:
+            break
         tick = time.perf_counter()
         requests = []
         for i, n in todo:
             cand = plans[i][n]
-            others = _elsewhere(cand, candidates[i])
-            requests.append(candidate_request(cand, others, maps[i], features, concepts[i].embedding,
-                                              tracks.get(concepts[i].name), concepts[i].scale_weights))
+            requests.append(candidate_request(cand, _elsewhere(cand, candidates[i]), maps[i], features,
+                                              concepts[i].embedding, tracks.get(concepts[i].name),
+                                              concepts[i].scale_weights))
         timings["prompt"] = timings.get("prompt", 0.0) + time.perf_counter() - tick
         tick = time.perf_counter()
         decoded = run_cascade(decoder, features, rgb, requests, mode=cascade, refine=refine)
@@ -270,16 +273,6 @@ def segment_frame(decoder: MaskDecoder, features: Features, rgb: np.ndarray, con
             if i not in best or cost < best[i][0]:
                 best[i] = (cost, mask, float(decoded.scores[row]))
         timings["verify"] = timings.get("verify", 0.0) + time.perf_counter() - tick
-        # Second round: the rest of the first MAX_DECODES; third: the others, only where none passed.
-        todo = []
-        for i, plan in plans.items():
-            if i in settled or (done[i] >= MAX_DECODES and i in best):
-                continue
-            upto = MAX_DECODES if done[i] < MAX_DECODES else len(plan)
-            todo += [(i, n) for n in range(done[i], min(upto, len(plan)))]
-            done[i] = max(done[i], min(upto, len(plan)))
-        if not todo:
-            break
     for i, (_, mask, score) in best.items():
         decision.masks[i] = mask
         decision.decode_scores[i] = score
@@ -371,19 +364,18 @@ def _calibrate_cues(decoder: MaskDecoder, images: list[np.ndarray], masks: list[
     reach. None when no shot can be described.
     """
     decoded = _decode_candidates(decoder, images, features, head, embedding, own + off)
-    references = [(i, describe_region(images[i], m)) for i, m in enumerate(masks)]
-    shots = [(i, d) for i, d in references if d is not None]
-    references += [(item[0], describe_region(images[item[0]], m)) for item, m in zip(own, decoded[:len(own)],
-                                                                                   strict=True)
-                   if _iou(m, masks[item[0]]) >= OWN_DECODE_IOU]
-    references = [(i, d) for i, d in references if d is not None]
+    shots = [(i, describe_region(images[i], m)) for i, m in enumerate(masks)]
+    shots = [(i, d) for i, d in shots if d is not None]
+    habits = [(item[0], describe_region(images[item[0]], m)) for item, m in zip(own, decoded[:len(own)], strict=True)
+              if _iou(m, masks[item[0]]) >= OWN_DECODE_IOU]
+    habits = [(i, d) for i, d in habits if d is not None]
+    references = shots + habits
     if not references:
         return None, [float("inf")] * len(off)
     # The scale comes from the shots' own masks: a decode that strayed must not widen it.
     scale = cue_scale(shots)
     plain = CueCheck(references=tuple(d for _, d in references), scale=scale, accept=ACCEPT)
-    others = [(i, d) for i, d in references]
-    own_units = [cue_distances(d, [r for j, r in others if j != i]) / scale for i, d in references[len(shots):]]
+    own_units = [cue_distances(d, [r for j, r in references if j != i]) / scale for i, d in habits]
     off_units = []
     for (i, _, _), mask in zip(off, decoded[len(own):], strict=True):
         desc = describe_region(images[i], mask)

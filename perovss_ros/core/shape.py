@@ -110,18 +110,3 @@ def outline_options(mask: np.ndarray) -> list[np.ndarray]:
     """The mask itself and every part of every ``split_touching`` split of it (``H×W bool`` each)."""
     whole = np.asarray(mask, bool)
     return [whole, *(part for split in split_touching(whole) for part in split)]
-
-
-def best_outline(mask: np.ndarray, references: np.ndarray) -> tuple[np.ndarray, float]:
-    """The option of ``outline_options`` whose outline is nearest the ``S×D`` references.
-
-    Returns that ``H×W bool`` mask and its ``shape_distance`` (inf when none has a shape).
-    """
-    best, distance = np.asarray(mask, bool), float("inf")
-    for option in outline_options(mask):
-        signature = shape_signature(option)
-        if signature is not None:
-            d = shape_distance(signature, references)
-            if d < distance:
-                best, distance = option, d
-    return best, distance

@@ -18,12 +18,9 @@ from perovss_ros.core.appearance import (
     cue_scale,
     cue_weights,
     describe_region,
+    hellinger,
 )
 from tests.core.test_identity import frame, teach_frames
-
-
-def _hellinger(p: np.ndarray, q: np.ndarray) -> float:
-    return float(np.sqrt(max(0.0, 1.0 - float(np.sqrt(p * q).sum()))))
 
 
 def test_each_lookalike_lies_far_off_in_the_cue_it_differs_in():
@@ -44,8 +41,8 @@ def test_colour_ignores_light_intensity_but_not_hue():
     base = colour_histogram(img, mask)
     darker = colour_histogram(np.clip(img.astype(np.float32) * 0.8, 0, 255).astype(np.uint8), mask)
     other_hue = colour_histogram(img[..., ::-1].copy(), mask)  # red <-> blue
-    assert _hellinger(base, darker) < 0.1
-    assert _hellinger(base, other_hue) > 3 * _hellinger(base, darker) + 0.2
+    assert hellinger(base, darker) < 0.1
+    assert hellinger(base, other_hue) > 3 * hellinger(base, darker) + 0.2
 
 
 def test_pattern_and_outline_ignore_a_turn_and_a_smaller_size():
