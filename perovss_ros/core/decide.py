@@ -31,7 +31,7 @@ teach frames raise the weight of the cue that tells each of them apart (``cue_we
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import cv2
 import numpy as np
@@ -83,12 +83,17 @@ RECOLOUR_SHIFTS = (120.0, 240.0)
 
 @dataclass
 class FrameDecision:
-    """Per concept: owned-candidate ``H×W bool`` mask or None, presence score, decoder score, maps."""
+    """Per concept: owned-candidate ``H×W bool`` mask or None, presence score, decoder score, maps.
+
+    ``margins``: per concept, how clearly the chosen mask passed the region cues, ``1 - distance /
+    limit`` (1 a perfect match, 0 at the acceptance limit; 1.0 where no cues decided); 0.0 with no mask.
+    """
 
     masks: list[np.ndarray | None]
     presence: list[float]
     decode_scores: list[float]
     image_maps: torch.Tensor | None = None
+    margins: list[float] = field(default_factory=list)
 
 
 def cell_pixels(features: Features) -> float:
@@ -209,7 +214,7 @@ def segment_frame(decoder: MaskDecoder, features: Features, rgb: np.ndarray, con
     px = cell_pixels(features)
     candidates = [find_candidates(maps[i], features.valid_hw, px, c.presence_k, limit=MAX_CANDIDATES)
                   for i, c in enumerate(concepts)]
-    decision = FrameDecision([None] * k, [cands[0].score for cands in candidates], [0.0] * k)
+    decision = FrameDecision([None] * k, [cands[0].score for cands in candidates], [0.0] * k, margins=[0.0] * k)
     plans: dict[int, list[Candidate]] = {}
     tracked: dict[int, Candidate | None] = {}
     for i, concept in enumerate(concepts):
@@ -230,7 +235,7 @@ def segment_frame(decoder: MaskDecoder, features: Features, rgb: np.ndarray, con
         return decision
     decision.image_maps = matching.upsample_to_image(maps, features)
     refine = decoder_has_logits(decoder)
-    best: dict[int, tuple[float, np.ndarray, float]] = {}  # cost, mask, decoder score
+    best: dict[int, tuple[float, np.ndarray, float, float]] = {}  # cost, mask, decoder score, margin
     # Round 1: each concept's tracked candidate (or its best one). A tracked candidate that clearly
     # passes the cues (SETTLE) is kept without decoding the rest: continuity, and one decode per
     # concept in the common case. Round 2: the rest of the first MAX_DECODES; round 3: the others,
@@ -260,22 +265,25 @@ def segment_frame(decoder: MaskDecoder, features: Features, rgb: np.ndarray, con
             is_tracked = plans[i][n] is tracked[i]
             if gate and cues is not None:
                 mask, distance = _best_option(mask, rgb, cues, decision.image_maps[i], is_tracked)
-                if distance > cues.accept * (TRACKED_SLACK if is_tracked else 1.0):
+                limit = cues.accept * (TRACKED_SLACK if is_tracked else 1.0)
+                if distance > limit:
                     continue
+                margin = 1.0 - distance / limit
                 if is_tracked and distance <= SETTLE * cues.accept:
                     settled.add(i)
                 # The head's own view breaks near-ties: one unit for a candidate that scores like the shots.
                 head = (plans[i][n].score - models[i].threshold) / max(models[i].fg_low - models[i].threshold, 0.5)
                 cost = distance - HEAD_WEIGHT * float(np.clip(head, -1.0, 1.0)) - (TRACK_BONUS if is_tracked else 0.0)
             else:
-                cost = float(n)
+                cost, margin = float(n), 1.0
                 settled.add(i)
             if i not in best or cost < best[i][0]:
-                best[i] = (cost, mask, float(decoded.scores[row]))
+                best[i] = (cost, mask, float(decoded.scores[row]), margin)
         timings["verify"] = timings.get("verify", 0.0) + time.perf_counter() - tick
-    for i, (_, mask, score) in best.items():
+    for i, (_, mask, score, margin) in best.items():
         decision.masks[i] = mask
         decision.decode_scores[i] = score
+        decision.margins[i] = margin
     return decision
 
 
