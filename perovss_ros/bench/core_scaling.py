@@ -8,9 +8,9 @@ a load change on a shared machine hits them alike; medians over frames.
 
 ``--scaling-model tiny`` (default) is the issue's figure; ``mobile`` runs MobileSAM's
 TinyViT and ``vit_b`` the real ViT-B architecture on seeded random weights (no checkpoint needed): the regime
-the design is built for, where the image encoder dominates (about 8-15 s per
+the design is built for, where the image encoder dominates (vit_b about 8.5 s an
 encode on 2 CPU cores, so 2 frames of K = 1, 2, 4, 8 and the reference at K = 4
-take 5-8 minutes). A "where the time
+take 5-8 minutes; mobile about 1 s). A "where the time
 goes" breakdown (per-stage medians, single decoder calls at B = 1 and B = K,
 at 1 thread and the default) and a cost model explain the figures:
 ours(K) ≈ E + K·c_K, reference(K) ≈ K·(E + c_1), with E the encode and c the
