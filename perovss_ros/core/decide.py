@@ -375,7 +375,7 @@ def _calibrate_cues(decoder: MaskDecoder, images: list[np.ndarray], masks: list[
     shots = [(i, describe_region(images[i], m)) for i, m in enumerate(masks)]
     shots = [(i, d) for i, d in shots if d is not None]
     habits = [(item[0], describe_region(images[item[0]], m)) for item, m in zip(own, decoded[:len(own)], strict=True)
-              if _iou(m, masks[item[0]]) >= OWN_DECODE_IOU]
+              if matching.mask_iou(m, masks[item[0]]) >= OWN_DECODE_IOU]
     habits = [(i, d) for i, d in habits if d is not None]
     references = shots + habits
     if not references:
@@ -393,8 +393,3 @@ def _calibrate_cues(decoder: MaskDecoder, images: list[np.ndarray], masks: list[
     cues = replace(plain, weights=weights)
     distances = [float((weights * u).sum()) if u is not None else float("inf") for u in off_units]
     return cues, distances
-
-
-def _iou(a: np.ndarray, b: np.ndarray) -> float:
-    union = int(np.logical_or(a, b).sum())
-    return float(np.logical_and(a, b).sum() / union) if union else 0.0

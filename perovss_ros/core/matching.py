@@ -181,6 +181,12 @@ def attention_bias(grid_map: torch.Tensor, valid_hw: tuple[int, int] | None = No
     return torch.sigmoid(out)
 
 
+def mask_iou(a: np.ndarray, b: np.ndarray, both_empty: float = 0.0) -> float:
+    """IoU of two ``H×W bool`` masks; ``both_empty`` when neither has a pixel (no overlap to measure)."""
+    union = int(np.count_nonzero(np.logical_or(a, b)))
+    return int(np.count_nonzero(np.logical_and(a, b))) / union if union else both_empty
+
+
 def tight_box(mask: np.ndarray, inclusive: bool = False) -> tuple[float, float, float, float] | None:
     """Tight XYXY box of an ``H×W bool`` mask, None when empty.
 

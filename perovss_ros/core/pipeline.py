@@ -390,7 +390,7 @@ class Pipeline:
             for shot, f in zip(concept.shots, features, strict=True):
                 found = self._segment(f, shot.image, [concept], {concept.name: None}, gate=False, timings={})
                 mask = found.masks[0]
-                ious.append(_iou(mask, shot.mask) if mask is not None else 0.0)
+                ious.append(matching.mask_iou(mask, shot.mask, both_empty=1.0) if mask is not None else 0.0)
         return float(np.mean(ious)) if ious else 0.0
 
     def _masks_from_boxes(
@@ -531,8 +531,3 @@ def _argmax_in_box(image_map: torch.Tensor, box: BoxXYXY) -> tuple[tuple[float, 
     idx = int(window.argmax())
     ww = x1 - x0
     return (float(x0 + idx % ww), float(y0 + idx // ww)), float(window.reshape(-1)[idx])
-
-
-def _iou(a: np.ndarray, b: np.ndarray) -> float:
-    union = np.logical_or(a, b).sum()
-    return float(np.logical_and(a, b).sum() / union) if union else 1.0

@@ -30,7 +30,7 @@ import numpy as np
 import torch
 
 from perovss_ros.core.cascade import decoder_has_logits
-from perovss_ros.core.matching import tight_box
+from perovss_ros.core.matching import mask_iou, tight_box
 from perovss_ros.core.protocols import MaskDecoder
 from perovss_ros.core.types import Features, Prompts
 
@@ -155,12 +155,6 @@ def follow_regions(decoder: MaskDecoder, features: Features, rgb: np.ndarray, ma
         mask = owner == i
         followed.append(mask if lo <= mask.sum() <= hi else None)
     return followed
-
-
-def mask_iou(a: np.ndarray, b: np.ndarray) -> float:
-    """IoU of two ``H×W bool`` masks (0 when both are empty)."""
-    union = int(np.logical_or(a, b).sum())
-    return int(np.logical_and(a, b).sum()) / union if union else 0.0
 
 
 def grid_points(image_hw: tuple[int, int], per_side: int = POINTS_PER_SIDE) -> np.ndarray:

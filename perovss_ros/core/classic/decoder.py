@@ -16,7 +16,7 @@ import cv2
 import numpy as np
 import torch.nn.functional as F
 
-from perovss_ros.core.matching import tight_box
+from perovss_ros.core.matching import mask_iou, tight_box
 from perovss_ros.core.types import BoxXYXY, DecodeOutput, Features, Guidance, Prompts
 
 GROW_GRID_KEY = "classic_grow_grid"
@@ -150,7 +150,7 @@ class GrabCutDecoder:
                 out = seed_fg
         primary = [to_crop(*positives[0])] if len(positives) else []
         out = _keep_prompted_components(out, primary)
-        score = _iou(out, seed_fg)
+        score = mask_iou(out, seed_fg)
         full = np.zeros((img_h, img_w), bool)
         full[cy0:cy1, cx0:cx1] = cv2.resize(out.astype(np.uint8), (cx1 - cx0, cy1 - cy0),
                                             interpolation=cv2.INTER_NEAREST) > 0
@@ -206,8 +206,3 @@ def _keep_prompted_components(mask: np.ndarray, points: list[tuple[int, int]]) -
     if not keep:
         keep = {int(np.argmax(stats[1:, cv2.CC_STAT_AREA])) + 1} if count > 1 else set()
     return np.isin(labels, list(keep))
-
-
-def _iou(a: np.ndarray, b: np.ndarray) -> float:
-    union = np.logical_or(a, b).sum()
-    return float(np.logical_and(a, b).sum() / union) if union else 0.0
