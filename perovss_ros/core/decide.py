@@ -39,7 +39,7 @@ import torch
 import torch.nn.functional as F
 
 from perovss_ros.core import matching, presence
-from perovss_ros.core.appearance import CueCheck, cue_distances, cue_scale, cue_weights, describe_region
+from perovss_ros.core.appearance import CUES, CueCheck, cue_distances, cue_scale, cue_weights, describe_region
 from perovss_ros.core.cascade import CascadeRequest, decoder_has_logits, run_cascade
 from perovss_ros.core.identity import (
     Candidate,
@@ -94,6 +94,27 @@ class FrameDecision:
     decode_scores: list[float]
     image_maps: torch.Tensor | None = None
     margins: list[float] = field(default_factory=list)
+
+
+@dataclass
+class CandidateTrace:
+    """One decoded candidate of one concept and what the region check made of it (``segment_frame``'s
+    ``trace``): for explaining a miss or a wrong pick, not used by the decision.
+
+    ``concept``: index into the frame's concepts; ``mask``: the ``H×W bool`` option that was scored;
+    ``units``: per cue (``CUES`` order) its weighted distance in the concept's units (None when it
+    could not be described); ``distance``/``limit``: their sum and the most that passes; ``tracked``:
+    it continued the concept's track; ``cut``: the image border cuts it; ``chosen``: the frame's pick.
+    """
+
+    concept: int
+    mask: np.ndarray
+    units: np.ndarray | None
+    distance: float
+    limit: float
+    tracked: bool
+    cut: bool
+    chosen: bool = False
 
 
 def cell_pixels(features: Features) -> float:
@@ -196,8 +217,21 @@ def _best_option(mask: np.ndarray, rgb: np.ndarray, cues: CueCheck, image_map: t
     return option, distance
 
 
+def _trace_entry(concept: int, mask: np.ndarray, rgb: np.ndarray, cues: CueCheck, distance: float, limit: float,
+                 tracked: bool) -> CandidateTrace:
+    """The ``CandidateTrace`` of a scored option (its cues described once more)."""
+    desc = describe_region(rgb, mask)
+    units = None
+    if desc is not None:
+        units = cues.weights * cues.cue_units(desc)
+        if desc.cut and tracked:  # as CueCheck.distance leaves it out for the tracked candidate
+            units[CUES.index("outline")] = 0.0
+    return CandidateTrace(concept, mask, units, distance, limit, tracked, bool(desc.cut) if desc is not None else False)
+
+
 def segment_frame(decoder: MaskDecoder, features: Features, rgb: np.ndarray, concepts: list, tracks: dict,
-                  gate: bool, timings: dict[str, float] | None = None, cascade: str = "full") -> FrameDecision:
+                  gate: bool, timings: dict[str, float] | None = None, cascade: str = "full",
+                  trace: list[CandidateTrace] | None = None) -> FrameDecision:
     """Find, decide and decode every concept (with an ``identity`` model) in one encoded frame.
 
     ``concepts``: ``Concept`` objects; ``tracks``: name -> (expanded predicted box, centre) or None;
@@ -205,6 +239,8 @@ def segment_frame(decoder: MaskDecoder, features: Features, rgb: np.ndarray, con
     self-check). The masks are not yet resolved against each other (``image_maps`` are the
     priorities). ``timings`` receives ``match`` (heads and candidates), ``prompt``, ``decode`` and
     ``verify`` (region cues) seconds; ``cascade`` is the decode cascade's mode (``run_cascade``).
+    ``trace``, when given, receives a ``CandidateTrace`` per decoded candidate (describes each again:
+    for diagnosis, not for the node's hot path).
     """
     timings = {} if timings is None else timings
     tick = time.perf_counter()
@@ -236,6 +272,7 @@ def segment_frame(decoder: MaskDecoder, features: Features, rgb: np.ndarray, con
     decision.image_maps = matching.upsample_to_image(maps, features)
     refine = decoder_has_logits(decoder)
     best: dict[int, tuple[float, np.ndarray, float, float]] = {}  # cost, mask, decoder score, margin
+    traced: dict[int, CandidateTrace] = {}  # the trace entry of each concept's current best
     # Round 1: each concept's tracked candidate (or its best one). A tracked candidate that clearly
     # passes the cues (SETTLE) is kept without decoding the rest: continuity, and one decode per
     # concept in the common case. Round 2: the rest of the first MAX_DECODES; round 3: the others,
@@ -266,6 +303,9 @@ def segment_frame(decoder: MaskDecoder, features: Features, rgb: np.ndarray, con
             if gate and cues is not None:
                 mask, distance = _best_option(mask, rgb, cues, decision.image_maps[i], is_tracked)
                 limit = cues.accept * (TRACKED_SLACK if is_tracked else 1.0)
+                entry = _trace_entry(i, mask, rgb, cues, distance, limit, is_tracked) if trace is not None else None
+                if entry is not None:
+                    trace.append(entry)
                 if distance > limit:
                     continue
                 margin = 1.0 - distance / limit
@@ -279,11 +319,15 @@ def segment_frame(decoder: MaskDecoder, features: Features, rgb: np.ndarray, con
                 settled.add(i)
             if i not in best or cost < best[i][0]:
                 best[i] = (cost, mask, float(decoded.scores[row]), margin)
+                if trace is not None and gate and cues is not None:
+                    traced[i] = trace[-1]
         timings["verify"] = timings.get("verify", 0.0) + time.perf_counter() - tick
     for i, (_, mask, score, margin) in best.items():
         decision.masks[i] = mask
         decision.decode_scores[i] = score
         decision.margins[i] = margin
+    for entry in traced.values():
+        entry.chosen = True
     return decision
 
 

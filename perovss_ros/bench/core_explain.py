@@ -1,0 +1,68 @@
+"""Why a quality pair went wrong: every miss, wrong pick and false alarm sorted by its cause.
+
+``perovss bench core --part quality --explain`` records the identity decision's trace
+(``core/decide.py``'s ``CandidateTrace``: every decoded candidate, its weighted cue units, the
+limit it had to meet, whether it continued the track, whether the border cuts it) and, with the
+scene's ground truth, names what happened to each pair that did not come out right:
+
+* a miss where my object was decoded but the region check turned it down, with the cue that
+  counted most against it and whether the border cut it (the object entering or leaving view);
+* a miss where my object was never decoded (not among the candidates the head found);
+* a wrong pick or a false alarm, split by whether the pick continued the track (a look-alike the
+  tracker locked onto) and, for a wrong pick, whether my object was decoded beside it.
+
+The counts say where the errors come from; they change nothing in the decision.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+
+import numpy as np
+
+from perovss_ros.core.appearance import CUES
+from perovss_ros.core.decide import CandidateTrace
+from perovss_ros.core.matching import mask_iou
+
+# A decoded candidate is "my object" when it overlaps the ground truth this much (the outcome
+# classification's own threshold for a right mask).
+MINE_IOU = 0.5
+
+
+def explain_pair(outcome: str, traces: Sequence[CandidateTrace], gt: np.ndarray) -> str | None:
+    """The cause of one (frame, object) pair's ``outcome`` (``eval.metrics.classify_outcome``), or None
+    for a pair that came out right, a true absence, or a partial/spilled mask (a mask problem, not identity).
+
+    ``traces``: this concept's decoded candidates in the frame; ``gt``: ``H×W bool`` ground truth of the
+    object (empty when absent).
+    """
+    mine = [t for t in traces if gt.any() and mask_iou(t.mask, gt) >= MINE_IOU]
+    if outcome == "miss":
+        if not mine:
+            return "miss: mine not decoded"
+        best = min(mine, key=lambda t: t.distance)
+        if best.units is None:
+            return "miss: mine decoded, too small to describe"
+        cue = CUES[int(np.argmax(best.units))]
+        return f"miss: mine decoded, turned down by {cue}" + (" (cut by the border)" if best.cut else "")
+    if outcome in ("wrong_object", "false_alarm"):
+        chosen = [t for t in traces if t.chosen]
+        how = "tracked" if chosen and chosen[0].tracked else "untracked"
+        if outcome == "false_alarm":
+            return f"false alarm: {how} pick"
+        return f"wrong: {how} pick, mine " + ("decoded too" if mine else "not decoded")
+    return None
+
+
+def explain_counts(causes: Sequence[str | None]) -> Counter[str]:
+    """How often each cause occurs (None entries, the pairs with nothing to explain, are left out)."""
+    return Counter(c for c in causes if c is not None)
+
+
+def explain_text(counts: Counter[str]) -> str:
+    """The causes as indented lines, most frequent first."""
+    if not counts:
+        return "  causes: nothing to explain"
+    width = max(len(c) for c in counts)
+    return "\n".join(["  causes:"] + [f"    {cause:<{width}}  {n}" for cause, n in counts.most_common()])
