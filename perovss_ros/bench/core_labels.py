@@ -5,8 +5,8 @@ their look-alikes, taught from the scene's teaching frames) three pipelines of `
 every frame, in turn (the order rotates each frame, so a slow moment of the shared machine is
 spread over all three):
 
-* ``on``: labelling on (synthetic CLIP, vocabulary = the scenes' object words, ``--label-every``)
-  with the personal objects taught;
+* ``on``: labelling on (synthetic CLIP, vocabulary = the scenes' object words, ``--label-every``,
+  ``--personal-fusion``) with the personal objects taught (each with its category word);
 * ``off``: labelling off, the same objects taught (the baseline of IoU^per and of the time);
 * ``untaught``: labelling on, nothing taught (the generic mIoU "without" personal concepts).
 
@@ -37,9 +37,12 @@ RUNS = ("on", "off", "untaught")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """--label-every (the other options are the quality part's)."""
+    """--label-every, --personal-fusion (the other options are the quality part's)."""
     parser.add_argument("--label-every", type=int, default=5,
                         help="labels part: label the scene every N frames (default: 5)")
+    parser.add_argument("--personal-fusion", action="store_true",
+                        help="labels part: the labelled pipelines fuse the personal CLIP embedding with the identity "
+                             "(config personal_fusion)")
 
 
 def _vocabulary() -> list[str]:
@@ -66,7 +69,8 @@ def _pipelines(args: argparse.Namespace, labeller) -> dict:
     for run in RUNS:
         cfg = PipelineConfig(backend=args.backend, model=args.model, concept_store="",
                              identity=getattr(args, "identity", True), labels=run != "off",
-                             vocabulary=_vocabulary(), label_every=args.label_every)
+                             vocabulary=_vocabulary(), label_every=args.label_every,
+                             personal_fusion=args.personal_fusion)
         name, encoder, decoder = build_backend(cfg)
         out[run] = Pipeline(cfg, encoder, decoder, name, labeller=labeller if run != "off" else None)
     return out
@@ -156,7 +160,8 @@ def run_labels(args: argparse.Namespace) -> dict:
         "ms_on": ms["on"], "ms_off": ms["off"], "time_ratio": ms["on"] / ms["off"],
         "stages_ms": {run: {k: 1000 * sum(v) / frames for k, v in stages[run].items()} for run in RUNS},
         "summaries": summaries, "seeds": seeds, "difficulty": args.difficulty, "backend": args.backend,
-        "frames": frames, "label_every": args.label_every, "seconds": time.perf_counter() - start,
+        "frames": frames, "label_every": args.label_every, "personal_fusion": args.personal_fusion,
+        "seconds": time.perf_counter() - start,
     }
     result["met"] = {
         "right_category": result["right_category"] >= TARGET_RIGHT_CATEGORY,
@@ -172,7 +177,8 @@ def run_labels(args: argparse.Namespace) -> dict:
 
     span = f"{seeds[0]}..{seeds[-1]}" if seeds else "none"
     print(f"labels ({args.backend}{' ' + args.model if args.backend == 'sam' else ''}, {args.difficulty}, seeds "
-          f"{span} × {args.frames} frames, {args.size}, label every {args.label_every}, {frames} frames per run):")
+          f"{span} × {args.frames} frames, {args.size}, label every {args.label_every}, personal fusion "
+          f"{'on' if args.personal_fusion else 'off'}, {frames} frames per run):")
     print(f"  right category (non-personal objects, IoU ≥ 0.5): {result['right_category']:.3f} of "
           f"{result['right_category_object_frames']} object-frames (floor {TARGET_RIGHT_CATEGORY}) "
           f"-> {verdict('right_category')}")

@@ -241,7 +241,7 @@ class Pipeline:
                 self.scene, category, existing.category if keep_old else None,
                 [s.image for s in shots], [s.mask for s in shots])
             self_iou = self._self_iou(concept, features)
-            if self.scene is not None:
+            if self.scene is not None and self.config.personal_fusion:
                 self.scene.set_personal(name, labelling.personal_embedding(
                     self.scene, self.decoder, features, [s.image for s in shots], [s.mask for s in shots],
                     concept.category) if concept.category else None)

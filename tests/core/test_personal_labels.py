@@ -83,8 +83,9 @@ class HueClip:
         return np.asarray(rows, np.float32).reshape(len(rows), 5)
 
 
-def _pipeline() -> Pipeline:
-    cfg = PipelineConfig(backend="classic", concept_store=None, labels=True, vocabulary=["square"])
+def _pipeline(personal_fusion: bool = True) -> Pipeline:
+    cfg = PipelineConfig(backend="classic", concept_store=None, labels=True, vocabulary=["square"],
+                         personal_fusion=personal_fusion)
     name, encoder, decoder = build_backend(cfg)
     return Pipeline(cfg, encoder, decoder, name, labeller=RegionLabeller(HueClip(), vocabulary=["square"]))
 
@@ -138,3 +139,17 @@ def test_a_clear_identity_keeps_the_segment_and_forget_drops_the_embedding() -> 
     assert demoted == []  # margin 1 (a perfect region match): 0.5 + 0.5·(2p − 1) ≥ 0 for any p
     pipe.forget("my_red")
     assert not pipe.scene.has_personal("my_red")
+
+
+def test_without_personal_fusion_no_embedding_is_built_and_nothing_is_demoted() -> None:
+    pipe = _pipeline(personal_fusion=False)
+    img, red, blue = _frame((20, 30), (100, 70), 10)
+    taught = pipe.teach("my_red", [img], masks=[red], category="square")
+    assert not pipe.scene.has_personal("my_red")
+    owned = np.zeros(img.shape[:2], np.uint16)
+    owned[blue] = taught.concept.instance_id
+    segment = Segment(label="my_red", instance_id=taught.concept.instance_id, score=0.9,
+                      box_xyxy=(0.0, 0.0, 1.0, 1.0), personal=True)
+    segments, demoted = finish_frame(pipe.scene, {"my_red": "square"}, pipe.decoder, pipe.encoder.encode(img), img,
+                                     owned, [segment], {}, {"my_red": 0.0})
+    assert demoted == [] and [s.label for s in segments if s.personal] == ["my_red"]
