@@ -141,8 +141,8 @@ def run_labels(args: argparse.Namespace) -> dict:
         on = scorers["on"].summary()
         print(f"  seed {seed:4d}  right category {on['right_category']['non_personal']['fraction']:.3f}  "
               f"IoU^per on {on['iou_per_mean']:.3f} off {scorers['off'].summary()['iou_per_mean']:.3f}  "
-              f"look-alike FP {on['lookalike_fp']['as_personal']}/{on['lookalike_fp']['object_frames']} "
-              f"(running totals)", flush=True)
+              f"look-alike FP {on['lookalike_fp']['as_personal']}/{on['lookalike_fp']['object_frames']}  "
+              f"time on/off {np.mean(times['on']) / np.mean(times['off']):.2f}× (running totals)", flush=True)
     summaries = {run: scorers[run].summary() for run in RUNS}
     on, off = summaries["on"], summaries["off"]
     compared = compare_runs(summaries["untaught"], on)
