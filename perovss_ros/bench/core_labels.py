@@ -124,8 +124,9 @@ def run_labels(args: argparse.Namespace) -> dict:
     """
     from perovss_ros.bench.core import DEFAULT_LOOKALIKES_PER_OBJECT
     from perovss_ros.core.config import PipelineConfig
+    from perovss_ros.core.errors import InvalidInputError
     from perovss_ros.core.labelling import build_region_labeller
-    from perovss_ros.eval.open_vocab import OpenVocabScorer, compare_runs
+    from perovss_ros.eval.open_vocab import COMPARE_TOLERANCE_POINTS, OpenVocabScorer, compare_runs
 
     per_object = args.lookalikes_per_object
     if per_object is None:
@@ -145,7 +146,13 @@ def run_labels(args: argparse.Namespace) -> dict:
               f"time on/off {np.mean(times['on']) / np.mean(times['off']):.2f}× (running totals)", flush=True)
     summaries = {run: scorers[run].summary() for run in RUNS}
     on, off = summaries["on"], summaries["off"]
-    compared = compare_runs(summaries["untaught"], on)
+    try:
+        compared = compare_runs(summaries["untaught"], on)
+    except InvalidInputError as exc:  # a run labelled nothing (e.g. tiny SAM's random weights): no comparison
+        print(f"  generic mIoU taught against untaught not measurable: {exc}")
+        nan = float("nan")
+        compared = {"miou_with": nan, "miou_without": nan, "delta_points": nan, "within_tolerance": False,
+                    "tolerance_points": COMPARE_TOLERANCE_POINTS}
     frames = len(times["on"])
     ms = {run: 1000 * float(np.mean(times[run])) for run in RUNS}
     result = {
