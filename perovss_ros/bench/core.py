@@ -13,6 +13,9 @@
 * scaling: engineer SAM's ``perovss_ros/bench/core_scaling.py`` (tiny SAM, K = 1, 2, 4, 8).
 * encoders (only with ``--part encoders``, not in ``all``): the SAM image encoder per frame in
   PyTorch against ONNX Runtime (``perovss_ros/bench/core_encoders.py``).
+* labels (only with ``--part labels``, not in ``all``): issue 9's open-vocabulary figures on the
+  quality part's scenes with the synthetic CLIP, labelling on against off
+  (``perovss_ros/bench/core_labels.py``).
 """
 
 from __future__ import annotations
@@ -46,9 +49,10 @@ def _scaling_module():
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """--part, --sequences, --frames, --size, --backend, --model, --memory-frames (+ scaling options)."""
-    parser.add_argument("--part", choices=("quality", "memory", "scaling", "encoders", "all"), default="all",
+    parser.add_argument("--part", choices=("quality", "memory", "scaling", "encoders", "labels", "all"),
+                        default="all",
                         help="all = quality, memory and scaling; encoders (torch against onnxruntime per frame) "
-                             "runs only when asked")
+                             "and labels (open-vocabulary figures, labelling on against off) run only when asked")
     parser.add_argument("--sequences", type=int, default=20,
                         help="synthetic sequences (seeds FIRST..FIRST+N-1, see --first-seed)")
     parser.add_argument("--first-seed", type=int, default=0, help="seed of the first quality sequence (default: 0)")
@@ -67,9 +71,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     scaling = _scaling_module()
     if scaling is not None:
         scaling.add_arguments(parser)
-    from perovss_ros.bench import core_encoders
+    from perovss_ros.bench import core_encoders, core_labels
 
     core_encoders.add_arguments(parser)
+    core_labels.add_arguments(parser)
 
 
 def _size(text: str) -> tuple[int, int]:
@@ -250,11 +255,12 @@ def run_memory(args: argparse.Namespace) -> dict:
 def run(args: argparse.Namespace) -> int:
     """Run the parts asked for by ``--part``."""
     results = {}
-    if args.part in ("quality", "all"):
+    if args.part in ("quality", "labels", "all"):
         problem = _quality_arguments_problem(args)
         if problem:
             print(f"perovss bench core: {problem}", file=sys.stderr)
             return 1
+    if args.part in ("quality", "all"):
         results["quality"] = run_quality(args)
     if args.part in ("memory", "all"):
         results["memory"] = run_memory(args)
@@ -268,4 +274,8 @@ def run(args: argparse.Namespace) -> int:
         from perovss_ros.bench import core_encoders
 
         results["encoders"] = core_encoders.run_encoders(args)
+    if args.part == "labels":
+        from perovss_ros.bench import core_labels
+
+        results["labels"] = core_labels.run_labels(args)
     return 0

@@ -14,6 +14,15 @@ forgotten; new objects appear at the next label frame.
 
 A same-category look-alike of a personal concept is not the concept (the identity decided,
 its pixels are not personal), so it is proposed and labelled like any other region.
+
+Personal concepts with a category get a ``PersonalEmbedding`` at teach time
+(``personal_embedding``: the category's text embedding with the shots' masked visual embedding
+injected, and as negatives the teach frames' proposals the labeller names with that category).
+On a label frame each personal segment of such a concept (``PersonalCheck``) is embedded in the
+same batch as the proposals, and its CLIP score is fused with the identity's margin
+(``labels/personal.py``); a segment the fused evidence rejects is published as a generic region
+of the concept's category (``personal: false``) and its concept is returned as demoted, so the
+pipeline forgets its track and the next frame searches again.
 """
 
 from __future__ import annotations
@@ -41,6 +50,7 @@ from perovss_ros.core.types import Features, Segment
 
 if TYPE_CHECKING:  # the labels package pulls in open_clip: loaded only when labelling is on
     from perovss_ros.core.labels import RegionLabeller
+    from perovss_ros.core.labels.personal import PersonalEmbedding
     from perovss_ros.core.labels.zero_shot import RegionLabel
 
 MATCH_IOU = 0.3
@@ -58,6 +68,17 @@ class _Region:
     label: str | None
     score: float
     misses: int = 0
+
+
+@dataclass(frozen=True)
+class PersonalCheck:
+    """A personal segment of this frame: concept ``name``, its ``instance_id``, ``mask`` (``H×W bool``) and the
+    identity's ``margin`` (``FrameDecision.margins``; None without an identity model)."""
+
+    name: str
+    instance_id: int
+    mask: np.ndarray
+    margin: float | None
 
 
 def build_region_labeller(config: PipelineConfig) -> RegionLabeller:
@@ -96,6 +117,7 @@ class SceneLabeller:
         self._regions: list[_Region] = []
         self._frames = 0
         self._vocabulary: tuple[str, ...] = ()  # what the carried labels were chosen from
+        self._personal: dict[str, PersonalEmbedding] = {}  # concept name -> its embedding (replaced whole)
         self._lock = threading.Lock()  # reset (service thread) against step (worker thread)
 
     @property
@@ -109,21 +131,34 @@ class SceneLabeller:
             self._regions = []
             self._frames = 0
 
+    def set_personal(self, name: str, embedding: PersonalEmbedding | None) -> None:
+        """Use ``embedding`` for concept ``name`` from the next label frame on (None: no personal check)."""
+        personal = {k: v for k, v in self._personal.items() if k != name}
+        if embedding is not None:
+            personal[name] = embedding
+        self._personal = personal  # one assignment: step() sees the old or the new dict
+
+    def has_personal(self, name: str) -> bool:
+        """Whether concept ``name`` has a personal embedding (its segments are checked on label frames)."""
+        return name in self._personal
+
     def infer_category(self, images: Sequence[np.ndarray], masks: Sequence[np.ndarray]) -> str:
         """The category word of a taught concept from its shots (``""`` when no word fits or no vocabulary)."""
         if not self.labeller.vocabulary:
             return ""
         return self.labeller.infer_category(images, masks).label or ""
 
-    def step(self, decoder: MaskDecoder, features: Features, rgb: np.ndarray,
-             owned: np.ndarray) -> list[Segment]:
+    def step(self, decoder: MaskDecoder, features: Features, rgb: np.ndarray, owned: np.ndarray,
+             personal: Sequence[PersonalCheck] = ()) -> tuple[list[Segment], list[str]]:
         """Label one frame: paints the generic segments' ids into ``owned`` (``H×W uint16``, personal ids
-        already in it; only its 0 pixels are used) and returns those segments (``personal=False``)."""
+        already in it; only its 0 pixels are used) and returns those segments (``personal=False``) and the
+        concepts of ``personal`` demoted to their category on this frame (their pixels are generic now)."""
+        demoted: list[str] = []
         with self._lock:
             vocabulary = self.labeller.vocabulary
             if not vocabulary:
                 self._regions = []
-                return []
+                return [], demoted
             if self._regions and self._regions[0].mask.shape != owned.shape:
                 self._regions, self._frames = [], 0  # another image size: nothing carries over
             # A new vocabulary relabels at once: carried labels may be words that are gone.
@@ -131,7 +166,7 @@ class SceneLabeller:
             self._frames += 1
             self._vocabulary = vocabulary
             if label_frame:
-                regions = self._label_frame(decoder, features, rgb, owned)
+                regions, demoted = self._label_frame(decoder, features, rgb, owned, personal)
             else:
                 regions = self._follow(decoder, features, rgb, owned)
             self._regions = regions
@@ -143,16 +178,36 @@ class SceneLabeller:
             segments.append(Segment(label=region.label, instance_id=region.instance_id,
                                     score=float(np.clip(region.score, 0.0, 1.0)), box_xyxy=tight_box(region.mask),
                                     personal=False, category=region.label))
-        return segments
+        return segments, demoted
 
-    def _label_frame(self, decoder: MaskDecoder, features: Features, rgb: np.ndarray,
-                     owned: np.ndarray) -> list[_Region]:
-        """Propose, label everything, keep the ids of the regions matched to the previous ones."""
+    def _label_frame(self, decoder: MaskDecoder, features: Features, rgb: np.ndarray, owned: np.ndarray,
+                     personal: Sequence[PersonalCheck]) -> tuple[list[_Region], list[str]]:
+        """Propose, label everything, keep the ids of the regions matched to the previous ones; check the
+        personal segments (see the module docstring) and return the regions and the demoted concepts."""
+        from perovss_ros.core.labels.personal import keep_personal
+
         masks = [p.mask for p in propose_regions(decoder, features, rgb, owned > 0)]
+        embeddings = self._personal
+        checks = [c for c in personal if c.name in embeddings and c.mask.any()]
         matched = match_regions([r.mask for r in self._regions], masks)
-        answers: list[RegionLabel] = self.labeller.label(rgb, np.stack(masks)) if masks else []
+        classifier = self.labeller.classifier  # one vocabulary for the whole frame
+        everything = masks + [c.mask for c in checks]
+        # One batch for proposals and personal segments: an encoder with dense features pays one pass.
+        vectors = self.labeller.region_embeddings(rgb, np.stack(everything)) if everything else None
+        answers: list[RegionLabel] = classifier.classify(vectors[:len(masks)]) if masks else []
         used = {self._regions[pi].instance_id for pi in matched.values()}
         regions: list[_Region] = []
+        demoted: list[str] = []
+        for check, vector in zip(checks, vectors[len(masks):] if checks else [], strict=True):
+            embedding = embeddings[check.name]
+            probability = float(embedding.probability(vector)[0])
+            if keep_personal(probability, check.margin):
+                continue
+            demoted.append(check.name)
+            instance_id = self._next_id(used)
+            used.add(instance_id)
+            # Its concept is not in view here: the pixels are a thing of its category, not labelled twice.
+            regions.append(_Region(instance_id, check.mask, embedding.category, 1.0 - probability))
         for i, (mask, answer) in enumerate(zip(masks, answers, strict=True)):
             if i in matched:
                 instance_id = self._regions[matched[i]].instance_id
@@ -164,7 +219,7 @@ class SceneLabeller:
             if (pi not in matched.values() and old.label is not None and old.misses < MAX_MISSES
                     and old.instance_id not in used):
                 regions.append(_Region(old.instance_id, old.mask, old.label, old.score, old.misses + 1))
-        return regions
+        return regions, demoted
 
     def _follow(self, decoder: MaskDecoder, features: Features, rgb: np.ndarray, owned: np.ndarray) -> list[_Region]:
         """Carry the named regions into this frame (their id and label), dropping those lost too long."""
@@ -223,23 +278,60 @@ def teach_category(scene: SceneLabeller | None, given: str, previous: str | None
     return (word, "inferred") if word else ("", "none")
 
 
+def personal_embedding(scene: SceneLabeller, decoder: MaskDecoder, features: Sequence[Features],
+                       images: Sequence[np.ndarray], masks: Sequence[np.ndarray], category: str
+                       ) -> PersonalEmbedding:
+    """A taught concept's ``PersonalEmbedding`` from its shots (``H×W×3 uint8 RGB`` images, their ``features``
+    and ``H×W bool`` masks) and its ``category`` word.
+
+    Negatives: in every shot image, the scene proposals outside the shot's mask (``propose_regions`` drops
+    those that overlap it) that the labeller names ``category``: same-category things that are not it.
+    """
+    import torch
+
+    from perovss_ros.core.labels.personal import PersonalEmbedding
+
+    labeller = scene.labeller
+    classifier = labeller.classifier
+    shots, negatives = [], []
+    with torch.no_grad():
+        for rgb, f, mask in zip(images, features, masks, strict=True):
+            others = [p.mask for p in propose_regions(decoder, f, rgb, mask)]
+            # The shot and its scene's proposals in one batch (one dense pass where the encoder has one).
+            vectors = labeller.region_embeddings(rgb, np.stack([mask, *others]))
+            shots.append(vectors[0])
+            for answer, vector in zip(classifier.classify(vectors[1:]) if others else [], vectors[1:], strict=True):
+                if answer.label == category:
+                    negatives.append(vector)
+    dim = len(shots[0])
+    return PersonalEmbedding.build(category, labeller.text_embeddings([category])[0], np.stack(shots),
+                                   np.stack(negatives) if negatives else np.zeros((0, dim), np.float32),
+                                   float(labeller.encoder.logit_scale))
+
+
 def finish_frame(scene: SceneLabeller | None, categories: dict[str, str], decoder: MaskDecoder,
                  features: Features, rgb: np.ndarray, owned: np.ndarray, segments: list[Segment],
-                 timings: dict[str, float]) -> list[Segment]:
-    """The personal ``segments`` with their concepts' ``categories`` (name -> word), then the generic ones.
+                 timings: dict[str, float], margins: dict[str, float | None] | None = None
+                 ) -> tuple[list[Segment], list[str]]:
+    """The personal ``segments`` with their concepts' ``categories`` (name -> word), then the generic ones,
+    and the concepts demoted on this frame (their segments left out, their pixels generic).
 
-    ``owned`` (``H×W uint16``) gets the generic segments' ids; ``timings["label"]`` their cost (s).
+    ``owned`` (``H×W uint16``) gets the generic segments' ids; ``timings["label"]`` their cost (s);
+    ``margins``: each segment's identity margin by concept name (missing: None).
     """
     import time
 
     for seg in segments:
         seg.category = categories.get(seg.label, "")
     if scene is None:
-        return segments
+        return segments, []
     import torch
 
+    margins = margins or {}
+    checks = [PersonalCheck(s.label, s.instance_id, owned == s.instance_id, margins.get(s.label))
+              for s in segments if scene.has_personal(s.label)]
     tick = time.perf_counter()
     with torch.no_grad():  # process() leaves its no_grad block before this last step
-        generic = scene.step(decoder, features, rgb, owned)
+        generic, demoted = scene.step(decoder, features, rgb, owned, checks)
     timings["label"] = time.perf_counter() - tick
-    return segments + generic
+    return [s for s in segments if s.label not in demoted] + generic, demoted

@@ -57,11 +57,16 @@ MAX_INSTANCE_ID = PERSONAL_ID_MAX  # the ids above are the generic segments' (co
 
 @dataclass
 class _Found:
-    """What ``_segment`` found: per concept an owned ``H×W bool`` mask (None = not found) and scores."""
+    """What ``_segment`` found: per concept an owned ``H×W bool`` mask (None = not found) and scores.
+
+    ``margins``: per concept the identity's margin of its mask (``FrameDecision.margins``), None on the
+    path without identity.
+    """
 
     masks: list[np.ndarray | None]
     presence: list[float]
     decode_scores: list[float]
+    margins: list[float | None] | None = None
 
 
 class Pipeline:
@@ -110,6 +115,8 @@ class Pipeline:
             with self._swap_lock:
                 self._concepts = {k: v for k, v in self._concepts.items() if k != name}
                 self._tracker.forget(name)
+            if self.scene is not None:
+                self.scene.set_personal(name, None)
 
     def reset_tracking(self) -> None:
         """Forget every concept's last box; the next frame searches globally."""
@@ -164,8 +171,13 @@ class Pipeline:
             for concept, mask in zip(concepts, found.masks, strict=True):
                 if concept.name in self._concepts:
                     self._tracker.update(concept.name, mask)
-        segments = labelling.finish_frame(self.scene, {c.name: c.category for c in concepts}, self.decoder, features,
-                                          rgb, owned, segments, timings)
+        margins = dict(zip((c.name for c in concepts), found.margins or [None] * len(concepts), strict=True))
+        segments, demoted = labelling.finish_frame(self.scene, {c.name: c.category for c in concepts}, self.decoder,
+                                                   features, rgb, owned, segments, timings, margins)
+        if demoted:  # the fused evidence says these were look-alikes: search afresh next frame
+            with self._swap_lock:
+                for name in demoted:
+                    self._tracker.forget(name)
         timings["output"] = time.perf_counter() - tick - timings.get("label", 0.0)
         timings["total"] = time.perf_counter() - start
         return FrameResult(
@@ -229,6 +241,10 @@ class Pipeline:
                 self.scene, category, existing.category if keep_old else None,
                 [s.image for s in shots], [s.mask for s in shots])
             self_iou = self._self_iou(concept, features)
+            if self.scene is not None and self.config.personal_fusion:
+                self.scene.set_personal(name, labelling.personal_embedding(
+                    self.scene, self.decoder, features, [s.image for s in shots], [s.mask for s in shots],
+                    concept.category) if concept.category else None)
             if self.memory is not None:
                 self.memory.save(concept)
             with self._swap_lock:
@@ -504,7 +520,8 @@ class Pipeline:
         """``_segment`` with candidates, identity and the outline check (``core/decide.py``)."""
         decision = decide.segment_frame(self.decoder, features, rgb, concepts, tracks, gate, timings,
                                         cascade=self.config.cascade)
-        result = _Found([None] * len(concepts), decision.presence, [0.0] * len(concepts))
+        result = _Found([None] * len(concepts), decision.presence, [0.0] * len(concepts),
+                        margins=list(decision.margins) or None)
         rows = [i for i, m in enumerate(decision.masks) if m is not None]
         if not rows:
             return result

@@ -38,6 +38,8 @@ Definitions (``OpenVocabScorer``):
   lies on it.
 * **Right category**: every (frame, object) in view with a category in the
   table; right when some segment of that category has IoU ≥ 0.5 with it.
+  ``non_personal`` repeats it over the objects that are no taught concept's
+  (the generic labels alone: look-alikes, other objects).
 * ``compare_runs``: generic mIoU of a run with personal concepts taught
   against one without (the "keeps the open vocabulary" claim), in points.
 """
@@ -127,6 +129,7 @@ class OpenVocabScorer:
         self._classes: dict[str, dict[str, int]] = {}
         self._lookalike: dict[str, list[int]] = {}
         self._right: dict[str, list[int]] = {}
+        self._right_generic = [0, 0]  # object frames, right: objects that are no concept's
 
     def add(self, segments: Sequence[PredictedSegment], personal: Sequence[PersonalTruth],
             categories: CategoryTable, personal_gt: np.ndarray | None, classes: np.ndarray | None,
@@ -204,6 +207,7 @@ class OpenVocabScorer:
 
     def _add_objects(self, segments, personal, categories: CategoryTable, objects: np.ndarray) -> None:
         present = [int(v) for v in np.unique(objects) if v]
+        concept_ids = {c.gt_id for c in personal}
         for concept in personal:
             own = categories.object_categories.get(concept.gt_id)
             counts = self._lookalike.setdefault(concept.name, [0, 0])
@@ -232,6 +236,9 @@ class OpenVocabScorer:
             counts = self._right.setdefault(word, [0, 0])
             counts[0] += 1
             counts[1] += right
+            if oid not in concept_ids:
+                self._right_generic[0] += 1
+                self._right_generic[1] += right
 
     def _vocabulary(self) -> list[str]:
         return self.vocabulary or list(self._table_vocabulary)
@@ -260,6 +267,7 @@ class OpenVocabScorer:
                  for word, (n, m) in self._right.items()}
         right_n = sum(v["object_frames"] for v in right.values())
         right_m = sum(v["right"] for v in right.values())
+        generic_n, generic_m = self._right_generic
         ious = [v["iou_per"] for v in personal.values()]
         return {
             "frames": self.frames,
@@ -273,7 +281,9 @@ class OpenVocabScorer:
             "lookalike_fp": {"per_concept": lookalike, "object_frames": total_n, "as_personal": total_m,
                              "fraction": _share(total_m, total_n)},
             "right_category": {"per_class": right, "object_frames": right_n, "right": right_m,
-                               "fraction": _share(right_m, right_n)},
+                               "fraction": _share(right_m, right_n),
+                               "non_personal": {"object_frames": generic_n, "right": generic_m,
+                                                "fraction": _share(generic_m, generic_n)}},
         }
 
 

@@ -65,6 +65,9 @@ PARAMETERS: tuple[ParamSpec, ...] = (
               "~/set_vocabulary replaces them at run time", pipeline_key=True),
     ParamSpec("label_every", 5, "label the scene every N frames; labels are carried between by tracking",
               pipeline_key=True),
+    ParamSpec("personal_fusion", False, "with labels: fuse a taught concept's personal CLIP embedding with the "
+              "identity on label frames and publish a rejected personal segment as its category",
+              pipeline_key=True),
     ParamSpec("image_transport", "raw", "subscribe to `image` (sensor_msgs/Image) or `image/compressed` "
               "(sensor_msgs/CompressedImage, jpeg/png)", ("raw", "compressed"), applies=ACTIVATE),
     ParamSpec("reliability", "best_effort", "QoS reliability of the image subscription (depth 1); "

@@ -220,8 +220,11 @@ def test_recorder_open_vocab_and_labelled_sheet(tmp_path):
     assert [t.caption.split(":")[0] for t in result.labelled] == ["seq #2", "seq #1"]
     ov = result.open_vocab
     assert ov["personal"]["cup"]["iou_per"] == pytest.approx((100 + 50) / 300)  # summed over the three frames
-    assert ov["right_category"] == {"per_class": {"mug": {"object_frames": 3, "right": 2, "fraction": 2 / 3}},
-                                    "object_frames": 3, "right": 2, "fraction": 2 / 3}
+    right = dict(ov["right_category"])
+    other = right.pop("non_personal")  # the only object is cup's own: no non-personal object-frame
+    assert right == {"per_class": {"mug": {"object_frames": 3, "right": 2, "fraction": 2 / 3}},
+                     "object_frames": 3, "right": 2, "fraction": 2 / 3}
+    assert other["object_frames"] == 0 and other["right"] == 0 and np.isnan(other["fraction"])
     paths = write_report(result, tmp_path / "out")
     assert paths["labelled_sheet"].is_file()
     assert json.loads(paths["metrics"].read_text())["open_vocab"]["labelled_segments"] == 2

@@ -94,6 +94,8 @@ def test_two_frames_accumulate_by_hand():
     assert right["right"] == 4 and right["object_frames"] == 6
     assert right["per_class"]["mug"] == {"object_frames": 4, "right": 3, "fraction": 0.75}
     assert right["per_class"]["ball"] == {"object_frames": 2, "right": 1, "fraction": 0.5}
+    # Without my_mug's own object (id 1): the other mug twice and the ball twice, right in 3 (ball missed in 2).
+    assert right["non_personal"] == {"object_frames": 4, "right": 3, "fraction": 0.75}
 
 
 def test_vocabulary_and_background_pixels():

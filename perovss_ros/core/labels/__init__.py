@@ -9,7 +9,8 @@
 Modules: ``protocols`` (TextEncoder, RegionEncoder), ``prompts`` (templates, the
 cached ensemble), ``pooling`` (coverage-weighted mask pooling), ``clearclip``
 (dense ViT features), ``open_clip_encoder`` (the open_clip implementation),
-``zero_shot`` (scores and the "none of these" rule), ``labeller``, ``encoders``
+``zero_shot`` (scores and the "none of these" rule), ``personal`` (a taught concept's
+personal embedding and its fusion with the identity), ``labeller``, ``encoders``
 (model name → encoder), ``synthetic_clip`` and ``synthetic_world`` (the CLIP
 trained on the sim's sprites).
 """
