@@ -8,6 +8,8 @@
   wrong object, partial, miss, false alarm, true absent; ``perovss_ros.eval.metrics``), "wrong
   object" as a share of present pairs, predictions lying mostly on a look-alike, and the median
   ``process()`` time. Targets: mIoU >= 0.80, wrong object <= 3 %, precision and recall >= 0.95.
+  ``--explain`` also sorts every miss, wrong pick and false alarm by its cause
+  (``perovss_ros/bench/core_explain.py``).
 * memory: ``--memory-frames`` frames through one pipeline; per-frame Python peak (tracemalloc)
   and process RSS, first tenth against last tenth (flat means no growth with frames processed).
 * scaling: engineer SAM's ``perovss_ros/bench/core_scaling.py`` (tiny SAM, K = 1, 2, 4, 8).
@@ -68,6 +70,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--memory-frames", type=int, default=200, help="frames of the memory part")
     parser.add_argument("--no-identity", dest="identity", action="store_false",
                         help="match with PerSAM's cosine map alone (the baseline before identity)")
+    parser.add_argument("--explain", action="store_true",
+                        help="quality: sort every miss, wrong pick and false alarm by its cause (the identity "
+                             "decision's trace against the ground truth; bench/core_explain.py)")
     scaling = _scaling_module()
     if scaling is not None:
         scaling.add_arguments(parser)
@@ -97,9 +102,11 @@ class _Tally:
     presence: list[int] = field(default_factory=lambda: [0, 0, 0])  # TP, FP, FN
     outcomes: OutcomeCounts = field(default_factory=lambda: _metrics().OutcomeCounts())
     frame_times: list[float] = field(default_factory=list)
+    causes: list[str | None] = field(default_factory=list)  # with --explain: per pair, see core_explain
 
     def add(self, other: _Tally) -> None:
         self.ious += other.ious
+        self.causes += other.causes
         self.presence = [a + b for a, b in zip(self.presence, other.presence, strict=True)]
         self.outcomes.merge(other.outcomes)
         self.frame_times += other.frame_times
@@ -133,6 +140,7 @@ def _outcome_text(summary: dict) -> str:
 
 def _run_sequence(args: argparse.Namespace, seed: int, per_object: int) -> tuple[int, _Tally]:
     """Teach and run one scene; returns its number of personal objects and what it counted."""
+    from perovss_ros.bench.core_explain import explain_pair
     from perovss_ros.eval.metrics import classify_outcome, iou, lookalike_as_mine
     from perovss_ros.sim.scenes import make_scene
 
@@ -140,12 +148,15 @@ def _run_sequence(args: argparse.Namespace, seed: int, per_object: int) -> tuple
     scene = make_scene(seed=seed, num_frames=args.frames, size=_size(args.size), num_objects=num_objects,
                        num_lookalikes=per_object * num_objects, difficulty=args.difficulty)
     pipe = _pipeline(args)
+    explain = getattr(args, "explain", False)
+    pipe.record_identity_trace = explain
     ids = {}
     for obj in scene.objects:
         taught = pipe.teach(obj.name, scene.teach_frames, masks=[g == obj.instance_id for g in scene.teach_gt])
         ids[obj.name] = (taught.concept.instance_id, obj.instance_id)
     tally = _Tally()
     for i, frame in enumerate(scene.frames):
+        pipe.identity_trace = {}
         tick = time.perf_counter()
         result = pipe.process(frame)
         tally.frame_times.append(time.perf_counter() - tick)
@@ -160,7 +171,10 @@ def _run_sequence(args: argparse.Namespace, seed: int, per_object: int) -> tuple
             tally.presence[0] += present and predicted
             tally.presence[1] += predicted and not present
             tally.presence[2] += present and not predicted
-            tally.outcomes.add(classify_outcome(pred, gt), lookalike_as_mine(pred, scene.lookalike_mask(i, obj.name)))
+            outcome = classify_outcome(pred, gt)
+            tally.outcomes.add(outcome, lookalike_as_mine(pred, scene.lookalike_mask(i, obj.name)))
+            if explain:
+                tally.causes.append(explain_pair(outcome, pipe.identity_trace.get(obj.name, []), gt))
     return num_objects, tally
 
 
@@ -184,7 +198,8 @@ def run_quality(args: argparse.Namespace) -> dict:
     The result has ``miou``, ``precision``/``recall`` (presence), ``pairs_present``,
     ``wrong_object_fraction`` (of present pairs), ``outcomes`` (counts, see
     ``OutcomeCounts.as_dict``), ``median_frame_ms`` (``process()``), ``seconds``, ``met``
-    (all targets), the scene settings, and ``per_sequence`` (seed, objects and the same numbers).
+    (all targets), the scene settings, and ``per_sequence`` (seed, objects and the same numbers);
+    with ``--explain`` also ``causes`` (``bench/core_explain.py``: cause -> pairs).
     """
     per_object = args.lookalikes_per_object
     if per_object is None:
@@ -214,6 +229,11 @@ def run_quality(args: argparse.Namespace) -> dict:
           f"{result['recall']:.3f} (target {TARGET_PRESENCE})  -> {'MET' if result['met'] else 'NOT MET'}")
     print(f"  outcomes: {_outcome_text(result)}")
     print(f"  median process() {result['median_frame_ms']:.1f} ms/frame, {result['seconds']:.0f} s total")
+    if getattr(args, "explain", False):
+        from perovss_ros.bench.core_explain import explain_counts, explain_text
+
+        result["causes"] = dict(explain_counts(total.causes))
+        print(explain_text(explain_counts(total.causes)))
     return result
 
 

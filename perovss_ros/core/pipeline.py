@@ -96,6 +96,10 @@ class Pipeline:
         self._teach_lock = threading.Lock()  # serialises teach/forget: ids, store writes
         self._tracker = Tracker()
         self.scene = labelling.scene_labeller_for(config, labeller)  # None: labelling off
+        # Diagnosis (``perovss bench core --explain``): when True, each frame's identity decision keeps
+        # its decoded candidates in ``identity_trace`` (name -> CandidateTrace list); off on the node.
+        self.record_identity_trace = False
+        self.identity_trace: dict[str, list[decide.CandidateTrace]] = {}
 
     # ---------------------------------------------------------------- public API
 
@@ -518,8 +522,11 @@ class Pipeline:
                           tracks: dict[str, tuple[BoxXYXY, tuple[float, float]] | None], gate: bool,
                           timings: dict[str, float]) -> _Found:
         """``_segment`` with candidates, identity and the outline check (``core/decide.py``)."""
+        trace: list[decide.CandidateTrace] | None = [] if self.record_identity_trace and gate else None
         decision = decide.segment_frame(self.decoder, features, rgb, concepts, tracks, gate, timings,
-                                        cascade=self.config.cascade)
+                                        cascade=self.config.cascade, trace=trace)
+        if trace is not None:
+            self.identity_trace = {c.name: [t for t in trace if t.concept == i] for i, c in enumerate(concepts)}
         result = _Found([None] * len(concepts), decision.presence, [0.0] * len(concepts),
                         margins=list(decision.margins) or None)
         rows = [i for i, m in enumerate(decision.masks) if m is not None]

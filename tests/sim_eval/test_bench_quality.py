@@ -26,6 +26,20 @@ def test_quality_bench_counts_every_object_frame(capsys):
     assert sum(s["outcomes"]["right"] for s in result["per_sequence"]) == counts["right"]
 
 
+def test_quality_bench_explains_every_miss_wrong_pick_and_false_alarm(capsys):
+    from perovss_ros.bench.core import run_quality
+    from perovss_ros.cli import build_parser
+
+    args = build_parser().parse_args(["bench", "core", "--part", "quality", "--difficulty", "hard", "--sequences",
+                                      "1", "--first-seed", "992", "--frames", "6", "--size", "320x240", "--explain"])
+    result = run_quality(args)
+    counts, causes = result["outcomes"], result["causes"]
+    assert "causes:" in capsys.readouterr().out
+    # One cause per pair that went wrong for identity's reasons, none for the others.
+    assert sum(causes.values()) == counts["miss"] + counts["wrong_object"] + counts["false_alarm"]
+    assert all(c.split(":")[0] in ("miss", "wrong", "false alarm") for c in causes)
+
+
 def test_quality_bench_rejects_too_many_lookalikes(capsys):
     assert main(["bench", "core", "--part", "quality", "--difficulty", "hard", "--lookalikes-per-object", "5"]) == 1
     assert "0..4" in capsys.readouterr().err
