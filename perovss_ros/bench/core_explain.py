@@ -7,9 +7,10 @@ scene's ground truth, names what happened to each pair that did not come out rig
 
 * a miss where my object was decoded but the region check turned it down, with the cue that
   counted most against it and whether the border cut it (the object entering or leaving view);
-* a miss where my object was never decoded (not among the candidates the head found);
+* a miss where no decoded mask lies on my object (IoU ≥ ``MINE_IOU``): it was not among the
+  eligible candidates, or its candidate's mask spilled onto a neighbour or covered only part of it;
 * a wrong pick or a false alarm, split by whether the pick continued the track (a look-alike the
-  tracker locked onto) and, for a wrong pick, whether my object was decoded beside it.
+  tracker locked onto) and, for a wrong pick, whether a decoded mask on my object was passed over.
 
 The counts say where the errors come from; they change nothing in the decision.
 """
@@ -40,7 +41,7 @@ def explain_pair(outcome: str, traces: Sequence[CandidateTrace], gt: np.ndarray)
     mine = [t for t in traces if gt.any() and mask_iou(t.mask, gt) >= MINE_IOU]
     if outcome == "miss":
         if not mine:
-            return "miss: mine not decoded"
+            return "miss: no decoded mask on mine"
         best = min(mine, key=lambda t: t.distance)
         if best.units is None:
             return "miss: mine decoded, too small to describe"
@@ -51,7 +52,7 @@ def explain_pair(outcome: str, traces: Sequence[CandidateTrace], gt: np.ndarray)
         how = "tracked" if chosen and chosen[0].tracked else "untracked"
         if outcome == "false_alarm":
             return f"false alarm: {how} pick"
-        return f"wrong: {how} pick, mine " + ("decoded too" if mine else "not decoded")
+        return f"wrong: {how} pick, " + ("a decoded mask on mine too" if mine else "no decoded mask on mine")
     return None
 
 

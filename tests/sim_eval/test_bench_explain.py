@@ -30,17 +30,18 @@ def test_a_miss_names_the_cue_that_turned_mine_down():
 
 
 def test_a_miss_without_my_object_among_the_decoded_says_so():
-    assert explain_pair("miss", [_trace(_square(40, 20), [9.0, 0.0, 0.0])], _square(5, 5)) == "miss: mine not decoded"
-    assert explain_pair("miss", [], _square(5, 5)) == "miss: mine not decoded"
+    elsewhere = _trace(_square(40, 20), [9.0, 0.0, 0.0])
+    assert explain_pair("miss", [elsewhere], _square(5, 5)) == "miss: no decoded mask on mine"
+    assert explain_pair("miss", [], _square(5, 5)) == "miss: no decoded mask on mine"
 
 
 def test_wrong_picks_and_false_alarms_say_whether_the_track_kept_them():
     gt = _square(5, 5)
     locked = _trace(_square(40, 20), [1.0, 1.0, 3.0], tracked=True, chosen=True)
     mine = _trace(_square(5, 5), [2.0, 2.0, 2.0])
-    assert explain_pair("wrong_object", [locked, mine], gt) == "wrong: tracked pick, mine decoded too"
+    assert explain_pair("wrong_object", [locked, mine], gt) == "wrong: tracked pick, a decoded mask on mine too"
     fresh = _trace(_square(40, 20), [1.0, 1.0, 1.0], chosen=True)
-    assert explain_pair("wrong_object", [fresh], gt) == "wrong: untracked pick, mine not decoded"
+    assert explain_pair("wrong_object", [fresh], gt) == "wrong: untracked pick, no decoded mask on mine"
     absent = np.zeros_like(gt)
     assert explain_pair("false_alarm", [locked], absent) == "false alarm: tracked pick"
 
@@ -51,6 +52,6 @@ def test_right_pairs_have_nothing_to_explain_and_counts_leave_them_out():
               explain_pair("true_absent", [], np.zeros_like(gt)),
               explain_pair("miss", [], gt), explain_pair("miss", [], gt)]
     counts = explain_counts(causes)
-    assert counts == {"miss: mine not decoded": 2}
-    assert "miss: mine not decoded  2" in explain_text(counts)
+    assert counts == {"miss: no decoded mask on mine": 2}
+    assert "miss: no decoded mask on mine  2" in explain_text(counts)
     assert "nothing to explain" in explain_text(explain_counts([None]))
