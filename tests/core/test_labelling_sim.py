@@ -42,5 +42,8 @@ def test_lookalike_mugs_keep_the_generic_label_while_my_mug_is_named() -> None:
             assert best_iou >= 0.5, f"frame {i}: look-alike {other.name} not segmented (IoU {best_iou:.2f})"
             assert not best.personal and best.label == other.shape == best.category, (
                 f"frame {i}: look-alike {other.name} published as {best.label!r} (personal {best.personal})")
-        assert not np.isin(out.instance_mask[scene.gt[i] == obj.instance_id],
-                           [s.instance_id for s in out.segments if not s.personal]).any()
+        # My object's pixels stay personal: a generic region may only graze its rim (under 1 % of it,
+        # where the personal mask's boundary and the truth's differ), never take part of it over.
+        generic = np.isin(out.instance_mask[scene.gt[i] == obj.instance_id],
+                          [s.instance_id for s in out.segments if not s.personal])
+        assert generic.mean() < 0.01, f"frame {i}: {generic.sum()} of my object's pixels published as generic"

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import dataclasses
 
+import cv2
 import numpy as np
 import pytest
 from safetensors.numpy import load_file
 
 from perovss_ros.core.errors import CheckpointError
 from perovss_ros.core.labels import synthetic_clip
-from perovss_ros.core.labels.synthetic_world import caption_for, render_sample, sprite_bank
+from perovss_ros.core.labels.synthetic_world import caption_for, hide_part, render_sample, sprite_bank
 
 SMALL = synthetic_clip.Recipe(steps=2, batch_size=6, sprite_bank=8, warmup_steps=1, image_size=32, patch_size=8,
                               vision_width=32, vision_layers=1, text_width=32, text_layers=1, heads=2, embed_dim=16,
@@ -37,6 +38,18 @@ def test_renders_are_deterministic_from_the_seed() -> None:
     np.testing.assert_array_equal(first[0], second[0])
     assert first[1] == second[1]
     assert not np.array_equal(first[0], other[0])
+
+
+def test_a_hidden_part_is_a_straight_cut_of_the_object() -> None:
+    mask = np.zeros((60, 80), bool)
+    mask[10:50, 20:60] = True
+    for seed in range(5):
+        part = hide_part(np.random.default_rng(seed), mask)
+        share = part.sum() / mask.sum()
+        assert not (part & ~mask).any() and 0.5 <= share <= 0.95
+        # A straight cut of a convex region leaves a convex region.
+        hull = cv2.convexHull(np.argwhere(part)[:, ::-1].astype(np.int32))
+        assert cv2.contourArea(hull) <= part.sum() * 1.05
 
 
 def test_a_build_is_identical_from_its_seed_and_reloads_identically(tmp_path) -> None:

@@ -46,7 +46,7 @@ class Recipe:
     """Everything that decides the weights; its hash keys the cache."""
 
     seed: int = 0
-    steps: int = 300
+    steps: int = 360
     batch_size: int = 64
     learning_rate: float = 5e-4
     grad_clip: float = 1.0
@@ -63,6 +63,8 @@ class Recipe:
     context_length: int = 32
     sprite_size: int = 96
     sprite_bank: int = 600
+    max_turn: float = 180.0  # degrees either way: the scenes turn objects through a full circle
+    hidden_rate: float = 0.15  # share of samples cut by a straight edge (border, occluder)
 
     def key(self) -> str:
         """12 hex digits of SHA-256 over the recipe, the format version and the open_clip version."""
@@ -142,7 +144,8 @@ def train(recipe: Recipe, progress: Callable[[int, float], None] | None = None) 
 
     schedule = torch.optim.lr_scheduler.LambdaLR(optimiser, lr_at)
     for step in range(recipe.steps):
-        samples = [render_sample(rng, recipe.image_size, bank) for _ in range(recipe.batch_size)]
+        samples = [render_sample(rng, recipe.image_size, bank, max_turn=recipe.max_turn, hidden_rate=recipe.hidden_rate)
+                   for _ in range(recipe.batch_size)]
         captions = [caption_for(attrs, rng) for _, attrs in samples]
         matches = torch.tensor([[c.matches(attrs) for _, attrs in samples] for c in captions])
         image_emb = model.encode_image(_pixels(np.stack([img for img, _ in samples])), normalize=True)

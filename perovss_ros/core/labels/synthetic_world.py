@@ -157,15 +157,31 @@ def _background_region(rng: np.random.Generator, size: int) -> np.ndarray:
     return mask > 0
 
 
+def hide_part(rng: np.random.Generator, mask: np.ndarray, keep: tuple[float, float] = (0.55, 0.9)) -> np.ndarray:
+    """``mask`` cut by a straight line at a random angle, keeping a random ``keep`` share of it: the
+    object as the image border or an occluder's edge leaves it in view."""
+    ys, xs = np.nonzero(mask)
+    if xs.size == 0:
+        return mask
+    angle = rng.uniform(0.0, 2.0 * np.pi)
+    along = xs * np.cos(angle) + ys * np.sin(angle)
+    cut = np.quantile(along, rng.uniform(*keep))
+    out = np.zeros_like(mask)
+    out[ys[along <= cut], xs[along <= cut]] = True
+    return out
+
+
 def render_sample(rng: np.random.Generator, size: int, bank: list[tuple[Sprite, Attributes]],
-                  background_rate: float = 0.07, crop_context: float = 0.1) -> tuple[np.ndarray, Attributes]:
+                  background_rate: float = 0.07, crop_context: float = 0.1, max_turn: float = 25.0,
+                  hidden_rate: float = 0.0) -> tuple[np.ndarray, Attributes]:
     """One ``size×size×3 uint8 RGB`` training image of a random object of ``bank``, and its attributes.
 
     The object is placed on a textured frame (1.5× the image size, scaled to 35–80 %
-    of it, rotated by up to ±25°) and cut out exactly as the labeller's crop path does
+    of it, turned by up to ±``max_turn`` degrees) and cut out exactly as the labeller's crop path does
     (``crops.masked_crop``: square box widened by ``crop_context``, background in the
-    mean colour), so training sees what labelling will. With ``background_rate`` the
-    sample is a region of the background instead.
+    mean colour), so training sees what labelling will. With ``hidden_rate`` the object is
+    cut by a straight edge first (``hide_part``: the part a border or an occluder leaves in view).
+    With ``background_rate`` the sample is a region of the background instead.
     """
     frame_size = round(1.5 * size)
     canvas = background(rng, frame_size)
@@ -176,8 +192,10 @@ def render_sample(rng: np.random.Generator, size: int, bank: list[tuple[Sprite, 
         labels = np.zeros((frame_size, frame_size), np.uint16)
         scale = rng.uniform(0.35, 0.8) * frame_size / sprite.hw[0]
         centre = tuple(frame_size / 2 + rng.uniform(-0.15, 0.15, 2) * frame_size)
-        place(canvas, labels, sprite, centre, scale, rng.uniform(-25, 25), 1)
+        place(canvas, labels, sprite, centre, scale, rng.uniform(-max_turn, max_turn), 1)
         mask = labels == 1
+        if rng.random() < hidden_rate:
+            mask = hide_part(rng, mask)
     canvas *= rng.uniform(0.75, 1.2)
     frame = np.clip(canvas, 0, 255).astype(np.uint8)
     return masked_crop(frame, mask, (size, size), crop_context, MEAN_RGB), attrs
