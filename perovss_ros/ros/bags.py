@@ -110,9 +110,15 @@ def replay(
                     return sent
         finally:
             # Reliable delivery finishes only while the publisher exists: wait before returning.
-            if node.context.ok():  # after Ctrl-C the context is gone and nothing can be delivered
-                for pub in pubs.values():
+            for pub in pubs.values():
+                if not node.context.ok():  # after Ctrl-C the context is gone and nothing can be delivered
+                    break
+                try:
                     pub.wait_for_all_acked(Duration(seconds=5))
+                except Exception:  # rclpy's RCLError: Ctrl-C shut the context down while we waited
+                    if node.context.ok():
+                        raise
+                    break
 
 
 def typestore_for(msgtypes: Iterable[str]):
