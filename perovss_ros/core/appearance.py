@@ -181,16 +181,21 @@ class CueCheck:
         """Per cue the distance to the nearest reference in units of ``scale`` -> float64 (3,)."""
         return cue_distances(desc, list(self.references)) / self.scale
 
-    def distance(self, desc: RegionDescriptor, trust_cut_outline: bool = True) -> float:
-        """Weighted sum of the cue units (0: like a shot; a one-attribute look-alike: far in one cue).
+    def weighted_units(self, desc: RegionDescriptor, trust_cut_outline: bool = True) -> np.ndarray:
+        """Per cue the weighted units that ``distance`` sums -> float64 (3,).
 
-        ``trust_cut_outline`` False leaves the outline out for a mask the image border cuts (the
+        ``trust_cut_outline`` False leaves the outline out (0) for a mask the image border cuts (the
         object followed out of view: its outline is partly the border's).
         """
-        units = self.cue_units(desc)
+        units = self.weights * self.cue_units(desc)
         if desc.cut and not trust_cut_outline:
             units[CUES.index("outline")] = 0.0
-        return float((self.weights * units).sum())
+        return units
+
+    def distance(self, desc: RegionDescriptor, trust_cut_outline: bool = True) -> float:
+        """Weighted sum of the cue units (0: like a shot; a one-attribute look-alike: far in one cue);
+        ``trust_cut_outline`` as in ``weighted_units``."""
+        return float(self.weighted_units(desc, trust_cut_outline).sum())
 
 
 # A look-alike seen at teach time should lie at least this many times ``accept`` away; the cue

@@ -39,7 +39,14 @@ import torch
 import torch.nn.functional as F
 
 from perovss_ros.core import matching, presence
-from perovss_ros.core.appearance import CUES, CueCheck, cue_distances, cue_scale, cue_weights, describe_region
+from perovss_ros.core.appearance import (
+    CueCheck,
+    RegionDescriptor,
+    cue_distances,
+    cue_scale,
+    cue_weights,
+    describe_region,
+)
 from perovss_ros.core.cascade import CascadeRequest, decoder_has_logits, run_cascade
 from perovss_ros.core.identity import (
     Candidate,
@@ -196,37 +203,27 @@ def candidate_request(candidate: Candidate, others: list[Candidate], logits: tor
 
 
 def _best_option(mask: np.ndarray, rgb: np.ndarray, cues: CueCheck, image_map: torch.Tensor,
-                 tracked: bool = False) -> tuple[np.ndarray, float]:
+                 tracked: bool = False) -> tuple[np.ndarray, float, RegionDescriptor | None]:
     """The mask, or its part where a touching neighbour is split off, that looks most like the concept.
 
-    Returns that ``H×W bool`` mask and its summed cue distance (``CueCheck.distance``; inf when no
-    option can be described). Among options within ``OPTION_TIE`` units the one the head likes best
-    (mean of the ``H×W`` logit map over it) wins. For the ``tracked`` candidate the outline of a mask
-    the image border cuts is left out: the object is being followed out of view.
+    Returns that ``H×W bool`` mask, its summed cue distance (``CueCheck.distance``; inf when no
+    option can be described) and its description (None then). Among options within ``OPTION_TIE``
+    units the one the head likes best (mean of the ``H×W`` logit map over it) wins. For the
+    ``tracked`` candidate the outline of a mask the image border cuts is left out: the object is
+    being followed out of view.
     """
     scored = []
     for option in outline_options(mask):
         desc = describe_region(rgb, option)
         if desc is not None:
             scored.append((cues.distance(desc, trust_cut_outline=not tracked),
-                           float(image_map[torch.from_numpy(option)].mean()), option))
+                           float(image_map[torch.from_numpy(option)].mean()), option, desc))
     if not scored:
-        return np.asarray(mask, bool), float("inf")
-    nearest = min(d for d, _, _ in scored)
-    distance, _, option = max((item for item in scored if item[0] <= nearest + OPTION_TIE), key=lambda item: item[1])
-    return option, distance
-
-
-def _trace_entry(concept: int, mask: np.ndarray, rgb: np.ndarray, cues: CueCheck, distance: float, limit: float,
-                 tracked: bool) -> CandidateTrace:
-    """The ``CandidateTrace`` of a scored option (its cues described once more)."""
-    desc = describe_region(rgb, mask)
-    units = None
-    if desc is not None:
-        units = cues.weights * cues.cue_units(desc)
-        if desc.cut and tracked:  # as CueCheck.distance leaves it out for the tracked candidate
-            units[CUES.index("outline")] = 0.0
-    return CandidateTrace(concept, mask, units, distance, limit, tracked, bool(desc.cut) if desc is not None else False)
+        return np.asarray(mask, bool), float("inf"), None
+    nearest = min(item[0] for item in scored)
+    distance, _, option, desc = max((item for item in scored if item[0] <= nearest + OPTION_TIE),
+                                    key=lambda item: item[1])
+    return option, distance, desc
 
 
 def segment_frame(decoder: MaskDecoder, features: Features, rgb: np.ndarray, concepts: list, tracks: dict,
@@ -239,8 +236,7 @@ def segment_frame(decoder: MaskDecoder, features: Features, rgb: np.ndarray, con
     self-check). The masks are not yet resolved against each other (``image_maps`` are the
     priorities). ``timings`` receives ``match`` (heads and candidates), ``prompt``, ``decode`` and
     ``verify`` (region cues) seconds; ``cascade`` is the decode cascade's mode (``run_cascade``).
-    ``trace``, when given, receives a ``CandidateTrace`` per decoded candidate (describes each again:
-    for diagnosis, not for the node's hot path).
+    ``trace``, when given, receives a ``CandidateTrace`` per decoded candidate (for diagnosis).
     """
     timings = {} if timings is None else timings
     tick = time.perf_counter()
@@ -300,11 +296,14 @@ def segment_frame(decoder: MaskDecoder, features: Features, rgb: np.ndarray, con
             if not mask.any():
                 continue
             is_tracked = plans[i][n] is tracked[i]
+            entry = None  # this row's trace entry, when tracing
             if gate and cues is not None:
-                mask, distance = _best_option(mask, rgb, cues, decision.image_maps[i], is_tracked)
+                mask, distance, desc = _best_option(mask, rgb, cues, decision.image_maps[i], is_tracked)
                 limit = cues.accept * (TRACKED_SLACK if is_tracked else 1.0)
-                entry = _trace_entry(i, mask, rgb, cues, distance, limit, is_tracked) if trace is not None else None
-                if entry is not None:
+                if trace is not None:
+                    units = cues.weighted_units(desc, trust_cut_outline=not is_tracked) if desc is not None else None
+                    entry = CandidateTrace(i, mask, units, distance, limit, is_tracked,
+                                           desc is not None and desc.cut)
                     trace.append(entry)
                 if distance > limit:
                     continue
@@ -319,8 +318,8 @@ def segment_frame(decoder: MaskDecoder, features: Features, rgb: np.ndarray, con
                 settled.add(i)
             if i not in best or cost < best[i][0]:
                 best[i] = (cost, mask, float(decoded.scores[row]), margin)
-                if trace is not None and gate and cues is not None:
-                    traced[i] = trace[-1]
+                if entry is not None:
+                    traced[i] = entry
         timings["verify"] = timings.get("verify", 0.0) + time.perf_counter() - tick
     for i, (_, mask, score, margin) in best.items():
         decision.masks[i] = mask
