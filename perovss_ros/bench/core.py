@@ -138,15 +138,30 @@ def _outcome_text(summary: dict) -> str:
             f"miss {o['miss']} FA {o['false_alarm']} TA {o['true_absent']} look-alike-as-mine {o['lookalike_as_mine']}")
 
 
+def lookalikes_per_object(args: argparse.Namespace) -> int:
+    """``--lookalikes-per-object``, or the default of ``--difficulty``."""
+    if args.lookalikes_per_object is not None:
+        return args.lookalikes_per_object
+    return DEFAULT_LOOKALIKES_PER_OBJECT[args.difficulty]
+
+
+def quality_scene(args: argparse.Namespace, seed: int, per_object: int):
+    """The quality scenes' ``Scene`` of ``seed``: 1 + seed % 3 personal objects with ``per_object`` look-alikes
+    each, ``--frames`` frames of ``--size`` at ``--difficulty`` (the labels part runs the same scenes)."""
+    from perovss_ros.sim.scenes import make_scene
+
+    num_objects = 1 + seed % 3
+    return make_scene(seed=seed, num_frames=args.frames, size=_size(args.size), num_objects=num_objects,
+                      num_lookalikes=per_object * num_objects, difficulty=args.difficulty)
+
+
 def _run_sequence(args: argparse.Namespace, seed: int, per_object: int) -> tuple[int, _Tally]:
     """Teach and run one scene; returns its number of personal objects and what it counted."""
     from perovss_ros.bench.core_explain import explain_pair
     from perovss_ros.eval.metrics import classify_outcome, iou, lookalike_as_mine
-    from perovss_ros.sim.scenes import make_scene
 
-    num_objects = 1 + seed % 3
-    scene = make_scene(seed=seed, num_frames=args.frames, size=_size(args.size), num_objects=num_objects,
-                       num_lookalikes=per_object * num_objects, difficulty=args.difficulty)
+    scene = quality_scene(args, seed, per_object)
+    num_objects = len(scene.objects)
     pipe = _pipeline(args)
     explain = getattr(args, "explain", False)
     pipe.record_identity_trace = explain
@@ -156,7 +171,6 @@ def _run_sequence(args: argparse.Namespace, seed: int, per_object: int) -> tuple
         ids[obj.name] = (taught.concept.instance_id, obj.instance_id)
     tally = _Tally()
     for i, frame in enumerate(scene.frames):
-        pipe.identity_trace = {}
         tick = time.perf_counter()
         result = pipe.process(frame)
         tally.frame_times.append(time.perf_counter() - tick)
@@ -201,9 +215,7 @@ def run_quality(args: argparse.Namespace) -> dict:
     (all targets), the scene settings, and ``per_sequence`` (seed, objects and the same numbers);
     with ``--explain`` also ``causes`` (``bench/core_explain.py``: cause -> pairs).
     """
-    per_object = args.lookalikes_per_object
-    if per_object is None:
-        per_object = DEFAULT_LOOKALIKES_PER_OBJECT[args.difficulty]
+    per_object = lookalikes_per_object(args)
     seeds = list(range(args.first_seed, args.first_seed + args.sequences))
     total = _Tally()
     per_sequence = []

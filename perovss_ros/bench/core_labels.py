@@ -79,13 +79,10 @@ def _pipelines(args: argparse.Namespace, labeller) -> dict:
 def _run_scene(args: argparse.Namespace, seed: int, per_object: int, labeller, scorers: dict,
                times: dict[str, list[float]], stages: dict[str, dict[str, list[float]]]) -> None:
     """Teach and run one scene through the three pipelines, adding to ``scorers``, ``times`` and ``stages``."""
-    from perovss_ros.bench.core import _size
+    from perovss_ros.bench.core import quality_scene
     from perovss_ros.eval.open_vocab import PersonalTruth, predicted_segments
-    from perovss_ros.sim.scenes import make_scene
 
-    num_objects = 1 + seed % 3
-    scene = make_scene(seed=seed, num_frames=args.frames, size=_size(args.size), num_objects=num_objects,
-                       num_lookalikes=per_object * num_objects, difficulty=args.difficulty)
+    scene = quality_scene(args, seed, per_object)
     table = _categories(scene)
     pipes = _pipelines(args, labeller)
     for run in ("on", "off"):
@@ -122,15 +119,13 @@ def run_labels(args: argparse.Namespace) -> dict:
     ``ms_on``/``ms_off``/``time_ratio``, ``stages_ms`` (run -> stage -> mean ms per frame), ``met`` (per
     figure), ``summaries`` (each run's ``OpenVocabScorer.summary()``), the scene settings.
     """
-    from perovss_ros.bench.core import DEFAULT_LOOKALIKES_PER_OBJECT
+    from perovss_ros.bench.core import lookalikes_per_object
     from perovss_ros.core.config import PipelineConfig
     from perovss_ros.core.errors import InvalidInputError
     from perovss_ros.core.labelling import build_region_labeller
     from perovss_ros.eval.open_vocab import COMPARE_TOLERANCE_POINTS, OpenVocabScorer, compare_runs
 
-    per_object = args.lookalikes_per_object
-    if per_object is None:
-        per_object = DEFAULT_LOOKALIKES_PER_OBJECT[args.difficulty]
+    per_object = lookalikes_per_object(args)
     seeds = list(range(args.first_seed, args.first_seed + args.sequences))
     labeller = build_region_labeller(PipelineConfig(labels=True, vocabulary=_vocabulary()))
     scorers = {run: OpenVocabScorer(_vocabulary()) for run in RUNS}

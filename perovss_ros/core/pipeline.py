@@ -157,6 +157,7 @@ class Pipeline:
             timings["encode"] = time.perf_counter() - tick
             with self._swap_lock:
                 tracks = {c.name: self._tracker.prompt(c.name, rgb.shape[:2]) for c in concepts}
+            self.identity_trace = {}  # this frame's alone (filled by _segment_identity when recording)
             found = self._segment(features, rgb, concepts, tracks, self.config.presence, timings)
         tick = time.perf_counter()
         h, w = rgb.shape[:2]
