@@ -37,6 +37,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from perovss_ros.core import matching
+
 HELP = "frames per second with K concepts (SAM) against PerSAM's per-object reference loop"
 
 # Per-model defaults: ViT-B encodes a frame in seconds on a CPU, so fewer frames and repetitions.
@@ -185,12 +187,8 @@ def label_masks(result) -> dict[str, np.ndarray]:
 
 def mask_iou(a: np.ndarray | None, b: np.ndarray | None) -> float:
     """IoU of two bool masks; None or empty counts as empty, and two empty masks agree (1.0)."""
-    a_any, b_any = a is not None and bool(a.any()), b is not None and bool(b.any())
-    if not a_any and not b_any:
-        return 1.0
-    if not a_any or not b_any:
-        return 0.0
-    return float(np.logical_and(a, b).sum() / np.logical_or(a, b).sum())
+    empty = np.zeros((1, 1), bool)  # broadcasts against the other mask
+    return matching.mask_iou(empty if a is None else a, empty if b is None else b, both_empty=1.0)
 
 
 def mask_agreement(ours: list[dict[str, np.ndarray]], theirs: list[dict[str, np.ndarray]]) -> dict[str, float]:
