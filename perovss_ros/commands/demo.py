@@ -22,6 +22,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--backend", default="auto", choices=["auto", "classic", "sam"],
                         help="auto: SAM when its checkpoint is present, else classic")
     parser.add_argument("--model", default="vit_b", help="SAM model when the sam backend runs (default: vit_b)")
+    parser.add_argument("--labels", action="store_true",
+                        help="also name everything else with open-vocabulary labels (synthetic-clip, built once "
+                             "when missing; my_mug taught with category mug); the GIF shows every segment")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -37,5 +40,6 @@ def run(args: argparse.Namespace) -> int:
         backend=args.backend,
         model=args.model,
         gif=True,
+        labels=args.labels,
     )
     return run_demo(options)

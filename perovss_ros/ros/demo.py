@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -94,10 +95,11 @@ class NodeProcess:
 
 
 def teach_over_service(client: PerovssClient, name: str, images: list[np.ndarray], first_box: BoxXYXY,
-                       timeout: float = 300.0) -> Teach.Response:
-    """Teach ``name`` through ``~/teach`` from ``images`` with one box on the first image (propagated)."""
+                       timeout: float = 300.0, category: str = "") -> Teach.Response:
+    """Teach ``name`` through ``~/teach`` from ``images`` with one box on the first image (propagated);
+    ``category`` its vocabulary word ("" lets the node infer it when labelling is on)."""
     height, width = images[0].shape[:2]
-    request = Teach.Request(name=name, replace=True)
+    request = Teach.Request(name=name, replace=True, category=category)
     request.images = [rgb_to_image(img) for img in images]
     request.boxes = [box_to_roi(first_box, width, height)]
     return client.teach(request, timeout=timeout)
@@ -149,8 +151,8 @@ class FrameStreamer:
             msg = self._latest
             if msg is not None and (msg.header.stamp.sec, msg.header.stamp.nanosec) == (
                     header.stamp.sec, header.stamp.nanosec):
-                segments = [Segment(s.label, int(s.instance_id), float(s.score), roi_to_box(s.roi), s.personal)
-                            for s in msg.segments]
+                segments = [Segment(s.label, int(s.instance_id), float(s.score), roi_to_box(s.roi), s.personal,
+                                    s.category) for s in msg.segments]
                 return StreamedFrame(index, instance_image_to_array(msg.instance_mask), segments,
                                      time.monotonic() - start)
         return StreamedFrame(index, None)
@@ -179,6 +181,36 @@ class DemoOptions:
     model: str = "vit_b"
     gif: bool = True
     frame_timeout_s: float = 120.0
+    labels: bool = False
+
+
+def demo_vocabulary() -> list[str]:
+    """The words the labelled demo starts the node with: the simulator's object categories."""
+    from perovss_ros.sim.sprites import SHAPES
+
+    return list(SHAPES)
+
+
+def ensure_synthetic_clip() -> Path:
+    """The synthetic CLIP's weights file, trained first when it is not cached (a few minutes, once)."""
+    from perovss_ros.core.labels import synthetic_clip
+
+    path = synthetic_clip.weights_path(synthetic_clip.DEFAULT_RECIPE)
+    if not path.is_file():
+        _say(f"building {synthetic_clip.NAME} once (a few minutes on 2 CPU cores, cached in {path.parent}); "
+             "it knows only the synthetic world")
+        path = synthetic_clip.build()
+    return path
+
+
+def labelled_view(answer: StreamedFrame, shape: tuple[int, int]) -> tuple[np.ndarray, dict[int, str]]:
+    """Every published segment of one frame for the overlay: ``H×W uint16`` ids and id -> text
+    (a personal segment as ``label (category)``, a generic one as its word)."""
+    if answer.instance_mask is None:
+        return np.zeros(shape, np.uint16), {}
+    names = {s.instance_id: (f"{s.label} ({s.category})" if s.personal and s.category else s.label)
+             for s in answer.segments}
+    return answer.instance_mask, names
 
 
 def mask_box(mask: np.ndarray) -> BoxXYXY:
@@ -232,6 +264,10 @@ def run_demo(options: DemoOptions) -> int:
 
     params = {"backend": backend, "model": options.model, "concept_store": str((out / "concepts").resolve()),
               "reliability": "reliable", "publish_overlay": "false"}
+    if options.labels:
+        clip = ensure_synthetic_clip()
+        params.update(labels="true", clip_model="synthetic-clip", vocabulary=",".join(demo_vocabulary()))
+        _say(f"labels: on, synthetic-clip ({clip.name}), vocabulary {', '.join(demo_vocabulary())}")
     node = NodeProcess(params, out / "node.log", remaps={"image": IMAGE_TOPIC})
     client = streamer = None
     try:
@@ -239,13 +275,15 @@ def run_demo(options: DemoOptions) -> int:
         teach = read_teach(bag)
         first_box = mask_box(teach[0].mask == target.instance_id)
         t0 = time.monotonic()
-        response = teach_over_service(client, target.name, [f.rgb for f in teach], first_box)
+        response = teach_over_service(client, target.name, [f.rgb for f in teach], first_box,
+                                      category=target.shape if options.labels else "")
         teach_seconds = time.monotonic() - t0
         if not response.success:
             _say(f"teaching failed: {response.message} (node log: {node.log_path})")
             return 1
         _say(f"taught '{target.name}' over ~/teach from {len(teach)} frames with one box "
-             f"{tuple(int(v) for v in first_box)} in {teach_seconds:.1f} s; self IoU {response.self_iou:.2f}")
+             f"{tuple(int(v) for v in first_box)} in {teach_seconds:.1f} s; self IoU {response.self_iou:.2f}"
+             + (f"; category '{response.concept.category}'" if options.labels else ""))
         streamer = FrameStreamer(teardown=False)
         if not streamer.wait_for_node(timeout=30.0):
             _say(f"the node never subscribed to {IMAGE_TOPIC} (node log: {node.log_path})")
@@ -255,6 +293,7 @@ def run_demo(options: DemoOptions) -> int:
                                          "seconds": teach_seconds, "taught_from": "one box on the first frame"})
         concept = [ConceptMap(target.name, 1, target.instance_id)]
         gif_frames, unanswered = [], 0
+        words: Counter[str] = Counter()  # generic segments published, by word (labelled demo)
         for frame in read_frames(bag, mask_topic=MASK_TOPIC):
             answer = streamer.send(len(gif_frames), frame.rgb, options.frame_timeout_s)
             unanswered += answer.instance_mask is None
@@ -262,8 +301,12 @@ def run_demo(options: DemoOptions) -> int:
             scores = {s.label: s.score for s in answer.segments if s.personal}
             recorder.add("demo", len(gif_frames), frame.rgb, mask, frame.mask, concept, answer.latency_s, None,
                          scores)
-            gif_frames.append(thumbnail(overlay(frame.rgb, mask, frame.mask == target.instance_id,
-                                                {1: target.name}), 480))
+            if options.labels:
+                words.update(seg.label for seg in answer.segments if not seg.personal)
+                shown, names = labelled_view(answer, frame.rgb.shape[:2])
+            else:
+                shown, names = mask, {1: target.name}
+            gif_frames.append(thumbnail(overlay(frame.rgb, shown, frame.mask == target.instance_id, names), 480))
     finally:
         for closable in (streamer, client):
             if closable is not None:
@@ -285,6 +328,9 @@ def run_demo(options: DemoOptions) -> int:
     _say(f"{target.name}: mIoU {summary['miou']:.3f} over {summary['frames_present']} frames where it is "
          f"present; presence precision {summary['presence_precision']:.2f}, recall "
          f"{summary['presence_recall']:.2f}; J&F {summary['jf']:.3f}; {unanswered} unanswered frames")
+    if options.labels:
+        named = ", ".join(f"{word} {n}" for word, n in words.most_common()) or "none"
+        _say(f"labels: {sum(words.values())} generic segments published over {len(gif_frames)} frames ({named})")
     for key in ("contact_sheet", "gif", "report", "metrics"):
         if key in paths:
             _say(f"{key.replace('_', ' ')}: {paths[key]}")

@@ -67,3 +67,49 @@ def test_demo_metrics_match_its_own_predictions(demo_run) -> None:
     assert reported == pytest.approx(float(np.mean(ious)), abs=1e-9)
     # The personal mug is found among its look-alikes on this easy scene.
     assert reported > 0.6
+
+
+@pytest.fixture(scope="module")
+def labelled_demo_run(tmp_path_factory) -> tuple[subprocess.CompletedProcess, Path]:
+    """``perovss demo --quick --labels`` with the model directory the suite builds synthetic-clip in."""
+    from tests.conftest import next_ros_domain_id
+
+    out = tmp_path_factory.mktemp("demo_labels") / "demo_out"
+    env = dict(os.environ, ROS_DOMAIN_ID=str(next_ros_domain_id()))
+    proc = subprocess.run([str(Path(sys.executable).with_name("perovss")), "demo", "--quick", "--labels",
+                           "--out", str(out)], capture_output=True, text=True, env=env, timeout=900)
+    return proc, out
+
+
+def test_labelled_demo_names_the_other_objects_and_keeps_my_mug_apart(labelled_demo_run) -> None:
+    import re
+
+    proc, out = labelled_demo_run
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "labels: on, synthetic-clip" in proc.stdout
+    # Taught with its category word, which the node reports back.
+    assert "category 'mug'" in proc.stdout
+    published = re.search(r"labels: (\d+) generic segments published over (\d+) frames \((.*)\)", proc.stdout)
+    assert published is not None, proc.stdout
+    assert int(published.group(1)) > 0
+    words = dict(item.rsplit(" ", 1) for item in published.group(3).split(", "))
+    # Only vocabulary words are published as generic labels; the personal name never is.
+    assert set(words) <= {"mug", "ball", "box", "bottle", "book"}
+    assert "my_mug" not in words
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["per_concept"]["my_mug"]["miou"] > 0.6
+    assert (out / "demo.gif").is_file()
+
+
+def test_labelled_view_names_personal_segments_with_their_category() -> None:
+    from perovss_ros.core.types import Segment
+    from perovss_ros.ros.demo import StreamedFrame, labelled_view
+
+    ids = np.zeros((4, 4), np.uint16)
+    ids[0, 0], ids[3, 3] = 1, 32768
+    frame = StreamedFrame(0, ids, [Segment("my_mug", 1, 0.9, (0, 0, 1, 1), True, "mug"),
+                                   Segment("mug", 32768, 0.5, (3, 3, 4, 4), False, "mug")])
+    shown, names = labelled_view(frame, (4, 4))
+    assert shown is ids and names == {1: "my_mug (mug)", 32768: "mug"}
+    empty, none = labelled_view(StreamedFrame(1, None), (4, 4))
+    assert empty.shape == (4, 4) and not empty.any() and none == {}
