@@ -20,8 +20,7 @@ Per frame and concept (``segment_frame``):
    first ``MAX_DECODES``, and round 3 the others where none of those passed. Among the candidates
    that pass, the lowest cost wins: the cue distance, less ``HEAD_WEIGHT`` for a head score like
    the shots', less ``TRACK_BONUS`` for continuing the track. When none passes, the concept is
-   absent in this frame. ``FrameDecision.evidence`` (distance / accept) lets the tracker end a
-   track that keeps passing only inside the slack (``core/tracker.py``).
+   absent in this frame.
 
 At teach time ``fit_identity`` fits the head, calibrates its threshold leave-one-out on the shots,
 and calibrates the region check: references are the shots' masks and the decoder's own masks of
@@ -95,8 +94,6 @@ class FrameDecision:
 
     ``margins``: per concept, how clearly the chosen mask passed the region cues, ``1 - distance /
     limit`` (1 a perfect match, 0 at the acceptance limit; 1.0 where no cues decided); 0.0 with no mask.
-    ``evidence``: per concept the chosen mask's cue distance over ``cues.accept`` (above 1 only for a
-    tracked pick inside the ``TRACKED_SLACK``); None with no mask or where no cues decided.
     """
 
     masks: list[np.ndarray | None]
@@ -104,7 +101,6 @@ class FrameDecision:
     decode_scores: list[float]
     image_maps: torch.Tensor | None = None
     margins: list[float] = field(default_factory=list)
-    evidence: list[float | None] = field(default_factory=list)
 
 
 @dataclass
@@ -250,8 +246,7 @@ def segment_frame(decoder: MaskDecoder, features: Features, rgb: np.ndarray, con
     px = cell_pixels(features)
     candidates = [find_candidates(maps[i], features.valid_hw, px, c.presence_k, limit=MAX_CANDIDATES)
                   for i, c in enumerate(concepts)]
-    decision = FrameDecision([None] * k, [cands[0].score for cands in candidates], [0.0] * k, margins=[0.0] * k,
-                             evidence=[None] * k)
+    decision = FrameDecision([None] * k, [cands[0].score for cands in candidates], [0.0] * k, margins=[0.0] * k)
     plans: dict[int, list[Candidate]] = {}
     tracked: dict[int, Candidate | None] = {}
     for i, concept in enumerate(concepts):
@@ -272,8 +267,7 @@ def segment_frame(decoder: MaskDecoder, features: Features, rgb: np.ndarray, con
         return decision
     decision.image_maps = matching.upsample_to_image(maps, features)
     refine = decoder_has_logits(decoder)
-    # cost, mask, decoder score, margin, evidence (distance / accept; None where no cues decided)
-    best: dict[int, tuple[float, np.ndarray, float, float, float | None]] = {}
+    best: dict[int, tuple[float, np.ndarray, float, float]] = {}  # cost, mask, decoder score, margin
     traced: dict[int, CandidateTrace] = {}  # the trace entry of each concept's current best
     # Round 1: each concept's tracked candidate (or its best one). A tracked candidate that clearly
     # passes the cues (SETTLE) is kept without decoding the rest: continuity, and one decode per
@@ -319,20 +313,18 @@ def segment_frame(decoder: MaskDecoder, features: Features, rgb: np.ndarray, con
                 # The head's own view breaks near-ties: one unit for a candidate that scores like the shots.
                 head = (plans[i][n].score - models[i].threshold) / max(models[i].fg_low - models[i].threshold, 0.5)
                 cost = distance - HEAD_WEIGHT * float(np.clip(head, -1.0, 1.0)) - (TRACK_BONUS if is_tracked else 0.0)
-                evidence = distance / cues.accept
             else:
-                cost, margin, evidence = float(n), 1.0, None
+                cost, margin = float(n), 1.0
                 settled.add(i)
             if i not in best or cost < best[i][0]:
-                best[i] = (cost, mask, float(decoded.scores[row]), margin, evidence)
+                best[i] = (cost, mask, float(decoded.scores[row]), margin)
                 if entry is not None:
                     traced[i] = entry
         timings["verify"] = timings.get("verify", 0.0) + time.perf_counter() - tick
-    for i, (_, mask, score, margin, evidence) in best.items():
+    for i, (_, mask, score, margin) in best.items():
         decision.masks[i] = mask
         decision.decode_scores[i] = score
         decision.margins[i] = margin
-        decision.evidence[i] = evidence
     for entry in traced.values():
         entry.chosen = True
     return decision

@@ -5,13 +5,6 @@ centre's last displacement (constant-velocity prediction, when it was seen in th
 too), expanded by ``margin_px`` (``BASE_MARGIN`` pixels at 640 px, scaled with the image's
 longest side), and the box centre as an extra positive point. A concept not seen is searched
 globally again.
-
-A track also remembers how well its last ``EVIDENCE_WINDOW`` masks matched the concept (the
-identity's cue distance over its acceptance limit, ``FrameDecision.evidence``). The candidate that
-continues a track may pass beyond that limit (an occluder may have cut it), but a track whose
-recent masks lie beyond it *on average* has stopped being the concept (typically it slid onto a
-look-alike while the object was hidden): it is dropped, and the next frame searches globally, where
-every candidate must pass the limit itself.
 """
 
 from __future__ import annotations
@@ -26,8 +19,6 @@ from perovss_ros.core.types import BoxXYXY
 
 BASE_MARGIN = 10.0
 BASE_SIDE = 640.0
-# Masks whose mean evidence (distance / acceptance limit) decides whether a track is still the concept.
-EVIDENCE_WINDOW = 5
 
 
 class TrackPrompt(NamedTuple):
@@ -45,13 +36,11 @@ class Track:
     """Last known box of a concept (XYXY pixels), the frame size it was seen in, and its last motion.
 
     ``velocity``: ``(dx, dy)`` pixels per frame of the box centre between the last two sightings.
-    ``evidence``: the identity evidence of the last (at most ``EVIDENCE_WINDOW``) masks, oldest first.
     """
 
     box: BoxXYXY
     image_hw: tuple[int, int]
     velocity: tuple[float, float] = (0.0, 0.0)
-    evidence: tuple[float, ...] = ()
 
     def predicted_box(self) -> BoxXYXY:
         """The box moved by one frame of its last motion."""
@@ -91,10 +80,8 @@ class Tracker:
         box = track.predicted_box()
         return TrackPrompt(expand_box(box, image_hw), box_centre(box), box)
 
-    def update(self, name: str, mask: np.ndarray | None, evidence: float | None = None) -> None:
-        """Record this frame's ``H×W bool`` mask of ``name`` (None or empty: lost) and its identity
-        ``evidence`` (cue distance / acceptance limit; None: not judged). Returns nothing; a track
-        whose mean evidence over the window exceeds 1 is dropped (see the module docstring)."""
+    def update(self, name: str, mask: np.ndarray | None) -> None:
+        """Record this frame's ``H×W bool`` mask of ``name`` (None or empty: lost)."""
         box = tight_box(mask) if mask is not None else None
         if box is None:
             self._tracks.pop(name, None)
@@ -102,17 +89,10 @@ class Tracker:
         image_hw = (int(mask.shape[0]), int(mask.shape[1]))
         old = self._tracks.get(name)
         velocity = (0.0, 0.0)
-        history: tuple[float, ...] = ()
         if old is not None and old.image_hw == image_hw:
             (ox, oy), (nx, ny) = box_centre(old.box), box_centre(box)
             velocity = (nx - ox, ny - oy)
-            history = old.evidence
-        if evidence is not None:
-            history = (*history, float(evidence))[-EVIDENCE_WINDOW:]
-            if float(np.mean(history)) > 1.0:
-                self._tracks.pop(name, None)
-                return
-        self._tracks[name] = Track(box=box, image_hw=image_hw, velocity=velocity, evidence=history)
+        self._tracks[name] = Track(box=box, image_hw=image_hw, velocity=velocity)
 
     def seed(self, name: str, box: BoxXYXY, image_hw: tuple[int, int]) -> None:
         """Start following ``name`` from a known box (e.g. the teacher's box on the first frame)."""

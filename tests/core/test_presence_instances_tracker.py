@@ -8,7 +8,7 @@ import torch
 
 from perovss_ros.core import presence
 from perovss_ros.core.instances import instance_image, resolve_instances
-from perovss_ros.core.tracker import EVIDENCE_WINDOW, Tracker, expand_box, margin_px
+from perovss_ros.core.tracker import Tracker, expand_box, margin_px
 
 
 def test_presence_score_is_top_k_mean_inside_region():
@@ -92,26 +92,3 @@ def test_tracker_follows_seen_concepts_and_drops_lost_ones():
     tracker.update("mug", mask)
     tracker.reset()
     assert tracker.tracked() == []
-
-
-def test_a_track_whose_masks_match_only_within_the_slack_is_dropped():
-    """One mask beyond the acceptance limit (an occluder) keeps the track; masks beyond it on average
-    (a look-alike followed while mine was hidden) end it, and the next frame searches globally."""
-    mask = np.zeros((480, 640), bool)
-    mask[100:150, 200:300] = True
-    tracker = Tracker()
-    tracker.update("mug", mask, 0.4)
-    tracker.update("mug", mask, 1.5)  # mean 0.95: still the concept
-    assert tracker.prompt("mug", (480, 640)) is not None
-    tracker.update("mug", mask, 1.4)  # mean 1.1 over the three
-    assert tracker.prompt("mug", (480, 640)) is None
-    # Starting afresh, the old evidence is gone; masks nobody judged (None) never end a track.
-    tracker.update("mug", mask, 0.9)
-    for _ in range(10):
-        tracker.update("mug", mask, None)
-    assert tracker.prompt("mug", (480, 640)) is not None
-    # Only the last EVIDENCE_WINDOW masks count: good masks long ago do not excuse bad recent ones.
-    tracker.reset()
-    for value in [0.0] * 20 + [1.2] * EVIDENCE_WINDOW:
-        tracker.update("mug", mask, value)
-    assert tracker.prompt("mug", (480, 640)) is None
