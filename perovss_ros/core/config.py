@@ -15,6 +15,9 @@ DEVICES = ("cpu", "cuda")
 # What the config accepts; a backend refuses a runtime it cannot run here (classic has no network
 # and ignores it).
 RUNTIMES = ("torch", "onnxruntime", "tensorrt", "auto")
+LABEL_FOLLOW = ("flow", "decode")  # how named regions are carried between label frames
+LABEL_REFINE_SIZE = 96  # px: default crop side of the classic proposals' GrabCut (scene_segments.refine)
+MIN_REFINE_SIZE = 16  # px: the smallest crop side a proposal's GrabCut may run at
 
 
 # Where the node (its ``concept_store`` parameter) keeps taught concepts across restarts. The
@@ -37,6 +40,11 @@ class PipelineConfig:
     proposals labelled zero-shot by the CLIP ``clip_model``, ``synthetic-clip`` or an open_clip
     name with its ``clip_checkpoint``, every ``label_every`` frames, carried between by
     tracking: ``core/labelling.py``) and infers a taught concept's category when none is given.
+    ``label_follow`` is how named regions are carried between label frames: ``flow`` (each mask
+    moved along the frame's dense optical flow, a few ms a frame) or ``decode`` (one decode per
+    region, prompted with its previous mask: the backend's boundary every frame, a GrabCut each
+    on classic). ``label_refine_size`` is the longest side (px) of the crop the classic backend's
+    GrabCut refines each scene proposal at, on label frames: smaller is faster and coarser.
     ``personal_fusion`` True (with ``labels``) also builds each taught concept's personal CLIP
     embedding and, on label frames, fuses its score with the identity's margin to publish a
     personal segment the fused evidence rejects as its generic category (``core/labels/personal.py``;
@@ -62,6 +70,8 @@ class PipelineConfig:
     clip_checkpoint: str = ""
     vocabulary: list[str] = dataclasses.field(default_factory=list)
     label_every: int = 5
+    label_follow: str = "flow"
+    label_refine_size: int = LABEL_REFINE_SIZE
     personal_fusion: bool = False
 
     def __post_init__(self) -> None:
@@ -75,6 +85,7 @@ class PipelineConfig:
         _choice("runtime", self.runtime, RUNTIMES)
         _choice("cascade", self.cascade, ("full", "adaptive"))
         _choice("persam_bias", self.persam_bias, ("aligned", "official"))
+        _choice("label_follow", self.label_follow, LABEL_FOLLOW)
         if not isinstance(self.checkpoint, str | os.PathLike):
             raise InvalidInputError(f"config 'checkpoint' must be a path string, got {self.checkpoint!r}")
         self.checkpoint = os.fspath(self.checkpoint)
@@ -84,12 +95,15 @@ class PipelineConfig:
                     f"config 'concept_store' must be a directory path, '' or null, got {self.concept_store!r}"
                 )
             self.concept_store = os.fspath(self.concept_store)
-        for key in ("seed", "max_image_pixels", "max_shots", "label_every"):
+        for key in ("seed", "max_image_pixels", "max_shots", "label_every", "label_refine_size"):
             value = getattr(self, key)
             if isinstance(value, bool) or not isinstance(value, int):
                 raise InvalidInputError(f"config '{key}' must be an integer, got {value!r}")
         if self.max_image_pixels < 1 or self.max_shots < 1 or self.label_every < 1:
             raise InvalidInputError("config 'max_image_pixels', 'max_shots' and 'label_every' must be >= 1")
+        if self.label_refine_size < MIN_REFINE_SIZE:
+            raise InvalidInputError(f"config 'label_refine_size' must be >= {MIN_REFINE_SIZE} px, "
+                                    f"got {self.label_refine_size}")
         for key in ("clip_model", "clip_checkpoint"):
             if not isinstance(getattr(self, key), str | os.PathLike):
                 raise InvalidInputError(f"config '{key}' must be a string, got {getattr(self, key)!r}")

@@ -6,9 +6,14 @@ the personal segments' pixels (``core/scene_segments.py``), every proposal is la
 RegionLabeller, and proposals are matched to the previous regions by mask IoU (greedy, best
 pair first, at least ``MATCH_IOU``) so that a region keeps its instance id (from
 ``GENERIC_ID_MIN`` up, above the personal range). In between, only the labelled regions are
-followed: one batched decode prompted with each region's innermost pixel and its box grown by
-``FOLLOW_MARGIN`` px (``follow_regions``), carrying id and label, with no proposals and no CLIP,
-so those frames cost a decode of a few prompt sets. Regions the labeller leaves unlabelled
+followed, carrying id and label, with no proposals and no CLIP. ``follow`` ``flow`` (default)
+moves each region's mask along the frame's dense optical flow (``core/region_flow.py``: one DIS
+flow a frame, a fitted rotation/scale/shift per region), so those frames cost a few ms whatever
+the backend; ``decode`` runs one batched decode prompted with each region's innermost pixel and its
+box grown by ``FOLLOW_MARGIN`` px (``follow_regions``): the backend's boundary every frame, but a
+GrabCut per region on classic. With flow, every frame's previous regions are moved before they
+are matched or followed. The classic proposals are refined by ``proposal_refiner``: the backend's
+GrabCut at ``refine_size`` px (config ``label_refine_size``). Regions the labeller leaves unlabelled
 ("none of these") are not published. A region lost for more than ``MAX_MISSES`` frames is
 forgotten; new objects appear at the next label frame.
 
@@ -35,16 +40,19 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from perovss_ros.core.config import PipelineConfig
+from perovss_ros.core.config import LABEL_FOLLOW, LABEL_REFINE_SIZE, MIN_REFINE_SIZE, PipelineConfig
 from perovss_ros.core.errors import InvalidInputError
 from perovss_ros.core.matching import tight_box
 from perovss_ros.core.protocols import MaskDecoder
+from perovss_ros.core.region_flow import RegionFlow, carry_masks
 from perovss_ros.core.scene_segments import (
     GENERIC_ID_MAX,
     GENERIC_ID_MIN,
     follow_regions,
     mask_iou,
+    proposal_refiner,
     propose_regions,
+    settle,
 )
 from perovss_ros.core.types import Features, Segment
 
@@ -55,7 +63,7 @@ if TYPE_CHECKING:  # the labels package pulls in open_clip: loaded only when lab
 
 MATCH_IOU = 0.3
 MAX_MISSES = 2
-FOLLOW_MARGIN = 12.0  # px a followed region may move between frames
+FOLLOW_MARGIN = 12.0  # px a region followed by a decode may move between frames
 log = logging.getLogger(__name__)
 
 
@@ -109,11 +117,20 @@ def match_regions(previous: Sequence[np.ndarray], current: Sequence[np.ndarray],
 class SceneLabeller:
     """Generic segments of a frame (see the module docstring); ``labeller`` may change vocabulary any time."""
 
-    def __init__(self, labeller: RegionLabeller, label_every: int = 5) -> None:
+    def __init__(self, labeller: RegionLabeller, label_every: int = 5, follow: str = "flow",
+                 refine_size: int = LABEL_REFINE_SIZE) -> None:
         if isinstance(label_every, bool) or not isinstance(label_every, int) or label_every < 1:
             raise InvalidInputError(f"label_every must be an integer >= 1, got {label_every!r}")
+        if isinstance(refine_size, bool) or not isinstance(refine_size, int) or refine_size < MIN_REFINE_SIZE:
+            raise InvalidInputError(f"label_refine_size must be an integer >= {MIN_REFINE_SIZE}, got {refine_size!r}")
+        if follow not in LABEL_FOLLOW:
+            raise InvalidInputError(f"label_follow must be one of {', '.join(LABEL_FOLLOW)}, got {follow!r}")
         self.labeller = labeller
         self.label_every = label_every
+        self.follow = follow
+        self.refine_size = refine_size
+        self._flow = RegionFlow() if follow == "flow" else None
+        self._refiner: tuple[MaskDecoder, MaskDecoder] | None = None  # (backend decoder, its proposal refiner)
         self._regions: list[_Region] = []
         self._frames = 0
         self._vocabulary: tuple[str, ...] = ()  # what the carried labels were chosen from
@@ -130,6 +147,8 @@ class SceneLabeller:
         with self._lock:
             self._regions = []
             self._frames = 0
+            if self._flow is not None:
+                self._flow.reset()
 
     def set_personal(self, name: str, embedding: PersonalEmbedding | None) -> None:
         """Use ``embedding`` for concept ``name`` from the next label frame on (None: no personal check)."""
@@ -141,6 +160,12 @@ class SceneLabeller:
     def has_personal(self, name: str) -> bool:
         """Whether concept ``name`` has a personal embedding (its segments are checked on label frames)."""
         return name in self._personal
+
+    def refiner(self, decoder: MaskDecoder) -> MaskDecoder:
+        """The decoder refining ``decoder``'s scene proposals at ``refine_size`` (``proposal_refiner``, built once)."""
+        if self._refiner is None or self._refiner[0] is not decoder:
+            self._refiner = (decoder, proposal_refiner(decoder, self.refine_size))
+        return self._refiner[1]
 
     def infer_category(self, images: Sequence[np.ndarray], masks: Sequence[np.ndarray]) -> str:
         """The category word of a taught concept from its shots (``""`` when no word fits or no vocabulary)."""
@@ -165,6 +190,13 @@ class SceneLabeller:
             label_frame = self._frames % self.label_every == 0 or vocabulary != self._vocabulary
             self._frames += 1
             self._vocabulary = vocabulary
+            if not label_frame:  # only named regions are followed
+                self._regions = [r for r in self._regions if r.label is not None]
+            flow = self._flow.advance(rgb) if self._flow is not None else None
+            if flow is not None:  # the previous regions where they are now: matched and carried from there
+                moved_masks = carry_masks([r.mask for r in self._regions], flow)
+                for region, moved in zip(self._regions, moved_masks, strict=True):
+                    region.mask = moved
             if label_frame:
                 regions, demoted = self._label_frame(decoder, features, rgb, owned, personal)
             else:
@@ -186,7 +218,7 @@ class SceneLabeller:
         personal segments (see the module docstring) and return the regions and the demoted concepts."""
         from perovss_ros.core.labels.personal import keep_personal
 
-        masks = [p.mask for p in propose_regions(decoder, features, rgb, owned > 0)]
+        masks = [p.mask for p in propose_regions(decoder, features, rgb, owned > 0, self.refiner(decoder))]
         embeddings = self._personal
         checks = [c for c in personal if c.name in embeddings and c.mask.any()]
         matched = match_regions([r.mask for r in self._regions], masks)
@@ -223,8 +255,12 @@ class SceneLabeller:
 
     def _follow(self, decoder: MaskDecoder, features: Features, rgb: np.ndarray, owned: np.ndarray) -> list[_Region]:
         """Carry the named regions into this frame (their id and label), dropping those lost too long."""
-        named = [r for r in self._regions if r.label is not None]
-        followed = follow_regions(decoder, features, rgb, [r.mask for r in named], owned > 0, FOLLOW_MARGIN)
+        named = self._regions  # step() kept the named ones
+        masks = [r.mask for r in named]
+        if self.follow == "decode":
+            followed = follow_regions(decoder, features, rgb, masks, owned > 0, FOLLOW_MARGIN)
+        else:  # step() already moved the masks along the flow
+            followed = settle(masks, owned > 0)
         regions = []
         for old, mask in zip(named, followed, strict=True):
             if mask is not None:
@@ -249,7 +285,7 @@ def scene_labeller_for(config: PipelineConfig, labeller: RegionLabeller | None =
         labeller = build_region_labeller(config)
     elif config.vocabulary:
         labeller.set_vocabulary(config.vocabulary)
-    return SceneLabeller(labeller, config.label_every)
+    return SceneLabeller(labeller, config.label_every, config.label_follow, config.label_refine_size)
 
 
 def check_category(category: object) -> str:
@@ -296,7 +332,7 @@ def personal_embedding(scene: SceneLabeller, decoder: MaskDecoder, features: Seq
     shots, negatives = [], []
     with torch.no_grad():
         for rgb, f, mask in zip(images, features, masks, strict=True):
-            others = [p.mask for p in propose_regions(decoder, f, rgb, mask)]
+            others = [p.mask for p in propose_regions(decoder, f, rgb, mask, scene.refiner(decoder))]
             # The shot and its scene's proposals in one batch (one dense pass where the encoder has one).
             vectors = labeller.region_embeddings(rgb, np.stack([mask, *others]))
             shots.append(vectors[0])

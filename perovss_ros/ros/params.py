@@ -10,7 +10,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from perovss_ros.core.config import BACKENDS, DEVICES, MODELS, PERSISTENT_CONCEPT_STORE, RUNTIMES
+from perovss_ros.core.config import (
+    BACKENDS,
+    DEVICES,
+    LABEL_FOLLOW,
+    LABEL_REFINE_SIZE,
+    MIN_REFINE_SIZE,
+    MODELS,
+    PERSISTENT_CONCEPT_STORE,
+    RUNTIMES,
+)
 
 # When a parameter takes effect; a change while the node is past that point is refused.
 CONFIGURE = "configure"  # read when the pipeline is built (on_configure)
@@ -65,6 +74,11 @@ PARAMETERS: tuple[ParamSpec, ...] = (
               "~/set_vocabulary replaces them at run time", pipeline_key=True),
     ParamSpec("label_every", 5, "label the scene every N frames; labels are carried between by tracking",
               pipeline_key=True),
+    ParamSpec("label_follow", "flow", "how named regions are carried between label frames: flow (moved along "
+              "the dense optical flow, a few ms) or decode (a decode per region: a GrabCut each on classic)",
+              LABEL_FOLLOW, pipeline_key=True),
+    ParamSpec("label_refine_size", LABEL_REFINE_SIZE, "classic backend: longest side (px) of the crop each "
+              "scene proposal's GrabCut runs at on label frames; smaller is faster and coarser", pipeline_key=True),
     ParamSpec("personal_fusion", False, "with labels: fuse a taught concept's personal CLIP embedding with the "
               "identity on label frames and publish a rejected personal segment as its category",
               pipeline_key=True),
@@ -98,6 +112,8 @@ def check_value(name: str, value: Any) -> str | None:
         return f"{name} must be one of {', '.join(spec.choices)}, got {value!r}"
     if name in ("max_image_pixels", "max_shots", "label_every") and int(value) < 1:
         return f"{name} must be >= 1, got {value!r}"
+    if name == "label_refine_size" and int(value) < MIN_REFINE_SIZE:
+        return f"{name} must be >= {MIN_REFINE_SIZE}, got {value!r}"
     if name in ("diagnostics_period", "capture_timeout") and float(value) <= 0:
         return f"{name} must be > 0, got {value!r}"
     return None

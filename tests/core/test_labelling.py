@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from perovss_ros.core import Pipeline, PipelineConfig, build_pipeline
+from perovss_ros.core.config import LABEL_REFINE_SIZE
 from perovss_ros.core.errors import InvalidInputError
 from perovss_ros.core.labelling import match_regions
 from perovss_ros.core.memory import ConceptMemory
@@ -23,6 +24,8 @@ from perovss_ros.core.scene_segments import (
     Proposal,
     finish,
     grid_points,
+    mask_cells,
+    proposal_refiner,
     propose_regions,
     stability,
 )
@@ -121,6 +124,94 @@ def test_generic_ids_are_stable_across_frames_and_labels_are_carried(red_shots) 
     assert not [s for s in generic(out) if iou(out.instance_mask == s.instance_id, grey) >= 0.5]
 
 
+class CountingDecoder:
+    """The classic GrabCut decoder, counting its decode calls."""
+
+    def __init__(self, decoder) -> None:
+        self.inner, self.calls = decoder, 0
+        self.provides_logits, self.supports_guidance = decoder.provides_logits, decoder.supports_guidance
+
+    def decode(self, *args, **kwargs):
+        self.calls += 1
+        return self.inner.decode(*args, **kwargs)
+
+
+def test_between_label_frames_the_flow_carries_id_and_label_without_a_decode() -> None:
+    from perovss_ros.core.labelling import SceneLabeller
+
+    pipe = build_pipeline({"backend": "classic", "concept_store": ""})
+    scene_labeller = SceneLabeller(saturation_labeller(), label_every=100, follow="flow")
+    decoder = CountingDecoder(pipe.decoder)
+    tracked = None
+    for step in range(6):                            # frame 0 labels; 1..5 only follow
+        img, blue = put_square(background(seed=3), 20 + 2 * step, 30 + step, 32, BLUE)
+        owned = np.zeros(blue.shape, np.uint16)
+        calls = decoder.calls
+        segments, _ = scene_labeller.step(decoder, pipe.encoder.encode(img), img, owned)
+        on_blue = [s for s in segments if iou(owned == s.instance_id, blue) >= 0.6]
+        assert len(on_blue) == 1, f"step {step}: {len(on_blue)} segments on the moving square"
+        assert on_blue[0].label == "square"
+        if step == 0:
+            tracked = on_blue[0].instance_id
+        else:
+            assert on_blue[0].instance_id == tracked
+            assert decoder.calls == calls, "a follow frame decoded"
+
+
+def test_the_decode_follow_still_carries_id_and_label() -> None:
+    from perovss_ros.core.labelling import SceneLabeller
+
+    pipe = build_pipeline({"backend": "classic", "concept_store": ""})
+    scene_labeller = SceneLabeller(saturation_labeller(), label_every=100, follow="decode")
+    decoder = CountingDecoder(pipe.decoder)
+    ids = []
+    for step in range(3):
+        img, blue = put_square(background(seed=3), 20 + 4 * step, 30, 32, BLUE)
+        owned = np.zeros(blue.shape, np.uint16)
+        segments, _ = scene_labeller.step(decoder, pipe.encoder.encode(img), img, owned)
+        ids += [s.instance_id for s in segments if s.label == "square" and iou(owned == s.instance_id, blue) >= 0.6]
+    assert len(ids) == 3 and len(set(ids)) == 1
+    assert decoder.calls == 3                          # the label frame's refine, then one decode per follow frame
+
+
+def test_proposals_keep_two_neighbouring_objects_apart() -> None:
+    pipe = build_pipeline({"backend": "classic", "concept_store": ""})
+    img, red = put_square(background(seed=8), 40, 40, 32, RED)
+    img, blue = put_square(img, 80, 44, 32, BLUE)      # 8 px of background between them
+    features = pipe.encoder.encode(img)
+    proposals = propose_regions(pipe.decoder, features, img, np.zeros_like(red),
+                                proposal_refiner(pipe.decoder, LABEL_REFINE_SIZE))
+    for square in (red, blue):
+        best = max(proposals, key=lambda p: iou(p.mask, square))
+        assert iou(best.mask, square) >= 0.7
+        assert not (best.mask & (blue if square is red else red)).any()
+
+
+def test_the_proposal_refiner_is_a_cheaper_grabcut_and_leaves_other_decoders_alone() -> None:
+    from perovss_ros.core.classic import GrabCutDecoder
+
+    pipe = build_pipeline({"backend": "classic", "concept_store": ""})
+    refiner = proposal_refiner(pipe.decoder, 48)
+    assert isinstance(refiner, GrabCutDecoder) and refiner is not pipe.decoder
+    assert (refiner.work_size, refiner.grow_similarity) == (48, pipe.decoder.grow_similarity)
+    other = object()
+    assert proposal_refiner(other, 48) is other
+
+
+def test_mask_cells_by_hand() -> None:
+    pipe = build_pipeline({"backend": "classic", "concept_store": ""})
+    img = background(seed=1)
+    features = pipe.encoder.encode(img)
+    cell = round(features.stride / features.scale)    # image px per cell (4 at 160×120)
+    mask = np.zeros(img.shape[:2], bool)
+    mask[2 * cell:5 * cell, 3 * cell:5 * cell] = True  # cells (2..4, 3..4) whole
+    mask[2 * cell:5 * cell, 5 * cell:5 * cell + cell // 2] = True  # column 5 half covered: counted
+    mask[0:cell // 2, 0:cell // 2] = True             # a quarter of cell (0, 0): not counted
+    expected = np.zeros(features.grid_hw, bool)
+    expected[2:5, 3:6] = True
+    np.testing.assert_array_equal(mask_cells(mask, features), expected)
+
+
 def test_match_regions_pairs_best_overlaps_one_to_one() -> None:
     a = np.zeros((10, 10), bool)
     a[0:5, 0:5] = True
@@ -186,6 +277,10 @@ def test_the_store_keeps_the_category_and_reads_old_stores(tmp_path, red_shots) 
 def test_config_refuses_bad_labelling_values() -> None:
     with pytest.raises(InvalidInputError, match="label_every"):
         PipelineConfig(label_every=0)
+    with pytest.raises(InvalidInputError, match="label_follow"):
+        PipelineConfig(label_follow="teleport")
+    with pytest.raises(InvalidInputError, match="label_refine_size"):
+        PipelineConfig(label_refine_size=4)
     with pytest.raises(InvalidInputError, match="vocabulary"):
         PipelineConfig(vocabulary="mug")
     with pytest.raises(InvalidInputError, match="labels"):

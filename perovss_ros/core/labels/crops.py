@@ -22,8 +22,8 @@ def masked_crop(rgb: np.ndarray, mask: np.ndarray, out_hw: tuple[int, int], cont
     ``rgb`` is ``H×W×3 uint8 RGB``, ``mask`` ``H×W bool`` with at least one pixel.
     """
     height, width = rgb.shape[:2]
-    ys, xs = np.nonzero(mask)
-    x0, x1, y0, y1 = int(xs.min()), int(xs.max()) + 1, int(ys.min()), int(ys.max()) + 1
+    x0, y0, box_w, box_h = cv2.boundingRect(np.asarray(mask, bool).view(np.uint8))  # without listing its pixels
+    x1, y1 = x0 + box_w, y0 + box_h
     side = max(1, round(max(x1 - x0, y1 - y0) * (1.0 + 2.0 * context)))
     left, top = (x0 + x1 - side) // 2, (y0 + y1 - side) // 2
     square = np.empty((side, side, 3), np.uint8)

@@ -1,0 +1,88 @@
+"""Region masks carried from frame to frame along dense optical flow (OpenCV's DIS), without a decode.
+
+``RegionFlow.advance`` turns each frame grey at ``FLOW_SIDE`` px (longest side) and computes the
+flow from the previous frame to it. ``carry_masks`` then moves each mask as a whole: the flow
+under the mask's interior (its edge pixels are left out, where the flow blurs the object into
+its background) is fitted with a rotation, uniform scale and translation (RANSAC, so a patch of
+wrong flow does not drag it), and the mask is warped with that. One flow serves every region of
+the frame. Moving pixel by pixel instead let the blurred edge flow eat the leading side of an
+object and smear its trailing side. Known limit: inside a plain, untextured object the flow lags
+its true motion, so such a mask trails its object a little more each frame until the next label
+frame proposes it afresh.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+FLOW_SIDE = 320
+SAMPLE_STEP = 4  # image px between the mask pixels whose flow is fitted
+EDGE_PX = 3  # image px of a mask's edge left out of the fit
+MIN_POINTS = 6  # fewer points than this: the mask is moved by their median flow alone
+RANSAC_PX = 2.0  # image px a point may miss the fitted motion and still count for it
+
+
+class RegionFlow:
+    """Forward flow from the previous frame given to ``advance`` to this one (one instance per image stream)."""
+
+    def __init__(self, work_side: int = FLOW_SIDE) -> None:
+        self.work_side = int(work_side)
+        # Medium, not ultrafast (a few ms less): on the dev scenes' objects carried four frames, the
+        # carried masks' IoU with the truth was 0.85 against 0.78 (a GrabCut decode per region: 0.85).
+        self._dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
+        self._previous: np.ndarray | None = None
+        self._image_hw: tuple[int, int] | None = None
+
+    def reset(self) -> None:
+        """Forget the previous frame (the next ``advance`` has nothing to compare with)."""
+        self._previous = None
+        self._image_hw = None
+
+    def advance(self, rgb: np.ndarray) -> np.ndarray | None:
+        """``h×w×2 float32`` flow (``dx, dy`` in *image* pixels, on the work grid ``h×w``) from the previous
+        frame to the ``H×W×3 uint8 RGB`` ``rgb``; None for the first frame or after a size change."""
+        image_hw = rgb.shape[:2]
+        scale = min(1.0, self.work_side / max(image_hw))
+        work_wh = (max(1, round(image_hw[1] * scale)), max(1, round(image_hw[0] * scale)))
+        grey = cv2.cvtColor(cv2.resize(rgb, work_wh, interpolation=cv2.INTER_AREA), cv2.COLOR_RGB2GRAY)
+        previous, same_size = self._previous, self._image_hw == image_hw
+        self._previous, self._image_hw = grey, image_hw
+        if previous is None or not same_size:
+            return None
+        flow = self._dis.calc(previous, grey, None)
+        flow[..., 0] *= image_hw[1] / work_wh[0]  # work pixels -> image pixels
+        flow[..., 1] *= image_hw[0] / work_wh[1]
+        return flow
+
+
+def carry_masks(masks: list[np.ndarray], flow: np.ndarray) -> list[np.ndarray]:
+    """Each ``H×W bool`` mask of the previous frame moved into this one along ``h×w×2`` ``flow``
+    (``RegionFlow.advance``) by the similarity transform fitted to the flow under it (an empty mask stays empty)."""
+    return [_carry(mask, flow) for mask in masks]
+
+
+def _carry(mask: np.ndarray, flow: np.ndarray) -> np.ndarray:
+    h, w = mask.shape
+    inner = cv2.erode(mask.astype(np.uint8), np.ones((2 * EDGE_PX + 1, 2 * EDGE_PX + 1), np.uint8))
+    if not inner.any():
+        inner = mask.astype(np.uint8)
+    ys, xs = np.nonzero(inner[::SAMPLE_STEP, ::SAMPLE_STEP])
+    if len(ys) == 0:  # thinner than the sampling step
+        ys, xs = np.nonzero(inner)
+        if len(ys) == 0:
+            return mask.copy()
+    else:
+        ys, xs = ys * SAMPLE_STEP, xs * SAMPLE_STEP
+    fh, fw = flow.shape[:2]
+    moves = flow[np.minimum(ys * fh // h, fh - 1), np.minimum(xs * fw // w, fw - 1)]
+    before = np.stack([xs, ys], axis=1).astype(np.float32)
+    motion = None
+    if len(before) >= MIN_POINTS:
+        motion, _ = cv2.estimateAffinePartial2D(before, before + moves, method=cv2.RANSAC,
+                                                ransacReprojThreshold=RANSAC_PX)
+    if motion is None:  # too few points, or no consistent motion among them: the median shift
+        dx, dy = np.median(moves, axis=0)
+        motion = np.float32([[1, 0, dx], [0, 1, dy]])
+    return cv2.warpAffine(mask.astype(np.uint8), motion, (w, h), flags=cv2.INTER_NEAREST,
+                          borderMode=cv2.BORDER_CONSTANT, borderValue=0) > 0

@@ -1,0 +1,88 @@
+"""Masks carried along dense optical flow (``core/region_flow.py``) on hand-made moving squares."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from perovss_ros.core.region_flow import RegionFlow, carry_masks
+from tests.core.images import BLUE, RED, background, iou
+
+
+def speckled_square(img: np.ndarray, x: int, y: int, size: int, colour: tuple[int, int, int],
+                    seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Copy of ``img`` with a ``size``² square of ``colour`` under a fixed random speckle (texture that moves
+    with it and, unlike stripes, does not repeat) at (x, y), and its mask."""
+    out = img.copy()
+    speckle = np.random.default_rng(seed).normal(0, 40, (size, size, 1))
+    out[y:y + size, x:x + size] = np.clip(np.asarray(colour, np.float64) + speckle, 0, 255).astype(np.uint8)
+    mask = np.zeros(img.shape[:2], bool)
+    mask[y:y + size, x:x + size] = True
+    return out, mask
+
+
+def test_a_mask_follows_its_square_across_frames() -> None:
+    flow = RegionFlow()
+    img, mask = speckled_square(background(seed=4), 30, 40, 32, RED)
+    assert flow.advance(img) is None                       # nothing to compare the first frame with
+    for step in range(1, 5):                               # four follow frames, as with label_every 5
+        img, truth = speckled_square(background(seed=4), 30 + 4 * step, 40 + 2 * step, 32, RED)
+        moved = flow.advance(img)
+        assert moved is not None and moved.shape[2] == 2
+        mask = carry_masks([mask], moved)[0]
+        assert iou(mask, truth) >= 0.8, f"step {step}: IoU {iou(mask, truth):.2f}"
+
+
+def test_each_mask_moves_with_its_own_object() -> None:
+    # Two squares going opposite ways: one flow field, each mask carried by the motion under it.
+    flow = RegionFlow()
+    start = background(seed=5)
+    img, red = speckled_square(start, 20, 30, 32, RED, seed=1)
+    img, blue = speckled_square(img, 100, 60, 32, BLUE, seed=2)
+    flow.advance(img)
+    img, red_now = speckled_square(start, 24, 30, 32, RED, seed=1)
+    img, blue_now = speckled_square(img, 96, 60, 32, BLUE, seed=2)
+    red_moved, blue_moved = carry_masks([red, blue], flow.advance(img))
+    assert iou(red_moved, red_now) >= 0.8 and iou(blue_moved, blue_now) >= 0.8
+    assert iou(red_moved, red_now) > iou(red, red_now)     # moving beat standing still
+
+
+def test_a_turning_object_is_turned() -> None:
+    # A speckled bar turned by 15° about its centre: a shift alone could not follow it.
+    img = background(seed=6)
+    bar, mask = speckled_square(img, 50, 40, 60, RED, seed=3)
+    keep = np.zeros_like(mask)
+    keep[60:80, 50:110] = True                             # a 60×20 bar out of the speckled square
+    first = np.where(keep[..., None], bar, img)
+    turn = cv2.getRotationMatrix2D((80.0, 70.0), 15.0, 1.0)
+    second = np.where((cv2.warpAffine(keep.astype(np.uint8), turn, (160, 120), flags=cv2.INTER_NEAREST) > 0)[..., None],
+                      cv2.warpAffine(bar, turn, (160, 120)), img)
+    truth = cv2.warpAffine(keep.astype(np.uint8), turn, (160, 120), flags=cv2.INTER_NEAREST) > 0
+    flow = RegionFlow()
+    flow.advance(first)
+    carried = carry_masks([keep], flow.advance(second))[0]
+    assert iou(carried, truth) >= 0.8 and iou(keep, truth) < 0.7
+
+
+def test_a_new_image_size_or_a_reset_starts_again() -> None:
+    flow = RegionFlow()
+    img, _ = speckled_square(background(seed=6), 30, 40, 32, RED)
+    flow.advance(img)
+    assert flow.advance(cv2.resize(img, (320, 240))) is None
+    assert flow.advance(cv2.resize(img, (320, 240))) is not None
+    flow.reset()
+    assert flow.advance(img) is None
+
+
+def test_flow_is_in_image_pixels_whatever_the_work_size() -> None:
+    # At 640×480 the flow runs at 320 px: a 10 px shift in the image must still read as about 10 px.
+    big = cv2.resize(background(seed=7), (640, 480), interpolation=cv2.INTER_CUBIC)
+    img, before = speckled_square(big, 200, 200, 96, RED)
+    flow = RegionFlow()
+    flow.advance(img)
+    img, truth = speckled_square(big, 210, 200, 96, RED)
+    moved = flow.advance(img)
+    assert moved.shape[:2] == (240, 320)
+    inside = cv2.resize(before.astype(np.uint8), (320, 240), interpolation=cv2.INTER_NEAREST) > 0
+    assert abs(float(np.median(moved[inside][:, 0])) - 10.0) < 2.0
+    assert iou(carry_masks([before], moved)[0], truth) >= 0.85
