@@ -42,14 +42,13 @@ import numpy as np
 
 from perovss_ros.core.config import LABEL_FOLLOW, LABEL_REFINE_SIZE, MIN_REFINE_SIZE, PipelineConfig
 from perovss_ros.core.errors import InvalidInputError
-from perovss_ros.core.matching import tight_box
+from perovss_ros.core.matching import mask_iou, tight_box
 from perovss_ros.core.protocols import MaskDecoder
 from perovss_ros.core.region_flow import RegionFlow, carry_masks
 from perovss_ros.core.scene_segments import (
     GENERIC_ID_MAX,
     GENERIC_ID_MIN,
     follow_regions,
-    mask_iou,
     proposal_refiner,
     propose_regions,
     settle,
