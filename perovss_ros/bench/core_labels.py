@@ -46,9 +46,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _vocabulary() -> list[str]:
-    from perovss_ros.sim.categories import CLASS_WORDS, CLUTTER
+    from perovss_ros.sim.categories import OBJECT_WORDS
 
-    return [w for w in CLASS_WORDS if w != CLUTTER]  # clutter is background texture, no object word
+    return list(OBJECT_WORDS)
 
 
 def _categories(scene):

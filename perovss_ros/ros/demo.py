@@ -184,13 +184,6 @@ class DemoOptions:
     labels: bool = False
 
 
-def demo_vocabulary() -> list[str]:
-    """The words the labelled demo starts the node with: the simulator's object categories."""
-    from perovss_ros.sim.sprites import SHAPES
-
-    return list(SHAPES)
-
-
 def ensure_synthetic_clip() -> Path:
     """The synthetic CLIP's weights file, trained first when it is not cached (a few minutes, once)."""
     from perovss_ros.core.labels import synthetic_clip
@@ -241,6 +234,7 @@ def run_demo(options: DemoOptions) -> int:
     from perovss_ros.eval.report import write_report
     from perovss_ros.eval.runner import ConceptMap, EvalRecorder
     from perovss_ros.sim.bags import read_frames, read_teach, write_scene_bag
+    from perovss_ros.sim.categories import OBJECT_WORDS
     from perovss_ros.sim.scenes import make_scene
     from perovss_ros.sim.topics import MASK_TOPIC
 
@@ -266,8 +260,8 @@ def run_demo(options: DemoOptions) -> int:
               "reliability": "reliable", "publish_overlay": "false"}
     if options.labels:
         clip = ensure_synthetic_clip()
-        params.update(labels="true", clip_model="synthetic-clip", vocabulary=",".join(demo_vocabulary()))
-        _say(f"labels: on, synthetic-clip ({clip.name}), vocabulary {', '.join(demo_vocabulary())}")
+        params.update(labels="true", clip_model="synthetic-clip", vocabulary=",".join(OBJECT_WORDS))
+        _say(f"labels: on, synthetic-clip ({clip.name}), vocabulary {', '.join(OBJECT_WORDS)}")
     node = NodeProcess(params, out / "node.log", remaps={"image": IMAGE_TOPIC})
     client = streamer = None
     try:

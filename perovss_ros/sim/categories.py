@@ -15,6 +15,8 @@ from perovss_ros.sim.sprites import SHAPES
 CLUTTER = "clutter"
 #: Class words in id order: the sprite shapes, then the background clutter.
 CLASS_WORDS: tuple[str, ...] = (*SHAPES, CLUTTER)
+#: The words a vocabulary names the scenes' objects by (clutter is background texture, no object word).
+OBJECT_WORDS: tuple[str, ...] = SHAPES
 #: word -> class id (1..len(CLASS_WORDS)); 0 is "no class".
 CLASS_IDS: dict[str, int] = {word: k + 1 for k, word in enumerate(CLASS_WORDS)}
 NO_CLASS = 0
