@@ -44,12 +44,14 @@ MIN_BRIGHTNESS = 24.0
 class RegionDescriptor:
     """Cues of one masked region: ``colour`` (histogram, sums to 1), ``pattern`` (vector), ``outline``
     (``core/shape.py`` signature, None when the mask has no usable outline); ``cut``: the mask
-    touches the image border, so part of its outline is the border's."""
+    touches the image border, so part of its outline is the border's; ``palette``: the share of its
+    pixels per chromaticity bin and brightness tier (``palette``), for ``colour_support``."""
 
     colour: np.ndarray
     pattern: np.ndarray
     outline: np.ndarray | None
     cut: bool = False
+    palette: np.ndarray | None = None
 
 
 def _interior(mask: np.ndarray) -> np.ndarray:
@@ -130,7 +132,91 @@ def describe_region(rgb: np.ndarray, mask: np.ndarray) -> RegionDescriptor | Non
     pixels = _interior(mask)
     cut = bool(mask[0].any() or mask[-1].any() or mask[:, 0].any() or mask[:, -1].any())
     return RegionDescriptor(colour=colour_histogram(rgb, pixels), pattern=pattern_vector(rgb, mask, pixels),
-                            outline=shape_signature(mask), cut=cut)
+                            outline=shape_signature(mask), cut=cut, palette=palette(rgb[pixels]))
+
+
+# A palette cell is one of the concept's colours where some reference view puts at least this share
+# of its pixels.
+SUPPORT_SHARE = 0.01
+# The colour-supported part of a mask is an option of its own only when it drops at least this share
+# of the mask (less is noise) and keeps at least MIN_SUPPORTED of it (less is a speck, not the object).
+MIN_TRIM = 0.08
+MIN_SUPPORTED = 0.2
+# Brightness tiers of the palette: half an octave each (a cell widened by one tier either way takes a
+# change of light of about ±40 %), from MIN_BRIGHTNESS to white.
+TIER_STEP = 0.5
+TIERS = int(np.ceil((np.log2(255.0) - np.log2(MIN_BRIGHTNESS)) / TIER_STEP))
+
+
+def _palette_cells(rgb_values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per pixel (``N×3`` float32 RGB) its palette cell ``(r bin, g bin, tier)`` (``N×3`` int64) and whether it
+    is lit enough to have one (``N`` bool). Tiers are ``TIER_STEP`` wide in log2 of the brightness, from
+    ``MIN_BRIGHTNESS`` up."""
+    total = rgb_values.sum(axis=1)
+    bright = total / 3.0
+    chroma = rgb_values[:, :2] / np.maximum(total[:, None], 1.0)
+    bins = np.clip((chroma / 0.8 * CHROMA_BINS).astype(np.int64), 0, CHROMA_BINS - 1)
+    steps = (np.log2(np.maximum(bright, MIN_BRIGHTNESS)) - np.log2(MIN_BRIGHTNESS)) / TIER_STEP
+    tier = np.clip(steps.astype(np.int64), 0, TIERS - 1)
+    return np.column_stack([bins, tier]), bright >= MIN_BRIGHTNESS
+
+
+def palette(rgb_values: np.ndarray) -> np.ndarray:
+    """``CHROMA_BINS×CHROMA_BINS×TIERS`` float32: the share of the lit pixels (``N×3`` RGB) in each
+    chromaticity bin and brightness tier. Dark stripes and a grey background share a chromaticity;
+    their tiers tell them apart."""
+    cells, lit = _palette_cells(rgb_values.astype(np.float32))
+    out = np.zeros((CHROMA_BINS, CHROMA_BINS, TIERS), np.float32)
+    np.add.at(out, tuple(cells[lit].T), 1.0)
+    return out / max(float(out.sum()), 1.0)
+
+
+def colour_support(rgb: np.ndarray, mask: np.ndarray, references: tuple[RegionDescriptor, ...] | list
+                   ) -> np.ndarray | None:
+    """The part of the ``H×W bool`` ``mask`` whose colours the concept's ``references`` show, or None.
+
+    A decoded mask that spilled onto a touching thing of another colour (an occluder in front of
+    a partly hidden object, background the image border left without contrast) keeps its own
+    colours only: each pixel's palette cell (chromaticity and brightness tier, ``palette``) is
+    looked up in the union of the references' palettes, each reference cell widened by one bin
+    and one tier (dark pixels, whose chromaticity is noise, count as shown); the result is opened
+    and closed, and its largest component within the mask is returned. None when that trims less
+    than ``MIN_TRIM`` of the mask or keeps less than ``MIN_SUPPORTED`` of it.
+    """
+    charts = [r.palette for r in references if r.palette is not None]
+    if not charts:
+        return None
+    seen = (np.max(charts, axis=0) >= SUPPORT_SHARE).astype(np.uint8)
+    near = np.stack([cv2.dilate(seen[..., t], np.ones((3, 3), np.uint8)) for t in range(TIERS)], axis=2) > 0
+    support = near.copy()
+    support[..., 1:] |= near[..., :-1]
+    support[..., :-1] |= near[..., 1:]
+    mask = np.asarray(mask, bool)
+    ys, xs = np.nonzero(mask)
+    if xs.size < MIN_PIXELS:
+        return None
+    cells, lit = _palette_cells(rgb[ys, xs].astype(np.float32))
+    shown = ~lit | support[cells[:, 0], cells[:, 1], cells[:, 2]]
+    kept = int(shown.sum())
+    if kept > (1.0 - MIN_TRIM) * xs.size or kept < MIN_SUPPORTED * xs.size:
+        return None
+    y0, x0 = ys.min(), xs.min()
+    crop = np.zeros((ys.max() - y0 + 1, xs.max() - x0 + 1), np.uint8)
+    crop[ys[shown] - y0, xs[shown] - x0] = 1
+    side = max(3, 2 * round(0.03 * np.sqrt(xs.size)) + 1)  # relative to the mask's size
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (side, side))
+    crop = cv2.morphologyEx(cv2.morphologyEx(crop, cv2.MORPH_OPEN, kernel), cv2.MORPH_CLOSE, kernel)
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(crop, connectivity=8)
+    if count < 2:
+        return None
+    largest = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
+    part = np.zeros_like(mask)
+    part[y0:y0 + crop.shape[0], x0:x0 + crop.shape[1]] = labels == largest
+    part &= mask
+    area = int(part.sum())
+    if area > (1.0 - MIN_TRIM) * xs.size or area < MIN_SUPPORTED * xs.size:
+        return None
+    return part
 
 
 def hellinger(p: np.ndarray, q: np.ndarray) -> float:

@@ -10,11 +10,12 @@ Per frame and concept (``segment_frame``):
    candidates' peaks and PerSAM's argmin as negative points, and its region as the bound of the
    mask (negative evidence cuts a touching look-alike off). A decoder without logits (classic)
    skips refinement 2 (``run_cascade(refine=False)``).
-3. Region check (``core/appearance.py``): the decoded mask, or the part of it where a touching
-   neighbour is split off, is described by colour, surface pattern and outline; its weighted
-   distance to the shots must stay within ``cues.accept`` (``TRACKED_SLACK`` × that for the
-   tracked candidate, whose outline an occluder may have cut; its outline is left out where the
-   image border cuts the mask). A look-alike that differs in one attribute lies far off in that cue.
+3. Region check (``core/appearance.py``): the decoded mask, the part of it where a touching
+   neighbour is split off, or the part in the concept's own colours (``colour_support``), is
+   described by colour, surface pattern and outline; its weighted distance to the shots must
+   stay within ``cues.accept`` (``TRACKED_SLACK`` × that for the tracked candidate, whose outline
+   an occluder may have cut; its outline is left out where the image border cuts the mask). A
+   look-alike that differs in one attribute lies far off in that cue.
 4. Round 1: the tracked candidate (or the best one) of every concept, one batched decode. A
    tracked candidate within ``SETTLE`` × accept is kept; otherwise round 2 decodes the rest of the
    first ``MAX_DECODES``, and round 3 the others where none of those passed. Among the candidates
@@ -42,6 +43,7 @@ from perovss_ros.core import matching, presence
 from perovss_ros.core.appearance import (
     CueCheck,
     RegionDescriptor,
+    colour_support,
     cue_distances,
     cue_scale,
     cue_weights,
@@ -204,7 +206,8 @@ def candidate_request(candidate: Candidate, others: list[Candidate], logits: tor
 
 def _best_option(mask: np.ndarray, rgb: np.ndarray, cues: CueCheck, image_map: torch.Tensor,
                  tracked: bool = False) -> tuple[np.ndarray, float, RegionDescriptor | None]:
-    """The mask, or its part where a touching neighbour is split off, that looks most like the concept.
+    """The mask, its part where a touching neighbour is split off, or its part in the concept's own colours
+    (``colour_support``: a spill onto an occluder or the background cut off), that looks most like the concept.
 
     Returns that ``H×W bool`` mask, its summed cue distance (``CueCheck.distance``; inf when no
     option can be described) and its description (None then). Among options within ``OPTION_TIE``
@@ -213,7 +216,11 @@ def _best_option(mask: np.ndarray, rgb: np.ndarray, cues: CueCheck, image_map: t
     being followed out of view.
     """
     scored = []
-    for option in outline_options(mask):
+    options = outline_options(mask)
+    trimmed = colour_support(rgb, mask, cues.references)
+    if trimmed is not None:
+        options.append(trimmed)
+    for option in options:
         desc = describe_region(rgb, option)
         if desc is not None:
             scored.append((cues.distance(desc, trust_cut_outline=not tracked),

@@ -8,18 +8,22 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
 from perovss_ros.core.appearance import (
     CUE_FLOORS,
     CUES,
     CueCheck,
     colour_histogram,
+    colour_support,
     cue_distances,
     cue_scale,
     cue_weights,
     describe_region,
     hellinger,
 )
+from perovss_ros.core.decide import _best_option
+from tests.core.images import iou
 from tests.core.test_identity import frame, teach_frames
 
 
@@ -93,3 +97,52 @@ def test_a_mask_cut_by_the_border_keeps_its_outline_only_when_trusted():
     whole, found = frame({"shape": (160, 120, 0)}, seed=6)
     inside = describe_region(whole, found["shape"])
     assert not inside.cut and cues.distance(inside, trust_cut_outline=False) == pytest.approx(cues.distance(inside))
+
+
+def _references():
+    images, masks = teach_frames()
+    return tuple(describe_region(img, m) for img, m in zip(images, masks, strict=True))
+
+
+def test_colour_support_cuts_a_spill_onto_a_touching_thing_of_another_colour():
+    references = _references()
+    # Mine with the blue look-alike touching it: a decode that spilled over both.
+    img, found = frame({"mine": (120, 120, 0), "colour": (190, 120, 0)}, seed=8)
+    both = found["mine"] | found["colour"]
+    part = colour_support(img, both, references)
+    assert part is not None
+    assert iou(part, found["mine"]) > 0.85
+    assert not (part & found["colour"]).sum() > 0.05 * found["colour"].sum()
+    cues = CueCheck(references=references, scale=CUE_FLOORS.copy(), accept=4.5)
+    assert cues.distance(describe_region(img, part)) < 0.5 * cues.distance(describe_region(img, both))
+
+
+def test_colour_support_tells_dark_stripes_from_a_grey_surface_of_their_chromaticity():
+    references = _references()
+    img, found = frame({"mine": (120, 120, 0)}, seed=9)
+    ys, xs = np.nonzero(found["mine"])
+    # A neutral grey strip beside the mug: the chromaticity of its white stripes' shadows, another brightness.
+    strip = np.zeros_like(found["mine"])
+    strip[ys.min():ys.max(), xs.max() + 1:xs.max() + 25] = True
+    img = img.copy()
+    img[strip] = (70, 70, 70)
+    part = colour_support(img, found["mine"] | strip, references)
+    assert part is not None and iou(part, found["mine"]) > 0.85
+
+
+def test_colour_support_leaves_the_object_alone_and_finds_nothing_of_it_in_another_colour():
+    references = _references()
+    img, found = frame({"mine": (90, 120, 30), "colour": (240, 120, 0)}, seed=10)
+    assert colour_support(img, found["mine"], references) is None  # nothing to cut off
+    assert colour_support(img, found["colour"], references) is None  # none of it is mine
+
+
+def test_the_region_check_scores_the_colour_supported_part_of_a_spilled_mask():
+    references = _references()
+    cues = CueCheck(references=references, scale=CUE_FLOORS.copy(), accept=4.5)
+    img, found = frame({"mine": (120, 120, 0), "colour": (190, 120, 0)}, seed=8)
+    both = found["mine"] | found["colour"]
+    flat = torch.zeros(img.shape[:2])
+    option, distance, _ = _best_option(both, img, cues, flat)
+    assert iou(option, found["mine"]) > 0.85
+    assert distance < cues.accept
