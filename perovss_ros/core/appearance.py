@@ -23,6 +23,7 @@ shots; a look-alike that differs in one attribute then lies far off in that one 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import cv2
 import numpy as np
@@ -142,6 +143,10 @@ SUPPORT_SHARE = 0.01
 # of the mask (less is noise) and keeps at least MIN_SUPPORTED of it (less is a speck, not the object).
 MIN_TRIM = 0.08
 MIN_SUPPORTED = 0.2
+# A border-cut mask's colour unit: this share of its pixels outside the concept's palette (a partial
+# view keeps the shots' colours but not their mix; the colour floor's Hellinger 0.04 is about 4 %
+# of the pixels moved).
+PARTIAL_COLOUR_UNIT = 0.04
 # Brightness tiers of the palette: half an octave each (a cell widened by one tier either way takes a
 # change of light of about ±40 %), from MIN_BRIGHTNESS to white.
 TIER_STEP = 0.5
@@ -171,18 +176,10 @@ def palette(rgb_values: np.ndarray) -> np.ndarray:
     return out / max(float(out.sum()), 1.0)
 
 
-def colour_support(rgb: np.ndarray, mask: np.ndarray, references: tuple[RegionDescriptor, ...] | list
-                   ) -> np.ndarray | None:
-    """The part of the ``H×W bool`` ``mask`` whose colours the concept's ``references`` show, or None.
-
-    A decoded mask that spilled onto a touching thing of another colour (an occluder in front of
-    a partly hidden object, background the image border left without contrast) keeps its own
-    colours only: each pixel's palette cell (chromaticity and brightness tier, ``palette``) is
-    looked up in the union of the references' palettes, each reference cell widened by one bin
-    and one tier (dark pixels, whose chromaticity is noise, count as shown); the result is opened
-    and closed, and its largest component within the mask is returned. None when that trims less
-    than ``MIN_TRIM`` of the mask or keeps less than ``MIN_SUPPORTED`` of it.
-    """
+def palette_support(references: tuple[RegionDescriptor, ...] | list) -> np.ndarray | None:
+    """``CHROMA_BINS×CHROMA_BINS×TIERS`` bool: the palette cells that are the concept's colours (cells with at
+    least ``SUPPORT_SHARE`` of some reference's pixels, each widened by one chromaticity bin and one tier);
+    None when no reference has a palette."""
     charts = [r.palette for r in references if r.palette is not None]
     if not charts:
         return None
@@ -191,6 +188,21 @@ def colour_support(rgb: np.ndarray, mask: np.ndarray, references: tuple[RegionDe
     support = near.copy()
     support[..., 1:] |= near[..., :-1]
     support[..., :-1] |= near[..., 1:]
+    return support
+
+
+def colour_support(rgb: np.ndarray, mask: np.ndarray, support: np.ndarray | None) -> np.ndarray | None:
+    """The part of the ``H×W bool`` ``mask`` in the concept's colours (``support``, ``palette_support``), or None.
+
+    A decoded mask that spilled onto a touching thing of another colour (an occluder in front of
+    a partly hidden object, background the image border left without contrast) keeps its own
+    colours only: each pixel's palette cell (chromaticity and brightness tier, ``palette``) is
+    looked up in ``support`` (dark pixels, whose chromaticity is noise, count as shown); the result
+    is opened and closed, and its largest component within the mask is returned. None when that
+    trims less than ``MIN_TRIM`` of the mask or keeps less than ``MIN_SUPPORTED`` of it.
+    """
+    if support is None:
+        return None
     mask = np.asarray(mask, bool)
     ys, xs = np.nonzero(mask)
     if xs.size < MIN_PIXELS:
@@ -263,6 +275,11 @@ class CueCheck:
     accept: float
     weights: np.ndarray = field(default_factory=lambda: np.ones(len(CUES)))
 
+    @cached_property
+    def support(self) -> np.ndarray | None:
+        """The concept's palette cells (``palette_support`` of the references)."""
+        return palette_support(self.references)
+
     def cue_units(self, desc: RegionDescriptor) -> np.ndarray:
         """Per cue the distance to the nearest reference in units of ``scale`` -> float64 (3,)."""
         return cue_distances(desc, list(self.references)) / self.scale
@@ -270,10 +287,18 @@ class CueCheck:
     def weighted_units(self, desc: RegionDescriptor, trust_cut_outline: bool = True) -> np.ndarray:
         """Per cue the weighted units that ``distance`` sums -> float64 (3,).
 
-        ``trust_cut_outline`` False leaves the outline out (0) for a mask the image border cuts (the
-        object followed out of view: its outline is partly the border's).
+        For a mask the image border cuts, one cue is judged as a part of the object: with
+        ``trust_cut_outline`` (a new detection at the border) its outline is checked as it is, and its
+        colour is the smaller of the colour units and the share of its pixels outside the concept's
+        palette (``support``) in units of ``PARTIAL_COLOUR_UNIT`` (the part in view need not have the
+        shots' mix of colours, only their colours); without it (the object followed out of view) its
+        colours are checked as they are and its outline is left out (0), as it is partly the border's.
         """
-        units = self.weights * self.cue_units(desc)
+        units = self.cue_units(desc)
+        if desc.cut and trust_cut_outline and desc.palette is not None and self.support is not None:
+            c = CUES.index("colour")
+            units[c] = min(units[c], float(desc.palette[~self.support].sum()) / PARTIAL_COLOUR_UNIT)
+        units = self.weights * units
         if desc.cut and not trust_cut_outline:
             units[CUES.index("outline")] = 0.0
         return units

@@ -217,7 +217,7 @@ def _best_option(mask: np.ndarray, rgb: np.ndarray, cues: CueCheck, image_map: t
     """
     scored = []
     options = outline_options(mask)
-    trimmed = colour_support(rgb, mask, cues.references)
+    trimmed = colour_support(rgb, mask, cues.support)
     if trimmed is not None:
         options.append(trimmed)
     for option in options:

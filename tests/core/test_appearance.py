@@ -21,6 +21,7 @@ from perovss_ros.core.appearance import (
     cue_weights,
     describe_region,
     hellinger,
+    palette_support,
 )
 from perovss_ros.core.decide import _best_option
 from tests.core.images import iou
@@ -81,22 +82,41 @@ def test_a_close_lookalike_raises_the_weight_of_the_cue_that_separates_it():
     assert cue_weights(own, [np.array([0.0, 0.0, 0.1])], accept=4.0)[2] == pytest.approx(3.0)
 
 
-def test_a_mask_cut_by_the_border_keeps_its_outline_only_when_trusted():
+def test_a_mask_cut_by_the_border_is_judged_as_a_part_of_the_object():
     images, masks = teach_frames()
     references = tuple(describe_region(img, m) for img, m in zip(images, masks, strict=True))
     cues = CueCheck(references=references, scale=CUE_FLOORS.copy(), accept=4.5)
-    # The ball (another outline) pushed half out of view on the left.
+    c, o = CUES.index("colour"), CUES.index("outline")
+    # The ball (another outline, the same colours) pushed half out of view on the left.
     img, found = frame({"shape": (10, 120, 0)}, seed=6)
     desc = describe_region(img, found["shape"])
     assert desc.cut
     units = cues.cue_units(desc)
-    trusted = cues.distance(desc)
-    followed = cues.distance(desc, trust_cut_outline=False)
-    assert trusted == pytest.approx(units.sum())
-    assert followed == pytest.approx(units.sum() - units[CUES.index("outline")])
+    trusted = cues.weighted_units(desc)
+    followed = cues.weighted_units(desc, trust_cut_outline=False)
+    # A new detection: its outline counts as it is, its colour only for colours the shots lack.
+    assert trusted[o] == pytest.approx(units[o])
+    assert trusted[c] <= units[c] and trusted[c] < 1.0
+    # Followed out of view: its outline is left out and its colours must mix as the shots' do.
+    assert followed[o] == 0.0 and followed[c] == pytest.approx(units[c])
+    assert cues.distance(desc) == pytest.approx(trusted.sum())
+    # Mine at the border showing its colours in another mix (its red stripes, few of its white ones).
+    img, found = frame({"mine": (20, 120, 0)}, seed=6)
+    red = found["mine"] & (img[..., 0] > 120) & (img[..., 1] < 110)
+    mix = describe_region(img, red | (found["mine"] & (np.arange(img.shape[1]) < 8)[None, :]))
+    assert mix.cut and cues.cue_units(mix)[c] > 2.0
+    assert cues.weighted_units(mix)[c] < 0.5 * cues.cue_units(mix)[c]
+    assert cues.weighted_units(mix, trust_cut_outline=False)[c] == pytest.approx(cues.cue_units(mix)[c])
+    # The blue look-alike half out of view stays far off in colour either way.
+    img, found = frame({"colour": (10, 120, 0)}, seed=6)
+    blue = describe_region(img, found["colour"])
+    assert blue.cut and cues.weighted_units(blue)[c] > 5.0 and cues.weighted_units(blue, False)[c] > 5.0
+    # A mask inside the image is judged whole whatever the flag.
     whole, found = frame({"shape": (160, 120, 0)}, seed=6)
     inside = describe_region(whole, found["shape"])
-    assert not inside.cut and cues.distance(inside, trust_cut_outline=False) == pytest.approx(cues.distance(inside))
+    assert not inside.cut
+    np.testing.assert_allclose(cues.weighted_units(inside), cues.cue_units(inside))
+    assert cues.distance(inside, trust_cut_outline=False) == pytest.approx(cues.distance(inside))
 
 
 def _references():
@@ -109,7 +129,7 @@ def test_colour_support_cuts_a_spill_onto_a_touching_thing_of_another_colour():
     # Mine with the blue look-alike touching it: a decode that spilled over both.
     img, found = frame({"mine": (120, 120, 0), "colour": (190, 120, 0)}, seed=8)
     both = found["mine"] | found["colour"]
-    part = colour_support(img, both, references)
+    part = colour_support(img, both, palette_support(references))
     assert part is not None
     assert iou(part, found["mine"]) > 0.85
     assert not (part & found["colour"]).sum() > 0.05 * found["colour"].sum()
@@ -126,15 +146,15 @@ def test_colour_support_tells_dark_stripes_from_a_grey_surface_of_their_chromati
     strip[ys.min():ys.max(), xs.max() + 1:xs.max() + 25] = True
     img = img.copy()
     img[strip] = (70, 70, 70)
-    part = colour_support(img, found["mine"] | strip, references)
+    part = colour_support(img, found["mine"] | strip, palette_support(references))
     assert part is not None and iou(part, found["mine"]) > 0.85
 
 
 def test_colour_support_leaves_the_object_alone_and_finds_nothing_of_it_in_another_colour():
     references = _references()
     img, found = frame({"mine": (90, 120, 30), "colour": (240, 120, 0)}, seed=10)
-    assert colour_support(img, found["mine"], references) is None  # nothing to cut off
-    assert colour_support(img, found["colour"], references) is None  # none of it is mine
+    assert colour_support(img, found["mine"], palette_support(references)) is None  # nothing to cut off
+    assert colour_support(img, found["colour"], palette_support(references)) is None  # none of it is mine
 
 
 def test_the_region_check_scores_the_colour_supported_part_of_a_spilled_mask():
