@@ -18,6 +18,12 @@ the *same* object:
 ``cue_distances`` gives each cue's distance to the nearest reference view. How far is still
 "the same" is calibrated per concept at teach time (``CueCheck``), from the spread of its own
 shots; a look-alike that differs in one attribute then lies far off in that one cue.
+
+Each region also has a **palette** (the share of its pixels per chromaticity bin and brightness
+tier): the references' palettes say which colours are the concept's (``palette_support``). That
+cuts a decoded mask back to the concept's colours where it spilled onto something else
+(``colour_support``), and judges the colour of a mask the image border cuts by the colours it
+shows rather than their mix (``CueCheck.weighted_units``).
 """
 
 from __future__ import annotations
@@ -46,7 +52,7 @@ class RegionDescriptor:
     """Cues of one masked region: ``colour`` (histogram, sums to 1), ``pattern`` (vector), ``outline``
     (``core/shape.py`` signature, None when the mask has no usable outline); ``cut``: the mask
     touches the image border, so part of its outline is the border's; ``palette``: the share of its
-    pixels per chromaticity bin and brightness tier (``palette``), for ``colour_support``."""
+    pixels per chromaticity bin and brightness tier (``palette``)."""
 
     colour: np.ndarray
     pattern: np.ndarray
@@ -144,8 +150,8 @@ SUPPORT_SHARE = 0.01
 MIN_TRIM = 0.08
 MIN_SUPPORTED = 0.2
 # A border-cut mask's colour unit: this share of its pixels outside the concept's palette (a partial
-# view keeps the shots' colours but not their mix; the colour floor's Hellinger 0.04 is about 4 %
-# of the pixels moved).
+# view keeps the shots' colours but not their mix; views of the object itself have a few % there,
+# rim pixels mixed with the background and noise).
 PARTIAL_COLOUR_UNIT = 0.04
 # Brightness tiers of the palette: half an octave each (a cell widened by one tier either way takes a
 # change of light of about ±40 %), from MIN_BRIGHTNESS to white.
