@@ -20,10 +20,8 @@ the *same* object:
 shots; a look-alike that differs in one attribute then lies far off in that one cue.
 
 Each region also has a **palette** (the share of its pixels per chromaticity bin and brightness
-tier): the references' palettes say which colours are the concept's (``palette_support``). That
-cuts a decoded mask back to the concept's colours where it spilled onto something else
-(``colour_support``), and judges the colour of a mask the image border cuts by the colours it
-shows rather than their mix (``CueCheck.weighted_units``).
+tier): the references' palettes say which colours are the concept's (``palette_support``), and a
+decoded mask that spilled onto something else is cut back to them (``colour_support``).
 """
 
 from __future__ import annotations
@@ -149,10 +147,6 @@ SUPPORT_SHARE = 0.01
 # of the mask (less is noise) and keeps at least MIN_SUPPORTED of it (less is a speck, not the object).
 MIN_TRIM = 0.08
 MIN_SUPPORTED = 0.2
-# A border-cut mask's colour unit: this share of its pixels outside the concept's palette (a partial
-# view keeps the shots' colours but not their mix; views of the object itself have a few % there,
-# rim pixels mixed with the background and noise).
-PARTIAL_COLOUR_UNIT = 0.04
 # Brightness tiers of the palette: half an octave each (a cell widened by one tier either way takes a
 # change of light of about ±40 %), from MIN_BRIGHTNESS to white.
 TIER_STEP = 0.5
@@ -293,18 +287,10 @@ class CueCheck:
     def weighted_units(self, desc: RegionDescriptor, trust_cut_outline: bool = True) -> np.ndarray:
         """Per cue the weighted units that ``distance`` sums -> float64 (3,).
 
-        For a mask the image border cuts, one cue is judged as a part of the object: with
-        ``trust_cut_outline`` (a new detection at the border) its outline is checked as it is, and its
-        colour is the smaller of the colour units and the share of its pixels outside the concept's
-        palette (``support``) in units of ``PARTIAL_COLOUR_UNIT`` (the part in view need not have the
-        shots' mix of colours, only their colours); without it (the object followed out of view) its
-        colours are checked as they are and its outline is left out (0), as it is partly the border's.
+        ``trust_cut_outline`` False leaves the outline out (0) for a mask the image border cuts (the
+        object followed out of view: its outline is partly the border's).
         """
-        units = self.cue_units(desc)
-        if desc.cut and trust_cut_outline and desc.palette is not None and self.support is not None:
-            c = CUES.index("colour")
-            units[c] = min(units[c], float(desc.palette[~self.support].sum()) / PARTIAL_COLOUR_UNIT)
-        units = self.weights * units
+        units = self.weights * self.cue_units(desc)
         if desc.cut and not trust_cut_outline:
             units[CUES.index("outline")] = 0.0
         return units

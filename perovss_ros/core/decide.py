@@ -14,10 +14,8 @@ Per frame and concept (``segment_frame``):
    neighbour is split off, or the part in the concept's own colours (``colour_support``), is
    described by colour, surface pattern and outline; its weighted distance to the shots must
    stay within ``cues.accept`` (``TRACKED_SLACK`` × that for the tracked candidate, whose outline
-   an occluder may have cut). Where the image border cuts the mask, the tracked candidate's
-   outline is left out, and a new detection's colour is judged by the colours it shows, not their
-   mix (``CueCheck.weighted_units``). A look-alike that differs in one attribute lies far off in
-   that cue.
+   an occluder may have cut; its outline is left out where the image border cuts the mask). A
+   look-alike that differs in one attribute lies far off in that cue.
 4. Round 1: the tracked candidate (or the best one) of every concept, one batched decode. A
    tracked candidate within ``SETTLE`` × accept is kept; otherwise round 2 decodes the rest of the
    first ``MAX_DECODES``, and round 3 the others where none of those passed. Among the candidates
