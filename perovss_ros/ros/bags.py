@@ -104,7 +104,12 @@ def replay(
                         delay = start_wall + (stamp - start_bag) * 1e-9 / rate - time.monotonic()
                         if delay > 0:
                             time.sleep(delay)
-                    pubs[conn.topic].publish(bytes(data))
+                    try:
+                        pubs[conn.topic].publish(bytes(data))
+                    except Exception:  # RCLError or InvalidHandle: Ctrl-C shut the context down after should_stop()
+                        if node.context.ok():
+                            raise
+                        return sent
                     sent += 1
                 if not loop or should_stop():
                     return sent
