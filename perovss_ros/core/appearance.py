@@ -171,9 +171,9 @@ def palette(rgb_values: np.ndarray) -> np.ndarray:
     chromaticity bin and brightness tier. Dark stripes and a grey background share a chromaticity;
     their tiers tell them apart."""
     cells, lit = _palette_cells(rgb_values.astype(np.float32))
-    out = np.zeros((CHROMA_BINS, CHROMA_BINS, TIERS), np.float32)
-    np.add.at(out, tuple(cells[lit].T), 1.0)
-    return out / max(float(out.sum()), 1.0)
+    flat = (cells[lit, 0] * CHROMA_BINS + cells[lit, 1]) * TIERS + cells[lit, 2]
+    out = np.bincount(flat, minlength=CHROMA_BINS * CHROMA_BINS * TIERS).astype(np.float32)
+    return (out / max(float(out.sum()), 1.0)).reshape(CHROMA_BINS, CHROMA_BINS, TIERS)
 
 
 def palette_support(references: tuple[RegionDescriptor, ...] | list) -> np.ndarray | None:
