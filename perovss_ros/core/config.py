@@ -85,7 +85,6 @@ class PipelineConfig:
         _choice("runtime", self.runtime, RUNTIMES)
         _choice("cascade", self.cascade, ("full", "adaptive"))
         _choice("persam_bias", self.persam_bias, ("aligned", "official"))
-        _choice("label_follow", self.label_follow, LABEL_FOLLOW)
         if not isinstance(self.checkpoint, str | os.PathLike):
             raise InvalidInputError(f"config 'checkpoint' must be a path string, got {self.checkpoint!r}")
         self.checkpoint = os.fspath(self.checkpoint)
@@ -95,15 +94,13 @@ class PipelineConfig:
                     f"config 'concept_store' must be a directory path, '' or null, got {self.concept_store!r}"
                 )
             self.concept_store = os.fspath(self.concept_store)
-        for key in ("seed", "max_image_pixels", "max_shots", "label_every", "label_refine_size"):
+        for key in ("seed", "max_image_pixels", "max_shots"):
             value = getattr(self, key)
             if isinstance(value, bool) or not isinstance(value, int):
                 raise InvalidInputError(f"config '{key}' must be an integer, got {value!r}")
-        if self.max_image_pixels < 1 or self.max_shots < 1 or self.label_every < 1:
-            raise InvalidInputError("config 'max_image_pixels', 'max_shots' and 'label_every' must be >= 1")
-        if self.label_refine_size < MIN_REFINE_SIZE:
-            raise InvalidInputError(f"config 'label_refine_size' must be >= {MIN_REFINE_SIZE} px, "
-                                    f"got {self.label_refine_size}")
+        if self.max_image_pixels < 1 or self.max_shots < 1:
+            raise InvalidInputError("config 'max_image_pixels' and 'max_shots' must be >= 1")
+        check_label_options(self.label_every, self.label_follow, self.label_refine_size)
         for key in ("clip_model", "clip_checkpoint"):
             if not isinstance(getattr(self, key), str | os.PathLike):
                 raise InvalidInputError(f"config '{key}' must be a string, got {getattr(self, key)!r}")
@@ -163,6 +160,17 @@ class PipelineConfig:
         raise InvalidInputError(
             f"config must be a dict, a YAML path, a PipelineConfig or None, got {type(config).__name__}"
         )
+
+
+def check_label_options(label_every: object, follow: object, refine_size: object) -> None:
+    """InvalidInputError unless ``label_every`` is an integer >= 1, ``follow`` one of ``LABEL_FOLLOW`` and
+    ``refine_size`` an integer >= ``MIN_REFINE_SIZE`` px (the config's and ``SceneLabeller``'s check)."""
+    for key, value, least in (("label_every", label_every, 1), ("label_refine_size", refine_size, MIN_REFINE_SIZE)):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise InvalidInputError(f"config '{key}' must be an integer, got {value!r}")
+        if value < least:
+            raise InvalidInputError(f"config '{key}' must be >= {least}, got {value!r}")
+    _choice("label_follow", follow, LABEL_FOLLOW)
 
 
 def _choice(key: str, value: object, allowed: tuple[str, ...]) -> None:

@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from perovss_ros.core.config import LABEL_FOLLOW, LABEL_REFINE_SIZE, MIN_REFINE_SIZE, PipelineConfig
+from perovss_ros.core.config import LABEL_REFINE_SIZE, PipelineConfig, check_label_options
 from perovss_ros.core.errors import InvalidInputError
 from perovss_ros.core.matching import mask_iou, tight_box
 from perovss_ros.core.protocols import MaskDecoder
@@ -118,12 +118,7 @@ class SceneLabeller:
 
     def __init__(self, labeller: RegionLabeller, label_every: int = 5, follow: str = "flow",
                  refine_size: int = LABEL_REFINE_SIZE) -> None:
-        if isinstance(label_every, bool) or not isinstance(label_every, int) or label_every < 1:
-            raise InvalidInputError(f"label_every must be an integer >= 1, got {label_every!r}")
-        if isinstance(refine_size, bool) or not isinstance(refine_size, int) or refine_size < MIN_REFINE_SIZE:
-            raise InvalidInputError(f"label_refine_size must be an integer >= {MIN_REFINE_SIZE}, got {refine_size!r}")
-        if follow not in LABEL_FOLLOW:
-            raise InvalidInputError(f"label_follow must be one of {', '.join(LABEL_FOLLOW)}, got {follow!r}")
+        check_label_options(label_every, follow, refine_size)
         self.labeller = labeller
         self.label_every = label_every
         self.follow = follow
