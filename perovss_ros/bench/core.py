@@ -70,6 +70,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--memory-frames", type=int, default=200, help="frames of the memory part")
     parser.add_argument("--no-identity", dest="identity", action="store_false",
                         help="match with PerSAM's cosine map alone (the baseline before identity)")
+    parser.add_argument("--no-distractors", dest="distractors", action="store_false",
+                        help="identity without following the look-alikes seen beside a concept "
+                             "(core/distractors.py), to measure what that memory does")
     parser.add_argument("--explain", action="store_true",
                         help="quality: sort every miss, wrong pick and false alarm by its cause (the identity "
                              "decision's trace against the ground truth; bench/core_explain.py)")
@@ -91,7 +94,8 @@ def _pipeline(args: argparse.Namespace):
     from perovss_ros.core import build_pipeline
 
     return build_pipeline({"backend": args.backend, "model": args.model, "concept_store": "",
-                           "identity": getattr(args, "identity", True)})
+                           "identity": getattr(args, "identity", True),
+                           "distractors": getattr(args, "distractors", True)})
 
 
 @dataclass

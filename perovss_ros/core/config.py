@@ -34,6 +34,9 @@ class PipelineConfig:
     ``presence`` False decodes every concept in every frame (no presence gate). ``identity``
     True (default) tells a concept from its look-alikes (per-concept head, candidate regions,
     outline check: ``core/decide.py``); False matches with PerSAM's cosine map alone.
+    ``distractors`` True (default, with ``identity``) follows the candidate regions seen apart from a
+    concept while it was plainly found, and never takes one of them for it while it is followed
+    (``core/distractors.py``).
     ``max_image_pixels`` bounds H*W of any input image; ``max_shots`` bounds the reference
     shots per concept.
     ``labels`` True names what is not personal with words of ``vocabulary`` (class-agnostic
@@ -61,6 +64,7 @@ class PipelineConfig:
     seed: int = 0
     presence: bool = True
     identity: bool = True
+    distractors: bool = True
     max_image_pixels: int = 4096 * 4096
     max_shots: int = 32
     cascade: str = "full"  # full | adaptive: skip refinement 2 for tracked concepts that agree with their track
@@ -110,7 +114,7 @@ class PipelineConfig:
         if not isinstance(self.vocabulary, list | tuple) or not all(isinstance(w, str) for w in self.vocabulary):
             raise InvalidInputError(f"config 'vocabulary' must be a list of words, got {self.vocabulary!r}")
         self.vocabulary = list(self.vocabulary)
-        for key in ("presence", "identity", "labels", "personal_fusion"):
+        for key in ("presence", "identity", "distractors", "labels", "personal_fusion"):
             if not isinstance(getattr(self, key), bool):
                 raise InvalidInputError(f"config '{key}' must be true or false, got {getattr(self, key)!r}")
 

@@ -50,6 +50,7 @@ from perovss_ros.core.appearance import (
     describe_region,
 )
 from perovss_ros.core.cascade import CascadeRequest, decoder_has_logits, run_cascade
+from perovss_ros.core.distractors import DistractorMemory
 from perovss_ros.core.identity import (
     Candidate,
     IdentityModel,
@@ -235,7 +236,8 @@ def _best_option(mask: np.ndarray, rgb: np.ndarray, cues: CueCheck, image_map: t
 
 def segment_frame(decoder: MaskDecoder, features: Features, rgb: np.ndarray, concepts: list, tracks: dict,
                   gate: bool, timings: dict[str, float] | None = None, cascade: str = "full",
-                  trace: list[CandidateTrace] | None = None) -> FrameDecision:
+                  trace: list[CandidateTrace] | None = None,
+                  distractors: dict[str, DistractorMemory] | None = None) -> FrameDecision:
     """Find, decide and decode every concept (with an ``identity`` model) in one encoded frame.
 
     ``concepts``: ``Concept`` objects; ``tracks``: name -> (expanded predicted box, centre) or None;
@@ -244,6 +246,8 @@ def segment_frame(decoder: MaskDecoder, features: Features, rgb: np.ndarray, con
     priorities). ``timings`` receives ``match`` (heads and candidates), ``prompt``, ``decode`` and
     ``verify`` (region cues) seconds; ``cascade`` is the decode cascade's mode (``run_cascade``).
     ``trace``, when given, receives a ``CandidateTrace`` per decoded candidate (for diagnosis).
+    ``distractors``: name -> the concept's ``DistractorMemory`` (``core/distractors.py``), moved on and
+    taught in place; a candidate that continues a distractor is not decoded. None: no distractors.
     """
     timings = {} if timings is None else timings
     tick = time.perf_counter()
@@ -258,7 +262,14 @@ def segment_frame(decoder: MaskDecoder, features: Features, rgb: np.ndarray, con
     tracked: dict[int, Candidate | None] = {}
     for i, concept in enumerate(concepts):
         model = models[i]
-        eligible = [c for c in candidates[i] if c.score >= min(model.threshold, 0.0)] if gate else candidates[i][:1]
+        memory = distractors.get(concept.name) if distractors is not None and gate else None
+        followed = memory.associate([c.cells for c in candidates[i]]) if memory is not None else [False] * len(
+            candidates[i])
+        if gate:
+            eligible = [c for c, f in zip(candidates[i], followed, strict=True)
+                        if not f and c.score >= min(model.threshold, 0.0)]
+        else:
+            eligible = candidates[i][:1]
         if not eligible:
             continue
         track = tracks.get(concept.name)
@@ -274,7 +285,8 @@ def segment_frame(decoder: MaskDecoder, features: Features, rgb: np.ndarray, con
         return decision
     decision.image_maps = matching.upsample_to_image(maps, features)
     refine = decoder_has_logits(decoder)
-    best: dict[int, tuple[float, np.ndarray, float, float]] = {}  # cost, mask, decoder score, margin
+    best: dict[int, tuple[float, np.ndarray, float, float, Candidate, bool]] = {}  # cost, mask, decoder score,
+    # margin, candidate, sure (the tracked candidate, plainly passing: a frame distractors are learnt in)
     traced: dict[int, CandidateTrace] = {}  # the trace entry of each concept's current best
     # Round 1: each concept's tracked candidate (or its best one). A tracked candidate that clearly
     # passes the cues (SETTLE) is kept without decoding the rest: continuity, and one decode per
@@ -315,23 +327,28 @@ def segment_frame(decoder: MaskDecoder, features: Features, rgb: np.ndarray, con
                 if distance > limit:
                     continue
                 margin = 1.0 - distance / limit
-                if is_tracked and distance <= SETTLE * cues.accept:
+                sure = is_tracked and distance <= SETTLE * cues.accept
+                if sure:
                     settled.add(i)
                 # The head's own view breaks near-ties: one unit for a candidate that scores like the shots.
                 head = (plans[i][n].score - models[i].threshold) / max(models[i].fg_low - models[i].threshold, 0.5)
                 cost = distance - HEAD_WEIGHT * float(np.clip(head, -1.0, 1.0)) - (TRACK_BONUS if is_tracked else 0.0)
             else:
-                cost, margin = float(n), 1.0
+                cost, margin, sure = float(n), 1.0, False
                 settled.add(i)
             if i not in best or cost < best[i][0]:
-                best[i] = (cost, mask, float(decoded.scores[row]), margin)
+                best[i] = (cost, mask, float(decoded.scores[row]), margin, plans[i][n], sure)
                 if entry is not None:
                     traced[i] = entry
         timings["verify"] = timings.get("verify", 0.0) + time.perf_counter() - tick
-    for i, (_, mask, score, margin) in best.items():
+    for i, (_, mask, score, margin, cand, sure) in best.items():
         decision.masks[i] = mask
         decision.decode_scores[i] = score
         decision.margins[i] = margin
+        if sure and distractors is not None and concepts[i].name in distractors:
+            taken = cand.cells | (matching.mask_to_grid(mask, features).numpy() > 0)
+            distractors[concepts[i].name].learn([c.cells for c in candidates[i]], [c.score for c in candidates[i]],
+                                                taken)
     for entry in traced.values():
         entry.chosen = True
     return decision

@@ -22,6 +22,7 @@ from perovss_ros.core import decide, labelling, matching, presence
 from perovss_ros.core.cascade import CascadeRequest, decoder_has_logits, run_cascade
 from perovss_ros.core.concept import Concept, Shot, validate_name
 from perovss_ros.core.config import PipelineConfig
+from perovss_ros.core.distractors import DistractorMemory
 from perovss_ros.core.errors import (
     ConceptStoreError,
     InvalidInputError,
@@ -95,6 +96,7 @@ class Pipeline:
         self._swap_lock = threading.Lock()  # guards the _concepts swap and the tracker (short holds)
         self._teach_lock = threading.Lock()  # serialises teach/forget: ids, store writes
         self._tracker = Tracker()
+        self._distractors: dict[str, DistractorMemory] = {}  # per concept, under _swap_lock like the tracker
         self.scene = labelling.scene_labeller_for(config, labeller)  # None: labelling off
         # Diagnosis (``perovss bench core --explain``): when True, each frame's identity decision keeps
         # its decoded candidates in ``identity_trace`` (name -> CandidateTrace list); off on the node.
@@ -119,6 +121,7 @@ class Pipeline:
             with self._swap_lock:
                 self._concepts = {k: v for k, v in self._concepts.items() if k != name}
                 self._tracker.forget(name)
+                self._distractors.pop(name, None)
             if self.scene is not None:
                 self.scene.set_personal(name, None)
 
@@ -126,6 +129,7 @@ class Pipeline:
         """Forget every concept's last box; the next frame searches globally."""
         with self._swap_lock:
             self._tracker.reset()
+            self._distractors.clear()
         if self.scene is not None:
             self.scene.reset()
 
@@ -255,6 +259,7 @@ class Pipeline:
             with self._swap_lock:
                 self._concepts = {**self._concepts, name: concept}
                 self._tracker.forget(name)
+                self._distractors.pop(name, None)
         return TeachResult(concept=concept.info(), self_iou=self_iou, category=concept.category,
                            category_source=source)
 
@@ -524,8 +529,12 @@ class Pipeline:
                           timings: dict[str, float]) -> _Found:
         """``_segment`` with candidates, identity and the outline check (``core/decide.py``)."""
         trace: list[decide.CandidateTrace] | None = [] if self.record_identity_trace and gate else None
+        distractors = None
+        if self.config.distractors:
+            with self._swap_lock:
+                distractors = {c.name: self._distractors.setdefault(c.name, DistractorMemory()) for c in concepts}
         decision = decide.segment_frame(self.decoder, features, rgb, concepts, tracks, gate, timings,
-                                        cascade=self.config.cascade, trace=trace)
+                                        cascade=self.config.cascade, trace=trace, distractors=distractors)
         if trace is not None:
             self.identity_trace = {c.name: [t for t in trace if t.concept == i] for i, c in enumerate(concepts)}
         result = _Found([None] * len(concepts), decision.presence, [0.0] * len(concepts),

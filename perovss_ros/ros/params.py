@@ -56,6 +56,8 @@ PARAMETERS: tuple[ParamSpec, ...] = (
               pipeline_key=True),
     ParamSpec("identity", True, "tell taught objects from look-alikes (per-concept head, candidates, outline "
               "check); false = PerSAM's cosine map alone", pipeline_key=True),
+    ParamSpec("distractors", True, "with identity: follow the look-alikes seen beside a taught object while it "
+              "was plainly found, and never take one of them for it while it is followed", pipeline_key=True),
     ParamSpec("cascade", "full", "decode cascade: full, or adaptive (skip refinement 2 for a tracked concept "
               "whose mask agrees with its track)", ("full", "adaptive"), pipeline_key=True),
     ParamSpec("max_image_pixels", 4096 * 4096, "largest accepted image (width×height), frames and "

@@ -30,6 +30,8 @@ SPRITES = {
     "pattern": make_sprite("mug", "dots", RED, WHITE, 96),
     "shape": make_sprite("ball", "stripes", RED, WHITE, 96),
 }
+# A perfect look-alike: no appearance cue can tell it from mine, only where it has been.
+SPRITES["twin"] = SPRITES["mine"]
 
 
 def frame(placements: dict[str, tuple[float, float, float]], seed: int = 0) -> tuple[np.ndarray, dict]:
@@ -229,3 +231,32 @@ def test_a_region_with_two_separate_peaks_also_gives_its_parts():
     flat[1:5, 1:11] = 1.0
     flat[2, 3] = 1.3
     assert len(find_candidates(flat, (6, 12), cell_to_image=10.0, top_k=2, limit=8)) == 1
+
+
+def test_a_twin_seen_beside_mine_is_not_taken_for_mine_when_mine_leaves(taught):
+    iid = taught.concepts()[0].instance_id
+    taught.reset_tracking()
+    # Alone, the twin is taken for mine: appearance cannot tell them apart.
+    img, masks = frame({"twin": (240, 130, 10)}, seed=11)
+    alone = taught.process(img).instance_mask == iid
+    assert iou(alone, masks["twin"]) > 0.6
+    taught.reset_tracking()
+    for step in range(3):  # mine alone, followed
+        img, masks = frame({"mine": (80 + 4 * step, 120, 3 * step)}, seed=11)
+        assert iou(taught.process(img).instance_mask == iid, masks["mine"]) > 0.6, step
+    for step in range(3):  # the twin comes into view beside mine, which stays plainly found
+        img, masks = frame({"mine": (92 + 4 * step, 120, 9 + 3 * step), "twin": (240, 130 - 3 * step, 10 + 4 * step)},
+                           seed=11)
+        found = taught.process(img).instance_mask == iid
+        assert iou(found, masks["mine"]) > 0.6 and not (found & masks["twin"]).any(), step
+    for step in range(3):  # mine leaves; the twin stays in view
+        img, masks = frame({"twin": (240, 121 - 3 * step, 22 + 4 * step)}, seed=11)
+        assert taught.process(img).segments == [], step
+    # Mine comes back elsewhere: found again, the twin still not.
+    img, masks = frame({"mine": (80, 120, 0), "twin": (240, 112, 34)}, seed=11)
+    found = taught.process(img).instance_mask == iid
+    assert iou(found, masks["mine"]) > 0.6 and not (found & masks["twin"]).any()
+    # After a reset nothing is remembered: the twin alone is taken for mine again.
+    taught.reset_tracking()
+    img, masks = frame({"twin": (240, 112, 34)}, seed=11)
+    assert iou(taught.process(img).instance_mask == iid, masks["twin"]) > 0.6

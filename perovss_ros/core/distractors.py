@@ -1,0 +1,115 @@
+"""What not to track: the look-alikes seen beside a concept while it was found with confidence.
+
+A look-alike that differs from the concept in one attribute can pass the region check in a frame
+where that attribute is hard to see (an occluder cuts the outline, the light shifts the colour).
+Appearance alone cannot rule it out then, but where it has been can: in the frames before, while
+the concept was followed and plainly passed the check, the look-alike was a separate candidate
+region beside it. ``DistractorMemory`` keeps those regions (per concept, bounded) and follows them
+from frame to frame by their overlap with the next frame's candidates, as a tracker follows its
+target (the idea of distractor-aware trackers such as KeepTrack). A candidate that continues a
+distractor is not the concept while the distractor is followed, even when the concept itself is
+hidden or out of view and the look-alike is the best thing left.
+
+Only confident frames add distractors (``learn``): a frame where the concept's choice is unsure
+could make the concept itself a distractor. Every frame moves them on (``associate``); one not
+seen for ``MAX_MISSED`` frames is dropped, so the memory forgets a look-alike that left.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+# Distractors kept per concept (the highest-scoring new ones first).
+MAX_DISTRACTORS = 8
+# A distractor not matched for more than this many frames is dropped.
+MAX_MISSED = 3
+# A candidate continues a distractor when at least this share of its cells lies within the
+# distractor's cells grown by FOLLOW_RINGS cells (how far a region may move between frames).
+FOLLOW_SHARE = 0.5
+FOLLOW_RINGS = 2
+# A distractor does not take on a region more than this many times its size (see ``associate``).
+MAX_GROWTH = 1.5
+
+
+@dataclass
+class Distractor:
+    """One region followed as "not the concept": ``cells`` (``h×w`` bool grid) where it was last seen,
+    ``missed`` frames since then."""
+
+    cells: np.ndarray
+    missed: int = 0
+
+
+def _grown(cells: np.ndarray, rings: int) -> np.ndarray:
+    size = 2 * rings + 1
+    return cv2.dilate(cells.astype(np.uint8), np.ones((size, size), np.uint8)) > 0
+
+
+def _iou(a: np.ndarray, b: np.ndarray) -> float:
+    return float((a & b).sum()) / max(1, int((a | b).sum()))
+
+
+class DistractorMemory:
+    """Per concept: the regions followed as look-alikes, on one grid size. Not thread-safe by itself."""
+
+    def __init__(self) -> None:
+        self.items: list[Distractor] = []
+
+    def associate(self, regions: list[np.ndarray]) -> list[bool]:
+        """Move every distractor onto this frame's candidate ``regions`` (``h×w`` bool cells each) and
+        say which of them continue one (those are not the concept).
+
+        A distractor moves to the marked region most like its last cells (IoU), unless that region is
+    ``MAX_GROWTH`` times its size (merged with a neighbour: it stays put); one that no region
+        continues counts a missed frame and is dropped after ``MAX_MISSED``. A grid of another size
+        (the image size changed) drops every distractor.
+        """
+        marked = [False] * len(regions)
+        if self.items and regions and self.items[0].cells.shape != regions[0].shape:
+            self.items = []
+        kept = []
+        for item in self.items:
+            reach = _grown(item.cells, FOLLOW_RINGS)
+            follows = [n for n, cells in enumerate(regions)
+                       if cells.any() and (cells & reach).sum() >= FOLLOW_SHARE * cells.sum()]
+            for n in follows:
+                marked[n] = True
+            if follows:
+                # The one most like it (IoU), not the largest: a region merged with a neighbour must
+                # not carry the distractor onto the neighbour.
+                best = max(follows, key=lambda n: _iou(regions[n], item.cells))
+                cells = regions[best]
+                # Merged with a neighbour (the concept itself, passing close): stay where it was seen.
+                if int(cells.sum()) > MAX_GROWTH * int(item.cells.sum()):
+                    cells = item.cells
+                kept.append(Distractor(cells.copy(), 0))
+            elif item.missed < MAX_MISSED:
+                kept.append(Distractor(item.cells, item.missed + 1))
+        self.items = kept
+        return marked
+
+    def learn(self, regions: list[np.ndarray], scores: list[float], concept_cells: np.ndarray) -> None:
+        """In a frame where the concept was found with confidence at ``concept_cells`` (``h×w`` bool):
+        drop the distractors that lie on it, and follow every candidate region apart from it (``scores``:
+        the regions' head scores, the strongest kept first when the memory is full)."""
+        self.items = [d for d in self.items if not (d.cells & concept_cells).any()]
+        # A region within following reach of the concept may be a part of it the mask missed.
+        near = _grown(concept_cells, FOLLOW_RINGS + 1)
+        known = np.zeros_like(concept_cells)
+        for item in self.items:
+            known |= item.cells
+        order = sorted(range(len(regions)), key=lambda n: -scores[n])
+        for n in order:
+            if len(self.items) >= MAX_DISTRACTORS:
+                break
+            cells = regions[n]
+            if cells.any() and not (cells & near).any() and not (cells & known).any():
+                self.items.append(Distractor(cells.copy(), 0))
+                known |= cells
+
+    def clear(self) -> None:
+        """Forget every distractor."""
+        self.items = []
