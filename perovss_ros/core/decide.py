@@ -5,6 +5,8 @@ Per frame and concept (``segment_frame``):
 1. The concept's identity head gives a logit map; ``find_candidates`` turns it into candidate
    regions, best score first. Candidates at or above ``min(threshold, 0)`` are eligible: the head
    only has to keep out what plainly is not the concept, the region cues below decide identity.
+   A candidate that continues a distractor (``core/distractors.py``: a region seen apart from the
+   concept in a frame where its tracked candidate passed within ``SETTLE`` × accept) is not eligible.
 2. The plan is the eligible candidates, the one that continues the track (it touches the
    predicted box) first. Each is decoded with its peak as the positive point, the other
    candidates' peaks and PerSAM's argmin as negative points, and its region as the bound of the
@@ -263,8 +265,11 @@ def segment_frame(decoder: MaskDecoder, features: Features, rgb: np.ndarray, con
     for i, concept in enumerate(concepts):
         model = models[i]
         memory = distractors.get(concept.name) if distractors is not None and gate else None
-        followed = memory.associate([c.cells for c in candidates[i]]) if memory is not None else [False] * len(
-            candidates[i])
+        track = tracks.get(concept.name)
+        on_track = _box_cells(track[0], features) if track is not None else None
+        followed = [False] * len(candidates[i])
+        if memory is not None:
+            followed = memory.associate([c.cells for c in candidates[i]], on_track)
         if gate:
             eligible = [c for c, f in zip(candidates[i], followed, strict=True)
                         if not f and c.score >= min(model.threshold, 0.0)]
@@ -272,8 +277,6 @@ def segment_frame(decoder: MaskDecoder, features: Features, rgb: np.ndarray, con
             eligible = candidates[i][:1]
         if not eligible:
             continue
-        track = tracks.get(concept.name)
-        on_track = _box_cells(track[0], features) if track is not None else None
         cont = [c for c in eligible if on_track is not None and bool((c.cells & on_track).any())]
         tracked[i] = cont[0] if cont else None
         plan = list(eligible)

@@ -32,6 +32,9 @@ FOLLOW_SHARE = 0.5
 FOLLOW_RINGS = 2
 # A distractor does not take on a region more than this many times its size (see ``associate``).
 MAX_GROWTH = 1.5
+# Regions smaller than this share of the concept's are not learnt: fragments of the head's map, not
+# an object that could be taken for the concept.
+MIN_SIZE_SHARE = 0.25
 
 
 @dataclass
@@ -58,12 +61,14 @@ class DistractorMemory:
     def __init__(self) -> None:
         self.items: list[Distractor] = []
 
-    def associate(self, regions: list[np.ndarray]) -> list[bool]:
+    def associate(self, regions: list[np.ndarray], keep_out: np.ndarray | None = None) -> list[bool]:
         """Move every distractor onto this frame's candidate ``regions`` (``h×w`` bool cells each) and
         say which of them continue one (those are not the concept).
 
-        A distractor moves to the marked region most like its last cells (IoU), unless that region is
-    ``MAX_GROWTH`` times its size (merged with a neighbour: it stays put); one that no region
+        A distractor moves to the marked region most like its last cells (IoU), less the ``keep_out``
+        cells (where the concept is expected: its track's predicted box), unless what is left is more
+        than ``MAX_GROWTH`` times its size (merged with a neighbour) or nothing: then it stays where it
+        was. So a look-alike passing close never carries its distractor onto the concept. One that no region
         continues counts a missed frame and is dropped after ``MAX_MISSED``. A grid of another size
         (the image size changed) drops every distractor.
         """
@@ -81,9 +86,8 @@ class DistractorMemory:
                 # The one most like it (IoU), not the largest: a region merged with a neighbour must
                 # not carry the distractor onto the neighbour.
                 best = max(follows, key=lambda n: _iou(regions[n], item.cells))
-                cells = regions[best]
-                # Merged with a neighbour (the concept itself, passing close): stay where it was seen.
-                if int(cells.sum()) > MAX_GROWTH * int(item.cells.sum()):
+                cells = regions[best] & ~keep_out if keep_out is not None else regions[best]
+                if not cells.any() or int(cells.sum()) > MAX_GROWTH * int(item.cells.sum()):
                     cells = item.cells
                 kept.append(Distractor(cells.copy(), 0))
             elif item.missed < MAX_MISSED:
@@ -94,10 +98,12 @@ class DistractorMemory:
     def learn(self, regions: list[np.ndarray], scores: list[float], concept_cells: np.ndarray) -> None:
         """In a frame where the concept was found with confidence at ``concept_cells`` (``h×w`` bool):
         drop the distractors that lie on it, and follow every candidate region apart from it (``scores``:
-        the regions' head scores, the strongest kept first when the memory is full)."""
+        the regions' head scores, the strongest kept first when the memory is full). Regions smaller than
+        ``MIN_SIZE_SHARE`` of the concept's cells are fragments, not learnt."""
         self.items = [d for d in self.items if not (d.cells & concept_cells).any()]
         # A region within following reach of the concept may be a part of it the mask missed.
         near = _grown(concept_cells, FOLLOW_RINGS + 1)
+        least = MIN_SIZE_SHARE * int(concept_cells.sum())
         known = np.zeros_like(concept_cells)
         for item in self.items:
             known |= item.cells
@@ -106,7 +112,7 @@ class DistractorMemory:
             if len(self.items) >= MAX_DISTRACTORS:
                 break
             cells = regions[n]
-            if cells.any() and not (cells & near).any() and not (cells & known).any():
+            if cells.sum() >= least and not (cells & near).any() and not (cells & known).any():
                 self.items.append(Distractor(cells.copy(), 0))
                 known |= cells
 

@@ -85,3 +85,22 @@ def test_another_grid_size_forgets_everything():
     other = block(5, 20, grid=(30, 40))
     assert memory.associate([other]) == [False]
     assert memory.items == []
+
+
+def test_a_distractor_never_moves_onto_where_the_concept_is_expected():
+    memory = DistractorMemory()
+    memory.learn([block(5, 14)], [1.0], block(5, 5))
+    expected = block(4, 4, 5, 8)  # the concept's predicted box: columns 4-11
+    # The look-alike reaches into the concept's box: it is marked, but its distractor keeps out of the box.
+    assert memory.associate([block(5, 10, w=6)], keep_out=expected) == [True]
+    assert np.array_equal(memory.items[0].cells, block(5, 12, w=4))
+    # Wholly inside the box: marked, and the distractor stays where it was.
+    assert memory.associate([block(5, 9)], keep_out=expected) == [True]
+    assert np.array_equal(memory.items[0].cells, block(5, 12, w=4)) and memory.items[0].missed == 0
+
+
+def test_fragments_much_smaller_than_the_concept_are_not_learnt():
+    memory = DistractorMemory()
+    concept = block(2, 2, 6, 6)  # 36 cells
+    memory.learn([block(2, 20, 2, 2), block(10, 20, 3, 3)], [2.0, 1.0], concept)  # 4 cells: a fragment; 9 cells
+    assert len(memory.items) == 1 and int(memory.items[0].cells.sum()) == 9
