@@ -289,7 +289,7 @@ def segment_frame(decoder: MaskDecoder, features: Features, rgb: np.ndarray, con
     decision.image_maps = matching.upsample_to_image(maps, features)
     refine = decoder_has_logits(decoder)
     best: dict[int, tuple[float, np.ndarray, float, float, Candidate, bool]] = {}  # cost, mask, decoder score,
-    # margin, candidate, sure (the tracked candidate, plainly passing: a frame distractors are learnt in)
+    # margin, candidate, sure (the tracked candidate, plainly passing on every cue: a frame distractors are learnt in)
     traced: dict[int, CandidateTrace] = {}  # the trace entry of each concept's current best
     # Round 1: each concept's tracked candidate (or its best one). A tracked candidate that clearly
     # passes the cues (SETTLE) is kept without decoding the rest: continuity, and one decode per
@@ -330,9 +330,12 @@ def segment_frame(decoder: MaskDecoder, features: Features, rgb: np.ndarray, con
                 if distance > limit:
                     continue
                 margin = 1.0 - distance / limit
-                sure = is_tracked and distance <= SETTLE * cues.accept
-                if sure:
+                if is_tracked and distance <= SETTLE * cues.accept:
                     settled.add(i)
+                # Sure enough to learn distractors from: a border-cut tracked mask, whose outline was
+                # left out, must also pass with it (as a new detection would).
+                sure = i in settled and desc is not None and (
+                    not desc.cut or cues.distance(desc, trust_cut_outline=True) <= cues.accept)
                 # The head's own view breaks near-ties: one unit for a candidate that scores like the shots.
                 head = (plans[i][n].score - models[i].threshold) / max(models[i].fg_low - models[i].threshold, 0.5)
                 cost = distance - HEAD_WEIGHT * float(np.clip(head, -1.0, 1.0)) - (TRACK_BONUS if is_tracked else 0.0)

@@ -98,8 +98,9 @@ class DistractorMemory:
     def learn(self, regions: list[np.ndarray], scores: list[float], concept_cells: np.ndarray) -> None:
         """In a frame where the concept was found with confidence at ``concept_cells`` (``h×w`` bool):
         drop the distractors that lie on it, and follow every candidate region apart from it (``scores``:
-        the regions' head scores, the strongest kept first when the memory is full). Regions smaller than
-        ``MIN_SIZE_SHARE`` of the concept's cells are fragments, not learnt."""
+        the regions' head scores, the strongest kept first when the memory is full).
+
+        Regions smaller than ``MIN_SIZE_SHARE`` of the concept's cells are fragments, not learnt."""
         self.items = [d for d in self.items if not (d.cells & concept_cells).any()]
         # A region within following reach of the concept may be a part of it the mask missed.
         near = _grown(concept_cells, FOLLOW_RINGS + 1)

@@ -104,3 +104,4 @@ def test_fragments_much_smaller_than_the_concept_are_not_learnt():
     concept = block(2, 2, 6, 6)  # 36 cells
     memory.learn([block(2, 20, 2, 2), block(10, 20, 3, 3)], [2.0, 1.0], concept)  # 4 cells: a fragment; 9 cells
     assert len(memory.items) == 1 and int(memory.items[0].cells.sum()) == 9
+
