@@ -73,6 +73,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-distractors", dest="distractors", action="store_false",
                         help="identity without following the look-alikes seen beside a concept "
                              "(core/distractors.py), to measure what that memory does")
+    parser.add_argument("--no-turned-shots", dest="turned_shots", action="store_false",
+                        help="identity without the teach shots turned by 90/180/270 degrees as positives, "
+                             "to measure what they do")
     parser.add_argument("--explain", action="store_true",
                         help="quality: sort every miss, wrong pick and false alarm by its cause (the identity "
                              "decision's trace against the ground truth; bench/core_explain.py)")
@@ -95,7 +98,8 @@ def _pipeline(args: argparse.Namespace):
 
     return build_pipeline({"backend": args.backend, "model": args.model, "concept_store": "",
                            "identity": getattr(args, "identity", True),
-                           "distractors": getattr(args, "distractors", True)})
+                           "distractors": getattr(args, "distractors", True),
+                           "turned_shots": getattr(args, "turned_shots", True)})
 
 
 @dataclass

@@ -7,6 +7,8 @@ scene's ground truth, names what happened to each pair that did not come out rig
 
 * a miss where my object was decoded but the region check turned it down, with the cue that
   counted most against it and whether the border cut it (the object entering or leaving view);
+* a miss where my object passed the region check but another region elsewhere passed as well
+  (``decide.AMBIGUITY``: a new pick between two that fit alike waits);
 * a miss where no decoded mask lies on my object (IoU ≥ ``MINE_IOU``): it was not among the
   eligible candidates, or its candidate's mask spilled onto a neighbour or covered only part of it;
 * a wrong pick or a false alarm, split by whether the pick continued the track (a look-alike the
@@ -45,6 +47,8 @@ def explain_pair(outcome: str, traces: Sequence[CandidateTrace], gt: np.ndarray)
         best = min(mine, key=lambda t: t.distance)
         if best.units is None:
             return "miss: mine decoded, too small to describe"
+        if best.distance <= best.limit:
+            return "miss: mine passed, tied with another region (ambiguous)"
         cue = CUES[int(np.argmax(best.units))]
         return f"miss: mine decoded, turned down by {cue}" + (" (cut by the border)" if best.cut else "")
     if outcome in ("wrong_object", "false_alarm"):

@@ -37,6 +37,9 @@ class PipelineConfig:
     ``distractors`` True (default, with ``identity``) follows the candidate regions seen apart from a
     concept while it was plainly found, and never takes one of them for it while it is followed
     (``core/distractors.py``).
+    ``turned_shots`` True (default, with ``identity``) also learns each shot turned by 90, 180 and 270
+    degrees as the concept, so the head does not tell it from a look-alike by the direction of its
+    pattern; it encodes three more images per shot at teach time (False: teach is that much faster).
     ``max_image_pixels`` bounds H*W of any input image; ``max_shots`` bounds the reference
     shots per concept.
     ``labels`` True names what is not personal with words of ``vocabulary`` (class-agnostic
@@ -65,6 +68,7 @@ class PipelineConfig:
     presence: bool = True
     identity: bool = True
     distractors: bool = True
+    turned_shots: bool = True
     max_image_pixels: int = 4096 * 4096
     max_shots: int = 32
     cascade: str = "full"  # full | adaptive: skip refinement 2 for tracked concepts that agree with their track
@@ -114,7 +118,7 @@ class PipelineConfig:
         if not isinstance(self.vocabulary, list | tuple) or not all(isinstance(w, str) for w in self.vocabulary):
             raise InvalidInputError(f"config 'vocabulary' must be a list of words, got {self.vocabulary!r}")
         self.vocabulary = list(self.vocabulary)
-        for key in ("presence", "identity", "distractors", "labels", "personal_fusion"):
+        for key in ("presence", "identity", "distractors", "turned_shots", "labels", "personal_fusion"):
             if not isinstance(getattr(self, key), bool):
                 raise InvalidInputError(f"config '{key}' must be true or false, got {getattr(self, key)!r}")
 

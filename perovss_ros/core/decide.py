@@ -23,12 +23,15 @@ Per frame and concept (``segment_frame``):
    first ``MAX_DECODES``, and round 3 the others where none of those passed. Among the candidates
    that pass, the lowest cost wins: the cue distance, less ``HEAD_WEIGHT`` for a head score like
    the shots', less ``TRACK_BONUS`` for continuing the track. When none passes, the concept is
-   absent in this frame.
+   absent in this frame. A winner that does not continue the track, with another candidate
+   elsewhere passing within ``AMBIGUITY`` units of it, is not taken either: two regions fit the
+   concept equally well, and a track started on the wrong one would hold it.
 
-At teach time ``fit_identity`` fits the head, calibrates its threshold leave-one-out on the shots,
-and calibrates the region check: references are the shots' masks and the decoder's own masks of
-them, each cue's unit is the shots' spread (``cue_scale``), and the look-alikes decoded in the
-teach frames raise the weight of the cue that tells each of them apart (``cue_weights``).
+At teach time ``fit_identity`` fits the head (on the shots and on each shot turned by
+``SHOT_TURNS``), calibrates its threshold leave-one-out on the shots, and calibrates the region
+check: references are the shots' masks and the decoder's own masks of them, each cue's unit is the
+shots' spread (``cue_scale``), and the look-alikes decoded in the teach frames raise the weight of
+the cue that tells each of them apart (``cue_weights``).
 """
 
 from __future__ import annotations
@@ -83,6 +86,9 @@ ACCEPT = 4.5
 TRACKED_SLACK = 2.0
 TRACK_BONUS = 1.0
 HEAD_WEIGHT = 1.0
+# A new pick (not continuing a track) with another candidate elsewhere passing within this many
+# units of its cost is one of two look-alikes, not yet the concept: the frame waits for evidence.
+AMBIGUITY = 1.0
 # A tracked candidate this close (fraction of ACCEPT) is kept without decoding the others.
 SETTLE = 0.5
 # Split options within this many units of the nearest are decided by the head.
@@ -91,6 +97,8 @@ MAX_CALIBRATION_NEGATIVES = 8
 OWN_DECODE_IOU = 0.8
 # Hue turns (degrees) of the first shot's object, learnt as negatives.
 RECOLOUR_SHIFTS = (120.0, 240.0)
+# In-plane turns (degrees) of every shot's object, learnt as positives (``turned_cells``).
+SHOT_TURNS = (90.0, 180.0, 270.0)
 
 
 @dataclass
@@ -291,6 +299,7 @@ def segment_frame(decoder: MaskDecoder, features: Features, rgb: np.ndarray, con
     best: dict[int, tuple[float, np.ndarray, float, float, Candidate, bool]] = {}  # cost, mask, decoder score,
     # margin, candidate, sure (the tracked candidate, plainly passing on every cue: a frame distractors are learnt in)
     traced: dict[int, CandidateTrace] = {}  # the trace entry of each concept's current best
+    passed: dict[int, list[tuple[float, np.ndarray, bool]]] = {}  # per concept: cost, mask, tracked of each pass
     # Round 1: each concept's tracked candidate (or its best one). A tracked candidate that clearly
     # passes the cues (SETTLE) is kept without decoding the rest: continuity, and one decode per
     # concept in the common case. Round 2: the rest of the first MAX_DECODES; round 3: the others,
@@ -342,11 +351,16 @@ def segment_frame(decoder: MaskDecoder, features: Features, rgb: np.ndarray, con
             else:
                 cost, margin, sure = float(n), 1.0, False
                 settled.add(i)
+            passed.setdefault(i, []).append((cost, mask, is_tracked))
             if i not in best or cost < best[i][0]:
                 best[i] = (cost, mask, float(decoded.scores[row]), margin, plans[i][n], sure)
                 if entry is not None:
                     traced[i] = entry
         timings["verify"] = timings.get("verify", 0.0) + time.perf_counter() - tick
+    for i in list(best):
+        if gate and _ambiguous(best[i][0], best[i][1], passed.get(i, [])):
+            del best[i]
+            traced.pop(i, None)
     for i, (_, mask, score, margin, cand, sure) in best.items():
         decision.masks[i] = mask
         decision.decode_scores[i] = score
@@ -362,12 +376,13 @@ def segment_frame(decoder: MaskDecoder, features: Features, rgb: np.ndarray, con
 
 def fit_identity(decoder: MaskDecoder, images: list[np.ndarray], masks: list[np.ndarray],
                  features: list[Features], fg_cells: list[torch.Tensor], embedding: torch.Tensor,
-                 top_k: int, encode=None) -> IdentityModel:
+                 top_k: int, encode=None, turns: tuple[float, ...] = SHOT_TURNS) -> IdentityModel:
     """Fit and calibrate a concept's identity model on its shots (see the module docstring).
 
     ``images``/``masks``: the shots (``H×W×3 uint8 RGB`` / ``H×W bool``); ``fg_cells``: per shot the
     ``h×w`` bool object cells of its grid. ``encode``: the backend's ``ImageEncoder.encode``, for
-    the recoloured shot (None: no recoloured negatives).
+    the recoloured shot and the turned ones (None: neither). ``turns``: the angles each shot is turned
+    by and learnt as the concept too (``turned_cells``; empty: none).
     """
     grids = [f.grid for f in features]
     bg_cells = []
@@ -382,7 +397,13 @@ def fit_identity(decoder: MaskDecoder, images: list[np.ndarray], masks: list[np.
         # show no look-alike of another colour.
         extra_neg = torch.cat([normalised_cells(encode(recoloured(images[0], masks[0], shift)).grid, fg_cells[0])
                                for shift in RECOLOUR_SHIFTS])
-    full, held_out = fit_shot_heads(grids, fg_cells, bg_cells, extra_neg)
+    turned = None
+    if encode is not None and turns:
+        # Every shot turned: the direction of its pattern in the image is not part of the concept
+        # (the object turns), so the head must not tell a look-alike apart by it.
+        turned = [torch.cat([turned_cells(encode, image, mask, angle) for angle in turns])
+                  for image, mask in zip(images, masks, strict=True)]
+    full, held_out = fit_shot_heads(grids, fg_cells, bg_cells, extra_neg, turned)
     fg_scores, own, off_candidates = [], [], []
     for i, f in enumerate(features):
         # What the object scores in a frame the head has not seen (leave-one-out) ...
@@ -408,6 +429,30 @@ def fit_identity(decoder: MaskDecoder, images: list[np.ndarray], masks: list[np.
     # Below logit 0 the head itself says "not the concept", whatever the shots' spread.
     return IdentityModel(head=full, threshold=max(cal.threshold, 0.0), fg_low=cal.fg_low, bg_high=cal.bg_high,
                          cues=cues)
+
+
+def turned_cells(encode, rgb: np.ndarray, mask: np.ndarray, angle: float) -> torch.Tensor:
+    """``m×C`` L2-normalised features of the object cells (at least half covered) of the ``H×W×3 uint8 RGB``
+    shot and its ``H×W bool`` mask turned by ``angle`` degrees about the object's centre, encoded by
+    ``encode`` (the backend's ``ImageEncoder.encode``). The corners the turn uncovers are mirrored in."""
+    ys, xs = np.nonzero(mask)
+    centre = (float(xs.mean()), float(ys.mean()))
+    h, w = mask.shape
+    turn = cv2.getRotationMatrix2D(centre, angle, 1.0)
+    image = cv2.warpAffine(rgb, turn, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+    turned = cv2.warpAffine(mask.astype(np.uint8), turn, (w, h), flags=cv2.INTER_NEAREST) > 0
+    feats = encode(image)
+    cells = matching.mask_to_grid(turned, feats) >= 0.5
+    return normalised_cells(feats.grid, cells)
+
+
+def _ambiguous(cost: float, mask: np.ndarray, passed: list[tuple[float, np.ndarray, bool]]) -> bool:
+    """Whether a pick of ``cost`` and ``mask`` is one of two: not the tracked candidate, and another
+    candidate elsewhere (mask IoU below 0.5), not tracked either, passed within ``AMBIGUITY`` of it."""
+    if any(tracked for c, m, tracked in passed if m is mask):
+        return False
+    return any(not tracked and m is not mask and c <= cost + AMBIGUITY and matching.mask_iou(m, mask) < 0.5
+               for c, m, tracked in passed)
 
 
 def _elsewhere(candidate: Candidate, candidates: list[Candidate]) -> list[Candidate]:

@@ -203,23 +203,23 @@ class IdentityModel:
 
 
 def fit_shot_heads(grids: list[torch.Tensor], fg_cells: list[torch.Tensor], bg_cells: list[torch.Tensor],
-                   extra_negatives: torch.Tensor | None = None, extra_positives: torch.Tensor | None = None
+                   extra_negatives: torch.Tensor | None = None, turned: list[torch.Tensor] | None = None
                    ) -> tuple[IdentityHead, list[IdentityHead]]:
     """The head on all shots and, per shot, the head fitted without it (leave-one-out).
 
     ``grids``: per shot ``C×h×w``; ``fg_cells``/``bg_cells``: per shot ``h×w`` bool object cells and
     cells the mask does not touch. ``extra_negatives``: ``m×C`` L2-normalised rows every head also
-    learns to reject, as hard negatives (e.g. the object recoloured); ``extra_positives``: rows
-    every head also accepts (e.g. the object turned). With one shot the leave-one-out head is the
-    full one.
+    learns to reject, as hard negatives (e.g. the object recoloured); ``turned``: per shot ``m×C``
+    L2-normalised rows a head that fits the shot also accepts (the shot's object turned), so a shot
+    left out is left out with its turns. With one shot the leave-one-out head is the full one.
     """
     pos = [normalised_cells(g, c) for g, c in zip(grids, fg_cells, strict=True)]
     neg = [normalised_cells(g, c) for g, c in zip(grids, bg_cells, strict=True)]
     extra = extra_negatives if extra_negatives is not None else torch.zeros(0, grids[0].shape[0])
-    more = extra_positives if extra_positives is not None else torch.zeros(0, grids[0].shape[0])
+    more = turned if turned is not None else [torch.zeros(0, grids[0].shape[0])] * len(grids)
 
     def fit(idx: list[int]) -> IdentityHead:
-        p = torch.cat([pos[i] for i in idx] + [more.float()])
+        p = torch.cat([pos[i] for i in idx] + [more[i].float() for i in idx])
         n = torch.cat([neg[i] for i in idx])
         weights = torch.cat([hard_negative_weights(n, p.mean(0)), torch.full((extra.shape[0],), 1.0 + HARD_WEIGHT)])
         return fit_identity_head(p, torch.cat([n, extra.float()]), weights)

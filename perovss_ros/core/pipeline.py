@@ -384,7 +384,8 @@ class Pipeline:
         if self.config.identity:
             concept.identity = decide.fit_identity(
                 self.decoder, [s.image for s in shots], [s.mask for s in shots], features, object_cells,
-                embedding, top_k, encode=self.encoder.encode)
+                embedding, top_k, encode=self.encoder.encode,
+                turns=decide.SHOT_TURNS if self.config.turned_shots else ())
         if fine_tune:
             concept.scale_weights = self._fit_scale_weights(concept, shots[0], features[0])
         return concept

@@ -58,6 +58,9 @@ PARAMETERS: tuple[ParamSpec, ...] = (
               "check); false = PerSAM's cosine map alone", pipeline_key=True),
     ParamSpec("distractors", True, "with identity: follow the look-alikes seen beside a taught object while it "
               "was plainly found, and never take one of them for it while it is followed", pipeline_key=True),
+    ParamSpec("turned_shots", True, "with identity: also learn each teach shot turned by 90, 180 and 270 degrees "
+              "(three more encodes per shot at teach time), so a pattern's direction does not decide identity",
+              pipeline_key=True),
     ParamSpec("cascade", "full", "decode cascade: full, or adaptive (skip refinement 2 for a tracked concept "
               "whose mask agrees with its track)", ("full", "adaptive"), pipeline_key=True),
     ParamSpec("max_image_pixels", 4096 * 4096, "largest accepted image (width×height), frames and "

@@ -25,8 +25,15 @@ def test_a_miss_names_the_cue_that_turned_mine_down():
     mine = _trace(_square(5, 5), [0.5, 0.4, 4.0], cut=True)
     cause = explain_pair("miss", [lookalike, mine], gt)
     assert cause == "miss: mine decoded, turned down by outline (cut by the border)"
-    whole = _trace(_square(6, 5), [3.0, 0.4, 1.0])
+    whole = _trace(_square(6, 5), [4.0, 0.4, 1.0])
     assert explain_pair("miss", [whole], gt) == "miss: mine decoded, turned down by colour"
+
+
+def test_a_miss_where_mine_passed_beside_an_equal_region_is_called_ambiguous():
+    gt = _square(5, 5)
+    mine = _trace(_square(5, 5), [0.5, 0.4, 1.0])
+    twin = _trace(_square(40, 20), [0.4, 0.5, 1.0])
+    assert explain_pair("miss", [mine, twin], gt) == "miss: mine passed, tied with another region (ambiguous)"
 
 
 def test_a_miss_without_my_object_among_the_decoded_says_so():
