@@ -152,7 +152,9 @@ def _measure(variant: _Variant, scene, names: list[str], k: int, warmup: int, co
     """Teach K concepts and process ``warmup + count`` frames → (timing row, per-frame label masks)."""
     from perovss_ros.core import Pipeline, PipelineConfig
 
-    config = PipelineConfig.coerce({"backend": "sam", "model": "tiny", "presence": False, "concept_store": None})
+    # Frames are what is timed: turned teach shots would only add encodes the memo cannot serve.
+    config = PipelineConfig.coerce({"backend": "sam", "model": "tiny", "presence": False, "concept_store": None,
+                                    "turned_shots": False})
     pipe = Pipeline(config, MemoEncoder(variant.encoder), variant.decoder, "sam")
     for j in range(k):
         pipe.teach(f"concept_{j}", scene.teach_frames[:1], masks=scene.teach_masks(names[j % len(names)])[:1])

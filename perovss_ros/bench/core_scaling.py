@@ -31,7 +31,7 @@ import argparse
 import statistics
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -299,7 +299,8 @@ def taught_pipeline(config, memo, decoder, scene, k: int, teach_frames: list[np.
     from perovss_ros.core import Pipeline, PipelineConfig
 
     names = [obj.name for obj in scene.objects]
-    pipe = Pipeline(PipelineConfig.coerce(config), memo, decoder, "sam")
+    # Frames are what is timed: turned teach shots would only add encodes the memo cannot serve.
+    pipe = Pipeline(replace(PipelineConfig.coerce(config), turned_shots=False), memo, decoder, "sam")
     for j in range(k):
         masks = scene.teach_masks(names[j % len(names)])[: len(teach_frames)]
         pipe.teach(f"concept_{j}", teach_frames, masks=masks)
