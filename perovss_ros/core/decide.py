@@ -61,6 +61,7 @@ from perovss_ros.core.identity import (
     IdentityModel,
     find_candidates,
     fit_shot_heads,
+    grow_cells,
     normalised_cells,
     recoloured,
     region_score,
@@ -174,11 +175,6 @@ def _union_box(a: BoxXYXY, b: BoxXYXY) -> BoxXYXY:
     return min(a[0], b[0]), min(a[1], b[1]), max(a[2], b[2]), max(a[3], b[3])
 
 
-def _grow(cells: np.ndarray, rings: int = 1) -> np.ndarray:
-    size = 2 * rings + 1
-    return cv2.dilate(cells.astype(np.uint8), np.ones((size, size), np.uint8)) > 0
-
-
 def candidate_request(candidate: Candidate, others: list[Candidate], logits: torch.Tensor,
                       features: Features, embedding: torch.Tensor, track: TrackPrompt | None,
                       scale_weights: torch.Tensor | None = None) -> CascadeRequest:
@@ -186,7 +182,7 @@ def candidate_request(candidate: Candidate, others: list[Candidate], logits: tor
     points = [candidate.peak]
     labels = [1]
     box = track_box = None
-    region = _grow(candidate.cells, max(1, round(REGION_MARGIN_PX / cell_pixels(features))))
+    region = grow_cells(candidate.cells, max(1, round(REGION_MARGIN_PX / cell_pixels(features))))
     if track is not None and bool((_box_cells(track[0], features) & candidate.cells).any()):
         # The tracked box, widened to the candidate's region: a mask that shrank in the last frame
         # must not shrink the next one's box with it.
@@ -299,7 +295,7 @@ def segment_frame(decoder: MaskDecoder, features: Features, rgb: np.ndarray, con
     best: dict[int, tuple[float, np.ndarray, float, float, Candidate, bool]] = {}  # cost, mask, decoder score,
     # margin, candidate, sure (the tracked candidate, plainly passing on every cue: a frame distractors are learnt in)
     traced: dict[int, CandidateTrace] = {}  # the trace entry of each concept's current best
-    passed: dict[int, list[tuple[float, np.ndarray, bool]]] = {}  # per concept: cost, mask, tracked of each pass
+    passed: dict[int, list[tuple[float, np.ndarray]]] = {}  # per concept: cost and mask of each untracked pass
     # Round 1: each concept's tracked candidate (or its best one). A tracked candidate that clearly
     # passes the cues (SETTLE) is kept without decoding the rest: continuity, and one decode per
     # concept in the common case. Round 2: the rest of the first MAX_DECODES; round 3: the others,
@@ -348,17 +344,18 @@ def segment_frame(decoder: MaskDecoder, features: Features, rgb: np.ndarray, con
                 # The head's own view breaks near-ties: one unit for a candidate that scores like the shots.
                 head = (plans[i][n].score - models[i].threshold) / max(models[i].fg_low - models[i].threshold, 0.5)
                 cost = distance - HEAD_WEIGHT * float(np.clip(head, -1.0, 1.0)) - (TRACK_BONUS if is_tracked else 0.0)
+                if not is_tracked:
+                    passed.setdefault(i, []).append((cost, mask))
             else:
                 cost, margin, sure = float(n), 1.0, False
                 settled.add(i)
-            passed.setdefault(i, []).append((cost, mask, is_tracked))
             if i not in best or cost < best[i][0]:
                 best[i] = (cost, mask, float(decoded.scores[row]), margin, plans[i][n], sure)
                 if entry is not None:
                     traced[i] = entry
         timings["verify"] = timings.get("verify", 0.0) + time.perf_counter() - tick
     for i in list(best):
-        if gate and _ambiguous(best[i][0], best[i][1], passed.get(i, [])):
+        if best[i][4] is not tracked[i] and _ambiguous(best[i][0], best[i][1], passed.get(i, [])):
             del best[i]
             traced.pop(i, None)
     for i, (_, mask, score, margin, cand, sure) in best.items():
@@ -446,13 +443,10 @@ def turned_cells(encode, rgb: np.ndarray, mask: np.ndarray, angle: float) -> tor
     return normalised_cells(feats.grid, cells)
 
 
-def _ambiguous(cost: float, mask: np.ndarray, passed: list[tuple[float, np.ndarray, bool]]) -> bool:
-    """Whether a pick of ``cost`` and ``mask`` is one of two: not the tracked candidate, and another
-    candidate elsewhere (mask IoU below 0.5), not tracked either, passed within ``AMBIGUITY`` of it."""
-    if any(tracked for c, m, tracked in passed if m is mask):
-        return False
-    return any(not tracked and m is not mask and c <= cost + AMBIGUITY and matching.mask_iou(m, mask) < 0.5
-               for c, m, tracked in passed)
+def _ambiguous(cost: float, mask: np.ndarray, passed: list[tuple[float, np.ndarray]]) -> bool:
+    """Whether an untracked pick of ``cost`` and ``mask`` is one of two: another untracked candidate
+    elsewhere (mask IoU below 0.5) among the ``passed`` (cost, mask) passed within ``AMBIGUITY`` of it."""
+    return any(m is not mask and c <= cost + AMBIGUITY and matching.mask_iou(m, mask) < 0.5 for c, m in passed)
 
 
 def _elsewhere(candidate: Candidate, candidates: list[Candidate]) -> list[Candidate]:

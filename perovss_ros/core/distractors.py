@@ -19,8 +19,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import cv2
 import numpy as np
+
+from perovss_ros.core.identity import grow_cells
+from perovss_ros.core.matching import mask_iou
 
 # Distractors kept per concept (the highest-scoring new ones first).
 MAX_DISTRACTORS = 8
@@ -46,15 +48,6 @@ class Distractor:
     missed: int = 0
 
 
-def _grown(cells: np.ndarray, rings: int) -> np.ndarray:
-    size = 2 * rings + 1
-    return cv2.dilate(cells.astype(np.uint8), np.ones((size, size), np.uint8)) > 0
-
-
-def _iou(a: np.ndarray, b: np.ndarray) -> float:
-    return float((a & b).sum()) / max(1, int((a | b).sum()))
-
-
 class DistractorMemory:
     """Per concept: the regions followed as look-alikes, on one grid size. Not thread-safe by itself."""
 
@@ -77,7 +70,7 @@ class DistractorMemory:
             self.items = []
         kept = []
         for item in self.items:
-            reach = _grown(item.cells, FOLLOW_RINGS)
+            reach = grow_cells(item.cells, FOLLOW_RINGS)
             follows = [n for n, cells in enumerate(regions)
                        if cells.any() and (cells & reach).sum() >= FOLLOW_SHARE * cells.sum()]
             for n in follows:
@@ -85,7 +78,7 @@ class DistractorMemory:
             if follows:
                 # The one most like it (IoU), not the largest: a region merged with a neighbour must
                 # not carry the distractor onto the neighbour.
-                best = max(follows, key=lambda n: _iou(regions[n], item.cells))
+                best = max(follows, key=lambda n: mask_iou(regions[n], item.cells))
                 cells = regions[best] & ~keep_out if keep_out is not None else regions[best]
                 if not cells.any() or int(cells.sum()) > MAX_GROWTH * int(item.cells.sum()):
                     cells = item.cells
@@ -103,7 +96,7 @@ class DistractorMemory:
         Regions smaller than ``MIN_SIZE_SHARE`` of the concept's cells are fragments, not learnt."""
         self.items = [d for d in self.items if not (d.cells & concept_cells).any()]
         # A region within following reach of the concept may be a part of it the mask missed.
-        near = _grown(concept_cells, FOLLOW_RINGS + 1)
+        near = grow_cells(concept_cells, FOLLOW_RINGS + 1)
         least = MIN_SIZE_SHARE * int(concept_cells.sum())
         known = np.zeros_like(concept_cells)
         for item in self.items:

@@ -108,9 +108,15 @@ class Candidate:
     score: float
 
 
+def grow_cells(cells: np.ndarray, rings: int = 1) -> np.ndarray:
+    """The ``h×w`` bool grid ``cells`` grown by ``rings`` cells in every direction (8-connected)."""
+    size = 2 * rings + 1
+    return cv2.dilate(cells.astype(np.uint8), np.ones((size, size), np.uint8)) > 0
+
+
 def region_score(logits: np.ndarray, cells: np.ndarray, top_k: int) -> float:
     """Mean of the ``top_k`` best values of ``h×w`` ``logits`` over ``cells`` grown by one cell."""
-    ring = cv2.dilate(cells.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
+    ring = grow_cells(cells)
     values = np.sort(logits[ring])[::-1]
     return float(values[:max(1, min(top_k, values.size))].mean())
 
