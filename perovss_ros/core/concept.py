@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from perovss_ros.core.errors import InvalidInputError
-from perovss_ros.core.identity import IdentityModel
+from perovss_ros.core.identity import IdentityFit, IdentityModel
 from perovss_ros.core.types import ConceptInfo
 
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
@@ -44,7 +44,9 @@ class Concept:
     ``embedding``: ``C`` un-normalised mean target feature (semantic prompting).
     ``scale_weights``: PerSAM-F weights ``[3]`` or None.
     ``identity``: what tells the concept from look-alikes (``core/identity.py``), or None when the
-    pipeline runs without it. ``category``: the word of its kind (``"mug"`` for ``my_mug``), ``""`` unknown.
+    pipeline runs without it; ``identity_fit``: how it was fitted (None: unknown, e.g. read from an
+    older store), which decides whether a stored one can be used (``Pipeline.load_store``).
+    ``category``: the word of its kind (``"mug"`` for ``my_mug``), ``""`` unknown.
     """
 
     name: str
@@ -60,6 +62,7 @@ class Concept:
     calibration: dict[str, float] = field(default_factory=dict)
     identity: IdentityModel | None = None
     category: str = ""  # its vocabulary word ("mug" for my_mug), "" when unknown
+    identity_fit: IdentityFit | None = None
 
     @property
     def presence_k(self) -> int:

@@ -191,6 +191,41 @@ def find_candidates(logits: torch.Tensor, valid_hw: tuple[int, int], cell_to_ima
     return scored[:limit]
 
 
+# What a stored identity model was fitted with (``IdentityFit``). Bump IDENTITY_FIT_VERSION whenever
+# fitting gives another model from the same shots: ``fit_identity`` and its calibration
+# (``core/decide.py``), the head (``fit_shot_heads``) or the region cues (``core/appearance.py``,
+# ``core/shape.py``). A stored model whose record differs is fitted again when the store is loaded.
+IDENTITY_FIT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class IdentityFit:
+    """How an identity model was fitted: the code's ``version`` (``IDENTITY_FIT_VERSION``), the
+    backend's ``model_id`` and the ``turns`` (degrees) each shot was also learnt at (empty: turned
+    shots off). A stored model is used as it is only when its record equals the pipeline's."""
+
+    version: int
+    model_id: str
+    turns: tuple[float, ...]
+
+    def to_json(self) -> dict[str, object]:
+        """JSON-ready dict (``turned_shots`` is written for the reader; ``turns`` is what counts)."""
+        return {"version": self.version, "model_id": self.model_id, "turned_shots": bool(self.turns),
+                "turns": [float(t) for t in self.turns]}
+
+    @classmethod
+    def from_json(cls, data: object) -> IdentityFit:
+        """The record of a ``to_json`` dict; ValueError when it is malformed."""
+        if not isinstance(data, dict):
+            raise ValueError(f"identity_fit is not an object: {data!r}")
+        version, model_id, turns = data.get("version"), data.get("model_id"), data.get("turns")
+        if (not isinstance(version, int) or isinstance(version, bool) or not isinstance(model_id, str)
+                or not isinstance(turns, list)
+                or not all(isinstance(t, int | float) and not isinstance(t, bool) for t in turns)):
+            raise ValueError(f"identity_fit is malformed: {data!r}")
+        return cls(version=version, model_id=model_id, turns=tuple(float(t) for t in turns))
+
+
 @dataclass(frozen=True)
 class IdentityModel:
     """Everything a concept needs to tell itself from look-alikes.

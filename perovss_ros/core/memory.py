@@ -3,11 +3,22 @@
 Layout of ``<store>/<name>/``::
 
     concept.json            metadata (category word included; older stores without one load as "");
-                            names the arrays and shot files of this version
+                            names the arrays and shot files of this version; with an identity
+                            model also its scalars ("identity") and how it was fitted
+                            ("identity_fit": fit version, model id, turns)
     arrays-<token>.npz      targets S×C, embedding C, local features (concatenated) + counts,
-                            optional PerSAM-F scale weights [3]   (np.load allow_pickle=False)
+                            optional PerSAM-F scale weights [3], optional identity model
+                            (head, region-check references as numeric arrays with a flag per
+                            missing outline or palette: ``core/identity_store.py``)
+                            (np.load allow_pickle=False)
     shot-<token>-<i>.png    reference image i (RGB stored as PNG)
     mask-<token>-<i>.png    reference mask i (0/255)
+
+A concept.json without an identity block (older stores, or a concept taught with ``identity``
+off) loads with ``identity=None``. A stored identity model that cannot be used (missing keys,
+wrong shapes, not finite, a head that does not fit the feature size) is dropped with a logged
+warning, and the concept loads with ``identity=None`` but its fit record kept; the pipeline fits
+it again from the shots (``Pipeline.load_store``).
 
 Every file is written to a temporary name, fsynced and renamed; ``concept.json`` is written
 last and only then are the previous version's files removed, so a crash at any point leaves
@@ -22,6 +33,7 @@ import logging
 import os
 import shutil
 import uuid
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -31,6 +43,8 @@ import torch
 
 from perovss_ros.core.concept import Concept, Shot, validate_name
 from perovss_ros.core.errors import ConceptStoreError
+from perovss_ros.core.identity import IdentityFit, IdentityModel
+from perovss_ros.core.identity_store import identity_arrays, read_identity
 
 FORMAT_VERSION = 1
 META_FILE = "concept.json"
@@ -99,8 +113,9 @@ class ConceptMemory:
                 atomic_write_bytes(folder / image_file, _png(cv2.cvtColor(shot.image, cv2.COLOR_RGB2BGR)))
                 atomic_write_bytes(folder / mask_file, _png(shot.mask.astype(np.uint8) * 255))
                 shots.append({"image": image_file, "mask": mask_file})
+            identity_block, identity_npz = self._identity_arrays(concept)
             arrays_file = f"arrays-{token}.npz"
-            atomic_write_bytes(folder / arrays_file, _npz_bytes(concept))
+            atomic_write_bytes(folder / arrays_file, _npz_bytes(concept, identity_npz))
             meta = {
                 "format": FORMAT_VERSION,
                 "name": concept.name,
@@ -114,6 +129,10 @@ class ConceptMemory:
                 "arrays": arrays_file,
                 "shots": shots,
             }
+            if identity_block is not None:
+                meta["identity"] = identity_block
+                if concept.identity_fit is not None:
+                    meta["identity_fit"] = concept.identity_fit.to_json()
             atomic_write_bytes(folder / META_FILE, json.dumps(meta, indent=1).encode("utf-8"))
         except OSError as exc:
             raise ConceptStoreError(f"cannot write concept {concept.name!r} to {folder}: {exc}") from exc
@@ -148,12 +167,13 @@ class ConceptMemory:
                 weights = None
                 if "scale_weights" in data:
                     weights = torch.from_numpy(data["scale_weights"].astype(np.float32))
+                if targets.ndim != 2 or len(shots) == 0 or targets.shape[0] != len(shots) or len(local) != len(shots):
+                    raise ConceptStoreError(f"concept {name!r} in {folder} is inconsistent (shots vs arrays)")
+                identity, fit = self._read_identity(name, folder, meta, data, int(targets.shape[1]))
         except ConceptStoreError:
             raise
-        except (OSError, ValueError, KeyError, TypeError, json.JSONDecodeError) as exc:
+        except (OSError, EOFError, ValueError, KeyError, TypeError, json.JSONDecodeError, zipfile.BadZipFile) as exc:
             raise ConceptStoreError(f"concept {name!r} in {folder} cannot be read: {exc}") from exc
-        if len(shots) == 0 or targets.shape[0] != len(shots) or len(local) != len(shots):
-            raise ConceptStoreError(f"concept {name!r} in {folder} is inconsistent (shots vs arrays)")
         return Concept(
             name=name,
             instance_id=int(meta["instance_id"]),
@@ -167,6 +187,8 @@ class ConceptMemory:
             scale_weights=weights,
             calibration={k: float(v) for k, v in meta.get("calibration", {}).items()},
             category=str(meta.get("category", "")),  # stores written before categories have none
+            identity=identity,
+            identity_fit=fit,
         )
 
     def load_all(self) -> Iterator[tuple[str, Concept | ConceptStoreError]]:
@@ -176,6 +198,36 @@ class ConceptMemory:
                 yield name, self.load(name)
             except ConceptStoreError as exc:
                 yield name, exc
+
+    @staticmethod
+    def _identity_arrays(concept: Concept) -> tuple[dict[str, object] | None, dict[str, np.ndarray]]:
+        """The identity model's JSON block and arrays; (None, {}) without one, or (logged) when it has
+        parts the store cannot write: the concept is then saved without it and refitted when loaded."""
+        if concept.identity is None:
+            return None, {}
+        try:
+            return identity_arrays(concept.identity)
+        except ValueError as exc:
+            log.warning("concept %r is saved without its identity model: %s", concept.name, exc)
+            return None, {}
+
+    @staticmethod
+    def _read_identity(name: str, folder: Path, meta: dict, data: np.lib.npyio.NpzFile, channels: int
+                       ) -> tuple[IdentityModel | None, IdentityFit | None]:
+        """The stored identity model and its fit record, each None when absent or unusable (logged)."""
+        fit = identity = None
+        if meta.get("identity_fit") is not None:
+            try:
+                fit = IdentityFit.from_json(meta["identity_fit"])
+            except ValueError as exc:
+                log.warning("concept %r in %s: %s; its identity model will be fitted again", name, folder, exc)
+        if "identity" in meta:
+            try:
+                identity = read_identity(meta["identity"], data, channels)
+            except (OSError, EOFError, ValueError, KeyError, TypeError, zipfile.BadZipFile) as exc:
+                log.warning("concept %r in %s: its stored identity model cannot be used (%s); it will be "
+                            "fitted again", name, folder, exc)
+        return identity, fit
 
     @staticmethod
     def _read_shot(folder: Path, image_file: str, mask_file: str) -> Shot:
@@ -200,7 +252,8 @@ def _plain_file(name: str) -> str:
     return name
 
 
-def _npz_bytes(concept: Concept) -> bytes:
+def _npz_bytes(concept: Concept, extra: dict[str, np.ndarray]) -> bytes:
+    """The npz of the concept's arrays and ``extra`` ones (its identity model's)."""
     import io
 
     arrays = {
@@ -211,6 +264,7 @@ def _npz_bytes(concept: Concept) -> bytes:
     }
     if concept.scale_weights is not None:
         arrays["scale_weights"] = concept.scale_weights.detach().numpy().astype(np.float32)
+    arrays.update(extra)
     buffer = io.BytesIO()
     np.savez(buffer, **arrays)
     return buffer.getvalue()

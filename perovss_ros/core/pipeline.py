@@ -29,6 +29,7 @@ from perovss_ros.core.errors import (
     PerovssError,
     UnknownConceptError,
 )
+from perovss_ros.core.identity import IDENTITY_FIT_VERSION, IdentityFit
 from perovss_ros.core.instances import resolve_instances
 from perovss_ros.core.memory import ConceptMemory
 from perovss_ros.core.protocols import ImageEncoder, MaskDecoder
@@ -266,9 +267,12 @@ class Pipeline:
     # ---------------------------------------------------------------- loading
 
     def load_store(self) -> list[str]:
-        """Load every concept of the concept store; returns warnings for the ones skipped.
+        """Load every concept of the concept store; returns warnings for the ones skipped or refitted.
 
-        A concept made with another model id is re-derived from its stored shots and saved again.
+        A concept made with another model id is re-derived from its stored shots and saved again. With
+        ``identity`` on, a stored identity model is used as it is when its fit record equals this
+        pipeline's (``identity_fit``); otherwise (none stored, unreadable, or fitted by another code
+        version, model or turned-shots setting) it is fitted again from the shots and saved again.
         """
         if self.memory is None:
             return []
@@ -279,22 +283,58 @@ class Pipeline:
                 warnings.append(f"skipped concept {name!r}: {item}")
                 continue
             if item.model_id != self.model_id:
-                try:
-                    item = self._rederive(item)
-                    self.memory.save(item)
-                    warnings.append(f"re-derived concept {name!r} from its shots for model {self.model_id}")
-                except PerovssError as exc:
-                    warnings.append(f"skipped concept {name!r} made with {item.model_id}: {exc}")
+                message = f"re-derived concept {name!r} from its shots for model {self.model_id}"
+                failed = f"skipped concept {name!r} made with {item.model_id}"
+            else:
+                if not self.config.identity:  # a stored identity model stays in the store, unused
+                    item.identity, item.identity_fit = None, None
+                reason = self._identity_refit_reason(item)
+                if reason is None:
+                    loaded[name] = item
                     continue
-            if self.config.identity and item.identity is None:
-                # The identity model is not stored: it is fitted again from the shots (deterministic).
+                message = f"re-derived concept {name!r} from its shots to fit its identity model again: {reason}"
+                failed = f"skipped concept {name!r}: its identity model cannot be fitted again"
+            try:
                 item = self._rederive(item)
+            except (PerovssError, ValueError) as exc:
+                warnings.append(f"{failed}: {exc}")
+                continue
+            try:
+                self.memory.save(item)
+            except ConceptStoreError as exc:
+                message += f" (kept in memory only: {exc})"
+            warnings.append(message)
             loaded[name] = item
         for message in warnings:
             log.warning(message)
         with self._swap_lock:
             self._concepts = {**loaded, **self._concepts}
         return warnings
+
+    def identity_fit(self) -> IdentityFit:
+        """How this pipeline fits identity models: a stored model with another record is fitted again."""
+        return IdentityFit(version=IDENTITY_FIT_VERSION, model_id=self.model_id, turns=self._shot_turns())
+
+    def _shot_turns(self) -> tuple[float, ...]:
+        return tuple(float(t) for t in decide.SHOT_TURNS) if self.config.turned_shots else ()
+
+    def _identity_refit_reason(self, concept: Concept) -> str | None:
+        """Why ``concept``'s stored identity model cannot be used as it is, None when it can (or identity is off)."""
+        if not self.config.identity:
+            return None
+        stored, wanted = concept.identity_fit, self.identity_fit()
+        if concept.identity is None:
+            return "its stored identity model cannot be used" if stored is not None else "no identity model is stored"
+        if stored is None:
+            return "its stored identity model has no fit record"
+        reasons = []
+        if stored.version != wanted.version:
+            reasons.append(f"fit version {stored.version} when fitted, {wanted.version} now")
+        if stored.model_id != wanted.model_id:
+            reasons.append(f"fitted for model {stored.model_id}, {wanted.model_id} now")
+        if stored.turns != wanted.turns:
+            reasons.append(f"turned shots {_turns_text(stored.turns)} when fitted, {_turns_text(wanted.turns)} now")
+        return "; ".join(reasons) or None
 
     def _rederive(self, old: Concept) -> Concept:
         with torch.no_grad():
@@ -382,10 +422,11 @@ class Pipeline:
             calibration={"fg_low": cal.fg_low, "bg_high": cal.bg_high},
         )
         if self.config.identity:
+            fit = self.identity_fit()
             concept.identity = decide.fit_identity(
                 self.decoder, [s.image for s in shots], [s.mask for s in shots], features, object_cells,
-                embedding, top_k, encode=self.encoder.encode,
-                turns=decide.SHOT_TURNS if self.config.turned_shots else ())
+                embedding, top_k, encode=self.encoder.encode, turns=fit.turns)
+            concept.identity_fit = fit  # saved with it: a later load uses it only while this record holds
         if fine_tune:
             concept.scale_weights = self._fit_scale_weights(concept, shots[0], features[0])
         return concept
@@ -553,6 +594,10 @@ class Pipeline:
                 result.decode_scores[i] = decision.decode_scores[i]
         timings["resolve"] = time.perf_counter() - tick
         return result
+
+
+def _turns_text(turns: tuple[float, ...]) -> str:
+    return "/".join(f"{t:g}°" for t in turns) if turns else "off"
 
 
 def _argmax_in_box(image_map: torch.Tensor, box: BoxXYXY) -> tuple[tuple[float, float], float] | None:

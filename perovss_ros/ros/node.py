@@ -159,6 +159,8 @@ class PerovssNode(LifecycleNode):
         except PerovssError as exc:
             self.get_logger().error(f"configure failed: {exc}")
             return TransitionCallbackReturn.FAILURE
+        for warning in self.pipeline.store_warnings:  # skipped or refitted concepts: on /rosout too
+            self.get_logger().warning(f"concept store: {warning}")
         pub_qos = output_qos()
         warn = self.get_logger().warning
         self._seg_pub = self.create_lifecycle_publisher(

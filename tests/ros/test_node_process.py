@@ -475,6 +475,8 @@ def test_restart_keeps_concepts_lifecycle_and_qos_warning(scene, tmp_path: Path)
 
         assert state() == "unconfigured"
         assert change(Transition.TRANSITION_CONFIGURE) and state() == "inactive"
+        # the stored identity models are used as they are: no concept is refitted or skipped
+        assert "concept store:" not in log.read_text(), log.read_text()
         assert not ros.node.count_subscribers("/image"), "no subscription before activate"
         assert change(Transition.TRANSITION_ACTIVATE) and state() == "active"
         assert _concept_names(ros) == taught, "concepts survive the restart"
