@@ -13,7 +13,9 @@ the *same* object:
   object size (how many stripes, dots or squares across the object, whatever the scale) and the
   Fourier magnitudes of its edge-orientation histogram (stripes have one orientation, a checker
   two at right angles, dots none; magnitudes do not change when the object turns);
-* **outline**: the rotation- and scale-invariant signature of ``core/shape.py``.
+* **outline**: the rotation- and scale-invariant signature of ``core/shape.py``. A mask the image
+  border cuts can instead be compared with a shot placed over it and cut by the same border
+  (``CueCheck.cut_units``, ``shape.cut_reference``).
 
 ``cue_distances`` gives each cue's distance to the nearest reference view. How far is still
 "the same" is calibrated per concept at teach time (``CueCheck``), from the spread of its own
@@ -32,7 +34,7 @@ from functools import cached_property
 import cv2
 import numpy as np
 
-from perovss_ros.core.shape import shape_distance, shape_signature
+from perovss_ros.core.shape import box_of, cut_reference, shape_distance, shape_signature
 
 CUES: tuple[str, ...] = ("colour", "pattern", "outline")
 CHROMA_BINS = 12
@@ -267,13 +269,20 @@ class CueCheck:
 
     ``references``: descriptors of the shots (their masks and the decoder's masks of them);
     ``scale``: per cue (``CUES`` order) the distance that counts as one unit; ``accept``: the
-    largest summed distance (``distance``) that still counts as this object.
+    largest summed distance (``distance``) that still counts as this object; ``weights``: per cue
+    (``cue_weights``); ``silhouettes``: the shots' masks cropped to their boxes (``h×w bool`` each),
+    placed over a border-cut mask to compare it with (``cut_units``), and ``views`` the shots' images
+    cropped to the same boxes (``h×w×3 uint8 RGB``; may be empty); ``rivals``: the silhouettes of
+    look-alikes seen at teach time that only their outline tells apart.
     """
 
     references: tuple[RegionDescriptor, ...]
     scale: np.ndarray
     accept: float
     weights: np.ndarray = field(default_factory=lambda: np.ones(len(CUES)))
+    silhouettes: tuple[np.ndarray, ...] = ()
+    views: tuple[np.ndarray, ...] = ()
+    rivals: tuple[np.ndarray, ...] = ()
 
     @cached_property
     def support(self) -> np.ndarray | None:
@@ -284,15 +293,50 @@ class CueCheck:
         """Per cue the distance to the nearest reference in units of ``scale`` -> float64 (3,)."""
         return cue_distances(desc, list(self.references)) / self.scale
 
-    def weighted_units(self, desc: RegionDescriptor, trust_cut_outline: bool = True) -> np.ndarray:
+    def weighted_units(self, desc: RegionDescriptor, trust_cut_outline: bool = True,
+                       outline: np.ndarray | None = None) -> np.ndarray:
         """Per cue the weighted units that ``distance`` sums -> float64 (3,).
 
         ``trust_cut_outline`` False leaves the outline out (0) for a mask the image border cuts (the
-        object followed out of view: its outline is partly the border's).
+        object followed out of view: its outline is partly the border's). ``outline``: a signature to
+        measure the outline against instead of the references' (``cut_outline``).
         """
         units = self.weights * self.cue_units(desc)
+        at = CUES.index("outline")
+        if outline is not None and desc.outline is not None:
+            units[at] = self.weights[at] * shape_distance(desc.outline, outline[None]) / self.scale[at]
         if desc.cut and not trust_cut_outline:
-            units[CUES.index("outline")] = 0.0
+            units[at] = 0.0
+        return units
+
+    def cut_units(self, desc: RegionDescriptor, mask: np.ndarray) -> np.ndarray | None:
+        """Per cue the weighted units of a border-cut region (``desc`` of the ``H×W bool`` ``mask``) against
+        a shot placed over it and cut by the same border (``shape.cut_reference``): what the part of
+        the object in view would look like -> float64 (3,).
+
+        Colour and pattern are the placed shot's (its ``views`` crop turned, scaled and shifted the
+        same way; the whole shots' without views). The outline is the whole shots' when a rival fits
+        the mask at least as well as the shot (the part in view does not tell the two apart). None
+        without silhouettes, a fit or a describable placed view.
+        """
+        placement = cut_reference(mask, self.silhouettes) if self.silhouettes else None
+        if placement is None:
+            return None
+        whole = self.weighted_units(desc)
+        at = CUES.index("outline")
+        placed = None
+        if self.views:
+            h, w = placement.mask.shape
+            rgb = cv2.warpAffine(self.views[placement.index], placement.matrix, (w, h), flags=cv2.INTER_LINEAR)
+            placed = describe_region(rgb, placement.mask)
+        if placed is not None:
+            units = self.weights * cue_distances(desc, [placed]) / self.scale
+        else:
+            units = whole.copy()
+            units[at] = self.weighted_units(desc, outline=shape_signature(placement.mask))[at]
+        rival = cut_reference(mask, self.rivals) if self.rivals else None
+        if rival is not None and rival.iou >= placement.iou:
+            units[at] = whole[at]
         return units
 
     def distance(self, desc: RegionDescriptor, trust_cut_outline: bool = True) -> float:
@@ -333,3 +377,16 @@ def cue_scale(references: list[tuple[int, RegionDescriptor]]) -> np.ndarray:
         if others:
             spread = np.maximum(spread, cue_distances(desc, others))
     return np.clip(SPREAD_FACTOR * spread, CUE_FLOORS, CUE_CAP * CUE_FLOORS)
+
+
+def shot_views(images: list[np.ndarray], masks: list[np.ndarray]
+               ) -> tuple[tuple[np.ndarray, ...], tuple[np.ndarray, ...]]:
+    """``CueCheck.silhouettes`` and ``CueCheck.views`` of shots (``H×W×3 uint8 RGB`` images,
+    ``H×W bool`` masks): each mask and image cropped to the mask's box (empty masks left out)."""
+    silhouettes, views = [], []
+    for image, mask in zip(images, masks, strict=True):
+        box = box_of(mask)
+        if box is not None:
+            silhouettes.append(np.asarray(mask, bool)[box].copy())
+            views.append(np.ascontiguousarray(image[box]))
+    return tuple(silhouettes), tuple(views)

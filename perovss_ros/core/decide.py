@@ -16,8 +16,11 @@ Per frame and concept (``segment_frame``):
    neighbour is split off, or the part in the concept's own colours (``colour_support``), is
    described by colour, surface pattern and outline; its weighted distance to the shots must
    stay within ``cues.accept`` (``TRACKED_SLACK`` × that for the tracked candidate, whose outline
-   an occluder may have cut; its outline is left out where the image border cuts the mask). A
-   look-alike that differs in one attribute lies far off in that cue.
+   an occluder may have cut; its outline is left out where the image border cuts the mask). Any
+   other border-cut mask that fails only by its outline has it measured against a shot placed
+   over it and cut by the same border (``CueCheck.cut_outline``), unless a look-alike seen at
+   teach time fits it at least as well. A look-alike that differs in one attribute lies far off
+   in that cue.
 4. Round 1: the tracked candidate (or the best one) of every concept, one batched decode. A
    tracked candidate within ``SETTLE`` × accept is kept; otherwise round 2 decodes the rest of the
    first ``MAX_DECODES``, and round 3 the others where none of those passed. Among the candidates
@@ -31,7 +34,8 @@ At teach time ``fit_identity`` fits the head (on the shots and on each shot turn
 ``SHOT_TURNS``), calibrates its threshold leave-one-out on the shots, and calibrates the region
 check: references are the shots' masks and the decoder's own masks of them, each cue's unit is the
 shots' spread (``cue_scale``), and the look-alikes decoded in the teach frames raise the weight of
-the cue that tells each of them apart (``cue_weights``).
+the cue that tells each of them apart (``cue_weights``); those that only their outline tells apart
+are kept as rivals for border-cut masks (``CueCheck.rivals``).
 """
 
 from __future__ import annotations
@@ -46,6 +50,7 @@ import torch.nn.functional as F
 
 from perovss_ros.core import matching, presence
 from perovss_ros.core.appearance import (
+    CUES,
     CueCheck,
     RegionDescriptor,
     colour_support,
@@ -53,6 +58,7 @@ from perovss_ros.core.appearance import (
     cue_scale,
     cue_weights,
     describe_region,
+    shot_views,
 )
 from perovss_ros.core.cascade import CascadeRequest, decoder_has_logits, run_cascade
 from perovss_ros.core.distractors import DistractorMemory
@@ -68,7 +74,7 @@ from perovss_ros.core.identity import (
     split_candidates,
 )
 from perovss_ros.core.protocols import MaskDecoder
-from perovss_ros.core.shape import outline_options
+from perovss_ros.core.shape import outline_options, silhouette
 from perovss_ros.core.tracker import TrackPrompt
 from perovss_ros.core.types import BoxXYXY, Features, Guidance, Prompts
 
@@ -100,6 +106,9 @@ OWN_DECODE_IOU = 0.8
 RECOLOUR_SHIFTS = (120.0, 240.0)
 # In-plane turns (degrees) of every shot's object, learnt as positives (``turned_cells``).
 SHOT_TURNS = (90.0, 180.0, 270.0)
+OUTLINE = CUES.index("outline")
+# Look-alike silhouettes kept per concept for border-cut masks (``CueCheck.rivals``).
+MAX_RIVALS = 4
 
 
 @dataclass
@@ -212,15 +221,17 @@ def candidate_request(candidate: Candidate, others: list[Candidate], logits: tor
 
 
 def _best_option(mask: np.ndarray, rgb: np.ndarray, cues: CueCheck, image_map: torch.Tensor,
-                 tracked: bool = False) -> tuple[np.ndarray, float, RegionDescriptor | None]:
+                 tracked: bool = False) -> tuple[np.ndarray, float, RegionDescriptor | None, np.ndarray | None]:
     """The mask, its part where a touching neighbour is split off, or its part in the concept's own colours
     (``colour_support``: a spill onto an occluder or the background cut off), that looks most like the concept.
 
     Returns that ``H×W bool`` mask, its summed cue distance (``CueCheck.distance``; inf when no
-    option can be described) and its description (None then). Among options within ``OPTION_TIE``
-    units the one the head likes best (mean of the ``H×W`` logit map over it) wins. For the
-    ``tracked`` candidate the outline of a mask the image border cuts is left out: the object is
-    being followed out of view.
+    option can be described), its description and its weighted cue units (None both then). Among
+    options within ``OPTION_TIE`` units the one the head likes best (mean of the ``H×W`` logit map over
+    it) wins. For the ``tracked`` candidate the outline of a mask the image border cuts is left out:
+    the object is being followed out of view. A border-cut option that the whole shots turn down is
+    also measured against a shot placed over it and cut like it (``CueCheck.cut_units``), each cue
+    the nearer of the two.
     """
     scored = []
     options = outline_options(mask)
@@ -229,15 +240,22 @@ def _best_option(mask: np.ndarray, rgb: np.ndarray, cues: CueCheck, image_map: t
         options.append(trimmed)
     for option in options:
         desc = describe_region(rgb, option)
-        if desc is not None:
-            scored.append((cues.distance(desc, trust_cut_outline=not tracked),
-                           float(image_map[torch.from_numpy(option)].mean()), option, desc))
+        if desc is None:
+            continue
+        units = cues.weighted_units(desc, trust_cut_outline=not tracked)
+        if desc.cut and units.sum() > cues.accept * (TRACKED_SLACK if tracked else 1.0):
+            placed = cues.cut_units(desc, option)
+            if placed is not None:
+                if tracked:
+                    placed[OUTLINE] = 0.0
+                units = np.minimum(units, placed)
+        scored.append((float(units.sum()), float(image_map[torch.from_numpy(option)].mean()), option, desc, units))
     if not scored:
-        return np.asarray(mask, bool), float("inf"), None
+        return np.asarray(mask, bool), float("inf"), None, None
     nearest = min(item[0] for item in scored)
-    distance, _, option, desc = max((item for item in scored if item[0] <= nearest + OPTION_TIE),
-                                    key=lambda item: item[1])
-    return option, distance, desc
+    distance, _, option, desc, units = max((item for item in scored if item[0] <= nearest + OPTION_TIE),
+                                           key=lambda item: item[1])
+    return option, distance, desc, units
 
 
 def segment_frame(decoder: MaskDecoder, features: Features, rgb: np.ndarray, concepts: list, tracks: dict,
@@ -325,10 +343,9 @@ def segment_frame(decoder: MaskDecoder, features: Features, rgb: np.ndarray, con
             is_tracked = plans[i][n] is tracked[i]
             entry = None  # this row's trace entry, when tracing
             if gate and cues is not None:
-                mask, distance, desc = _best_option(mask, rgb, cues, decision.image_maps[i], is_tracked)
+                mask, distance, desc, units = _best_option(mask, rgb, cues, decision.image_maps[i], is_tracked)
                 limit = cues.accept * (TRACKED_SLACK if is_tracked else 1.0)
                 if trace is not None:
-                    units = cues.weighted_units(desc, trust_cut_outline=not is_tracked) if desc is not None else None
                     entry = CandidateTrace(i, mask, units, distance, limit, is_tracked,
                                            desc is not None and desc.cut)
                     trace.append(entry)
@@ -494,14 +511,21 @@ def _calibrate_cues(decoder: MaskDecoder, images: list[np.ndarray], masks: list[
         return None, [float("inf")] * len(off)
     # The scale comes from the shots' own masks: a decode that strayed must not widen it.
     scale = cue_scale(shots)
-    plain = CueCheck(references=tuple(d for _, d in references), scale=scale, accept=ACCEPT)
+    silhouettes, views = shot_views(images, masks)
+    plain = CueCheck(references=tuple(d for _, d in references), scale=scale, accept=ACCEPT,
+                     silhouettes=silhouettes, views=views)
     own_units = [cue_distances(d, [r for j, r in references if j != i]) / scale for i, d in habits]
-    off_units = []
+    off_units, rivals = [], []
     for (i, _, _), mask in zip(off, decoded[len(own):], strict=True):
         desc = describe_region(images[i], mask)
-        off_units.append(plain.cue_units(desc) if desc is not None else None)
+        units = plain.cue_units(desc) if desc is not None else None
+        off_units.append(units)
+        # A whole look-alike that only its outline tells apart: a border-cut mask that fits it as
+        # well as a shot does says nothing about which of the two it is (``CueCheck.cut_outline``).
+        if units is not None and not desc.cut and units.sum() - units[OUTLINE] <= ACCEPT:
+            rivals.append(silhouette(mask))
     weights = cue_weights([u for u in own_units if np.isfinite(u).all()],
                           [u for u in off_units if u is not None], ACCEPT)
-    cues = replace(plain, weights=weights)
+    cues = replace(plain, weights=weights, rivals=tuple(r for r in rivals[:MAX_RIVALS] if r is not None))
     distances = [float((weights * u).sum()) if u is not None else float("inf") for u in off_units]
     return cues, distances

@@ -22,6 +22,11 @@ npz arrays (the cue ones only when ``cues`` is not null)::
     identity_has_palette   R uint8          1 where the view has a palette
     identity_cue_scale     3 float64        per cue the distance of one unit
     identity_cue_weights   3 float64        per cue its weight
+    identity_rival_shapes  N×2 int64        per rival silhouette its height and width (N may be 0)
+    identity_rival_pixels  Σh·w uint8       the rival silhouettes' pixels (0/1), row by row, one after another
+
+The region check's ``silhouettes`` and ``views`` are not stored: they are the shots' masks and images
+cropped, rebuilt from the stored shots (``shots``).
 """
 
 from __future__ import annotations
@@ -34,7 +39,7 @@ from collections.abc import Mapping
 import numpy as np
 import torch
 
-from perovss_ros.core.appearance import CUES, CueCheck, RegionDescriptor, describe_region
+from perovss_ros.core.appearance import CUES, CueCheck, RegionDescriptor, describe_region, shot_views
 from perovss_ros.core.identity import IdentityHead, IdentityModel
 
 # The fields this module writes and reads. A field added to one of these classes must be stored
@@ -42,7 +47,8 @@ from perovss_ros.core.identity import IdentityHead, IdentityModel
 STORED_FIELDS: dict[type, frozenset[str]] = {
     IdentityModel: frozenset({"head", "threshold", "fg_low", "bg_high", "cues"}),
     IdentityHead: frozenset({"weight", "bias"}),
-    CueCheck: frozenset({"references", "scale", "accept", "weights"}),
+    # ``silhouettes`` and ``views`` are the shots cropped: not stored, rebuilt from the stored shots.
+    CueCheck: frozenset({"references", "scale", "accept", "weights", "silhouettes", "views", "rivals"}),
     RegionDescriptor: frozenset({"colour", "pattern", "outline", "cut", "palette"}),
 }
 
@@ -83,16 +89,22 @@ def identity_arrays(model: IdentityModel) -> tuple[dict[str, object], dict[str, 
             "identity_has_palette": has_palette,
             "identity_cue_scale": np.asarray(cues.scale, np.float64),
             "identity_cue_weights": np.asarray(cues.weights, np.float64),
+            "identity_rival_shapes": np.asarray([r.shape for r in cues.rivals], np.int64).reshape(-1, 2),
+            "identity_rival_pixels": np.concatenate([np.asarray(r, np.uint8).ravel() for r in cues.rivals]
+                                                    or [np.zeros(0, np.uint8)]),
         })
     return block, arrays
 
 
-def read_identity(block: object, data: Mapping[str, np.ndarray], channels: int) -> IdentityModel:
+def read_identity(block: object, data: Mapping[str, np.ndarray], channels: int,
+                  shots: list[tuple[np.ndarray, np.ndarray]] | None = None) -> IdentityModel:
     """The identity model of a JSON ``block`` and the npz ``data`` (``identity_arrays``' layout).
 
-    ``channels``: the concept's feature size, which the head must have. ValueError when anything is
-    missing, of the wrong shape or type, or not finite, and when a reference's cues have other sizes
-    than this code's (``describe_region``).
+    ``channels``: the concept's feature size, which the head must have; ``shots``: the concept's
+    ``(H×W×3 uint8 RGB image, H×W bool mask)`` shots, which the region check places over border-cut
+    masks (``appearance.shot_views``; None: none).
+    ValueError when anything is missing, of the wrong shape or type, or not finite, and when a
+    reference's cues have other sizes than this code's (``describe_region``).
     """
     if not isinstance(block, dict):
         raise ValueError("the identity block is not an object")
@@ -100,12 +112,13 @@ def read_identity(block: object, data: Mapping[str, np.ndarray], channels: int) 
     weight = _array(data, "identity_head", np.float32, (channels,))
     if "cues" not in block:
         raise ValueError("the identity block has no 'cues'")
-    cues = None if block["cues"] is None else _read_cues(block["cues"], data)
+    cues = None if block["cues"] is None else _read_cues(block["cues"], data, shots or [])
     return IdentityModel(head=IdentityHead(weight=torch.from_numpy(weight), bias=bias), threshold=threshold,
                          fg_low=fg_low, bg_high=bg_high, cues=cues)
 
 
-def _read_cues(block: object, data: Mapping[str, np.ndarray]) -> CueCheck:
+def _read_cues(block: object, data: Mapping[str, np.ndarray], shots: list[tuple[np.ndarray, np.ndarray]]
+               ) -> CueCheck:
     if not isinstance(block, dict):
         raise ValueError("the identity's 'cues' is not an object")
     count = block.get("references")
@@ -131,7 +144,24 @@ def _read_cues(block: object, data: Mapping[str, np.ndarray]) -> CueCheck:
         RegionDescriptor(colour=colour[i], pattern=pattern[i], outline=outline[i] if has_outline[i] else None,
                          cut=bool(cut[i]), palette=palette[i] if has_palette[i] else None)
         for i in range(count))
-    return CueCheck(references=references, scale=scale, accept=accept, weights=weights)
+    silhouettes, views = shot_views([image for image, _ in shots], [mask for _, mask in shots])
+    return CueCheck(references=references, scale=scale, accept=accept, weights=weights, silhouettes=silhouettes,
+                    views=views, rivals=_read_rivals(data))
+
+
+def _read_rivals(data: Mapping[str, np.ndarray]) -> tuple[np.ndarray, ...]:
+    """The rival silhouettes (``h×w bool`` each) of ``identity_rival_shapes`` / ``identity_rival_pixels``."""
+    shapes = _array(data, "identity_rival_shapes", np.int64, (None, 2))
+    pixels = _array(data, "identity_rival_pixels", np.uint8, (None,))
+    if (shapes < 1).any() or int(np.prod(shapes, axis=1).sum()) != pixels.size:
+        raise ValueError("identity_rival_shapes do not match identity_rival_pixels")
+    if not np.isin(pixels, (0, 1)).all():
+        raise ValueError("identity_rival_pixels holds values other than 0 and 1")
+    if shapes.shape[0] == 0:
+        return ()
+    ends = np.cumsum(np.prod(shapes, axis=1))
+    return tuple(part.reshape(int(h), int(w)).astype(bool)
+                 for part, (h, w) in zip(np.split(pixels, ends[:-1]), shapes, strict=True))
 
 
 def _rows(values: list[np.ndarray | None]) -> tuple[np.ndarray, np.ndarray]:

@@ -169,7 +169,8 @@ class ConceptMemory:
                     weights = torch.from_numpy(data["scale_weights"].astype(np.float32))
                 if targets.ndim != 2 or len(shots) == 0 or targets.shape[0] != len(shots) or len(local) != len(shots):
                     raise ConceptStoreError(f"concept {name!r} in {folder} is inconsistent (shots vs arrays)")
-                identity, fit = self._read_identity(name, folder, meta, data, int(targets.shape[1]))
+                identity, fit = self._read_identity(name, folder, meta, data, int(targets.shape[1]),
+                                                    [(s.image, s.mask) for s in shots])
         except ConceptStoreError:
             raise
         except (OSError, EOFError, ValueError, KeyError, TypeError, json.JSONDecodeError, zipfile.BadZipFile) as exc:
@@ -212,7 +213,8 @@ class ConceptMemory:
             return None, {}
 
     @staticmethod
-    def _read_identity(name: str, folder: Path, meta: dict, data: np.lib.npyio.NpzFile, channels: int
+    def _read_identity(name: str, folder: Path, meta: dict, data: np.lib.npyio.NpzFile, channels: int,
+                       shots: list[tuple[np.ndarray, np.ndarray]]
                        ) -> tuple[IdentityModel | None, IdentityFit | None]:
         """The stored identity model and its fit record, each None when absent or unusable (logged)."""
         fit = identity = None
@@ -223,7 +225,7 @@ class ConceptMemory:
                 log.warning("concept %r in %s: %s; its identity model will be fitted again", name, folder, exc)
         if "identity" in meta:
             try:
-                identity = read_identity(meta["identity"], data, channels)
+                identity = read_identity(meta["identity"], data, channels, shots)
             except (OSError, EOFError, ValueError, KeyError, TypeError, zipfile.BadZipFile) as exc:
                 log.warning("concept %r in %s: its stored identity model cannot be used (%s); it will be "
                             "fitted again", name, folder, exc)

@@ -22,8 +22,10 @@ from perovss_ros.core.appearance import (
     describe_region,
     hellinger,
     palette_support,
+    shot_views,
 )
 from perovss_ros.core.decide import _best_option
+from perovss_ros.core.shape import cut_reference, silhouette
 from tests.core.images import iou
 from tests.core.test_identity import frame, teach_frames
 
@@ -144,6 +146,64 @@ def test_the_region_check_scores_the_colour_supported_part_of_a_spilled_mask():
     img, found = frame({"mine": (120, 120, 0), "colour": (190, 120, 0)}, seed=8)
     both = found["mine"] | found["colour"]
     flat = torch.zeros(img.shape[:2])
-    option, distance, _ = _best_option(both, img, cues, flat)
+    option, distance, _, _ = _best_option(both, img, cues, flat)
     assert iou(option, found["mine"]) > 0.85
     assert distance < cues.accept
+
+
+def _cut_cues(**extra) -> CueCheck:
+    """Cues of the teach shots where the outline tells look-alikes apart (weight 3, as ``cue_weights``
+    gives after a shape look-alike) and a scale twice the floors (shots that differ a little)."""
+    return CueCheck(references=_references(), scale=2 * CUE_FLOORS, accept=4.5, weights=np.array([1.0, 1.0, 3.0]),
+                    **extra)
+
+
+@pytest.mark.parametrize("place", [(5, 120, 180), (2, 120, 90), (315, 120, 270), (160, 236, -30)])
+def test_a_border_cut_object_is_measured_against_a_shot_cut_the_same_way(place):
+    images, masks = teach_frames()
+    silhouettes, views = shot_views(images, masks)
+    img, found = frame({"mine": place}, seed=6)
+    mine = found["mine"]
+    flat = torch.zeros(img.shape[:2])
+    # Against the whole shots, the part in view has another outline: turned down.
+    _, whole, desc, whole_units = _best_option(mine, img, _cut_cues(), flat)
+    assert desc.cut and whole > 4.5
+    # Against a shot placed over it and cut by the same border, it is the concept: the outline alone
+    # (without the shots' images) and with the placed shot's colour and pattern too.
+    placement = cut_reference(mine, silhouettes)
+    assert placement.iou > 0.85 and iou(placement.mask, mine) == pytest.approx(placement.iou)
+    outline = CUES.index("outline")
+    for extra in ({"silhouettes": silhouettes}, {"silhouettes": silhouettes, "views": views}):
+        _, distance, _, units = _best_option(mine, img, _cut_cues(**extra), flat)
+        assert distance <= 4.5 < whole
+        assert units[outline] < 0.3 * whole_units[outline]
+
+
+def test_a_border_cut_lookalike_of_another_colour_stays_turned_down():
+    images, masks = teach_frames()
+    cues = _cut_cues(**dict(zip(("silhouettes", "views"), shot_views(images, masks), strict=True)))
+    img, found = frame({"colour": (5, 120, 180)}, seed=6)
+    flat = torch.zeros(img.shape[:2])
+    _, distance, desc, units = _best_option(found["colour"], img, cues, flat)
+    assert desc.cut and distance > 4.5
+    assert units[CUES.index("colour")] > 4.5
+
+
+def test_a_cut_mask_that_a_lookalike_fits_as_well_keeps_its_whole_outline_check():
+    images, masks = teach_frames()
+    silhouettes, views = shot_views(images, masks)
+    img, found = frame({"mine": (5, 120, 180)}, seed=6)
+    mine = found["mine"]
+    desc = describe_region(img, mine)
+    outline = CUES.index("outline")
+    whole = _cut_cues().weighted_units(desc)[outline]
+    _, ball = frame({"shape": (160, 120, 0)}, seed=1)
+    # A ball seen at teach time fits the half mug worse than a shot does: the cut outline counts.
+    other = _cut_cues(silhouettes=silhouettes, views=views, rivals=(silhouette(ball["shape"]),))
+    assert other.cut_units(desc, mine)[outline] < 0.3 * whole
+    flat = torch.zeros(img.shape[:2])
+    assert _best_option(mine, img, other, flat)[1] <= 4.5
+    # A look-alike of the very same outline fits as well: the part in view cannot tell them apart.
+    twin = _cut_cues(silhouettes=silhouettes, views=views, rivals=silhouettes)
+    assert twin.cut_units(desc, mine)[outline] == pytest.approx(whole)
+    assert _best_option(mine, img, twin, flat)[1] > 4.5

@@ -129,6 +129,11 @@ def test_stored_identity_round_trips_and_is_not_refitted(taught, store, monkeypa
         assert ra.cut == rb.cut
         for x, y in ((ra.outline, rb.outline), (ra.palette, rb.palette)):
             assert (x is None) == (y is None) and (x is None or np.array_equal(x, y))
+    # The shots' silhouettes are rebuilt from the stored shots, the look-alikes' read back.
+    for xs, ys in ((a.cues.silhouettes, b.cues.silhouettes), (a.cues.views, b.cues.views),
+                   (a.cues.rivals, b.cues.rivals)):
+        assert len(xs) == len(ys) and all(np.array_equal(x, y) for x, y in zip(xs, ys, strict=True))
+    assert len(b.cues.silhouettes) == len(loaded.shots)
     assert loaded.identity_fit == original.identity_fit == fresh.identity_fit()
     frame = probe()
     original_mask = taught[1].process(frame).instance_mask
@@ -142,15 +147,22 @@ def test_missing_outline_and_palette_round_trip_as_none(red_shots):
     refs = [describe_region(img, m) for img, m in zip(images, masks, strict=True)]
     refs[1] = dataclasses.replace(refs[1], outline=None, palette=None, cut=True)
     head = IdentityHead(weight=torch.randn(48), bias=-0.5)
+    rivals = (np.eye(3, 5, dtype=bool), np.ones((4, 2), bool))
     cues = CueCheck(references=tuple(refs), scale=np.array([0.1, 0.2, 0.3]), accept=4.5,
-                                   weights=np.array([1.0, 2.0, 1.0]))
+                    weights=np.array([1.0, 2.0, 1.0]), rivals=rivals)
     model = IdentityModel(head=head, threshold=0.5, fg_low=1.0, bg_high=0.1, cues=cues)
     block, arrays = identity_store.identity_arrays(model)
     buffer = io.BytesIO()
     np.savez(buffer, **arrays)
     buffer.seek(0)
     with np.load(buffer, allow_pickle=False) as data:
-        back = identity_store.read_identity(json.loads(json.dumps(block)), data, 48)
+        back = identity_store.read_identity(json.loads(json.dumps(block)), data, 48,
+                                            list(zip(images, masks, strict=True)))
+    assert [r.shape for r in back.cues.rivals] == [(3, 5), (4, 2)]
+    assert all(np.array_equal(x, y) for x, y in zip(back.cues.rivals, rivals, strict=True))
+    assert len(back.cues.silhouettes) == len(back.cues.views) == len(masks)
+    assert back.cues.silhouettes[0].sum() == masks[0].sum()
+    assert back.cues.views[0].shape == (*back.cues.silhouettes[0].shape, 3)
     assert back.cues.references[1].outline is None and back.cues.references[1].palette is None
     assert back.cues.references[1].cut and not back.cues.references[0].cut
     assert np.array_equal(back.cues.references[0].outline, refs[0].outline)
@@ -245,8 +257,13 @@ def _palette_of_other_size(arrays: dict) -> None:
     arrays["identity_palette"] = arrays["identity_palette"][:, :-1]
 
 
+def _rival_pixels_short(arrays: dict) -> None:
+    arrays["identity_rival_shapes"] = np.array([[3, 4]], np.int64)
+    arrays["identity_rival_pixels"] = np.ones(11, np.uint8)
+
+
 @pytest.mark.parametrize("corrupt", [_head_too_short, _scale_nan, _no_colours, _flags_of_other_length,
-                                     _palette_of_other_size])
+                                     _palette_of_other_size, _rival_pixels_short])
 def test_unusable_stored_identity_is_fitted_again(store, fit_calls, corrupt, caplog):
     rewrite_arrays(store, corrupt)
     pipe, _ = pipeline(store)
