@@ -76,6 +76,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-turned-shots", dest="turned_shots", action="store_false",
                         help="identity without the teach shots turned by 90/180/270 degrees as positives, "
                              "to measure what they do")
+    parser.add_argument("--track-coast-frames", type=int, default=3,
+                        help="frames a track is kept after the concept was last found (pipeline option "
+                             "track_coast_frames; 0: a track ends at the first miss)")
     parser.add_argument("--explain", action="store_true",
                         help="quality: sort every miss, wrong pick and false alarm by its cause (the identity "
                              "decision's trace against the ground truth; bench/core_explain.py)")
@@ -99,7 +102,8 @@ def _pipeline(args: argparse.Namespace):
     return build_pipeline({"backend": args.backend, "model": args.model, "concept_store": "",
                            "identity": getattr(args, "identity", True),
                            "distractors": getattr(args, "distractors", True),
-                           "turned_shots": getattr(args, "turned_shots", True)})
+                           "turned_shots": getattr(args, "turned_shots", True),
+                           "track_coast_frames": getattr(args, "track_coast_frames", 3)})
 
 
 @dataclass

@@ -23,6 +23,8 @@ MIN_REFINE_SIZE = 16  # px: the smallest crop side a proposal's GrabCut may run 
 # Where the node (its ``concept_store`` parameter) keeps taught concepts across restarts. The
 # library does not default to it: two scripts teaching the same name would merge their shots there.
 PERSISTENT_CONCEPT_STORE = "~/.local/share/perovss/concepts"
+# A track coasting longer than this would follow a prediction, not the object.
+MAX_COAST_FRAMES = 30
 
 
 @dataclass
@@ -40,6 +42,11 @@ class PipelineConfig:
     ``turned_shots`` True (default, with ``identity``) also learns each shot turned by 90, 180 and 270
     degrees as the concept, so the head does not tell it from a look-alike by the direction of its
     pattern; it encodes three more images per shot at teach time (False: teach is that much faster).
+    ``track_coast_frames``: frames a concept's track is kept after the frame it was last found in
+    (moved on by its last motion, its search window widened by a margin per missed frame), so an
+    object hidden for a frame or two or turned down once is followed on, not searched afresh; a
+    track whose predicted box is mostly outside the image is dropped at once. 0: a track ends at
+    the first frame the concept is not found (before ``track_coast_frames`` existed).
     ``max_image_pixels`` bounds H*W of any input image; ``max_shots`` bounds the reference
     shots per concept.
     ``labels`` True names what is not personal with words of ``vocabulary`` (class-agnostic
@@ -69,6 +76,7 @@ class PipelineConfig:
     identity: bool = True
     distractors: bool = True
     turned_shots: bool = True
+    track_coast_frames: int = 3
     max_image_pixels: int = 4096 * 4096
     max_shots: int = 32
     cascade: str = "full"  # full | adaptive: skip refinement 2 for tracked concepts that agree with their track
@@ -102,12 +110,15 @@ class PipelineConfig:
                     f"config 'concept_store' must be a directory path, '' or null, got {self.concept_store!r}"
                 )
             self.concept_store = os.fspath(self.concept_store)
-        for key in ("seed", "max_image_pixels", "max_shots"):
+        for key in ("seed", "max_image_pixels", "max_shots", "track_coast_frames"):
             value = getattr(self, key)
             if isinstance(value, bool) or not isinstance(value, int):
                 raise InvalidInputError(f"config '{key}' must be an integer, got {value!r}")
         if self.max_image_pixels < 1 or self.max_shots < 1:
             raise InvalidInputError("config 'max_image_pixels' and 'max_shots' must be >= 1")
+        if not 0 <= self.track_coast_frames <= MAX_COAST_FRAMES:
+            raise InvalidInputError(f"config 'track_coast_frames' must be 0..{MAX_COAST_FRAMES}, "
+                                    f"got {self.track_coast_frames}")
         check_label_options(self.label_every, self.label_follow, self.label_refine_size)
         for key in ("clip_model", "clip_checkpoint"):
             if not isinstance(getattr(self, key), str | os.PathLike):

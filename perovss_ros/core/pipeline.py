@@ -96,7 +96,7 @@ class Pipeline:
         self._concepts: dict[str, Concept] = {}
         self._swap_lock = threading.Lock()  # guards the _concepts swap and the tracker (short holds)
         self._teach_lock = threading.Lock()  # serialises teach/forget: ids, store writes
-        self._tracker = Tracker()
+        self._tracker = Tracker(self.config.track_coast_frames)
         self._distractors: dict[str, DistractorMemory] = {}  # per concept, under _swap_lock like the tracker
         self.scene = labelling.scene_labeller_for(config, labeller)  # None: labelling off
         # Diagnosis (``perovss bench core --explain``): when True, each frame's identity decision keeps

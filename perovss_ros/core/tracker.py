@@ -3,8 +3,12 @@
 A concept seen in the previous frame is prompted with that frame's mask box, moved by the box
 centre's last displacement (constant-velocity prediction, when it was seen in the frame before
 too), expanded by ``margin_px`` (``BASE_MARGIN`` pixels at 640 px, scaled with the image's
-longest side), and the box centre as an extra positive point. A concept not seen is searched
-globally again.
+longest side), and the box centre as an extra positive point. A concept not found in a frame
+keeps its track for up to ``coast_frames`` frames (``track_coast_frames``): moved on by its last
+motion, the window one margin wider per missed frame; the object hidden for a frame, or turned
+down once, is then followed on rather than searched afresh. A track whose predicted box lies
+mostly outside the image (the object left the view) ends at once, and so does one that coasted
+its frames; the concept is then searched globally again.
 """
 
 from __future__ import annotations
@@ -35,12 +39,14 @@ class TrackPrompt(NamedTuple):
 class Track:
     """Last known box of a concept (XYXY pixels), the frame size it was seen in, and its last motion.
 
-    ``velocity``: ``(dx, dy)`` pixels per frame of the box centre between the last two sightings.
+    ``velocity``: ``(dx, dy)`` pixels per frame of the box centre between the last two sightings;
+    ``missed``: frames since the concept was last found (the track coasts meanwhile).
     """
 
     box: BoxXYXY
     image_hw: tuple[int, int]
     velocity: tuple[float, float] = (0.0, 0.0)
+    missed: int = 0
 
     def predicted_box(self) -> BoxXYXY:
         """The box moved by one frame of its last motion."""
@@ -61,6 +67,13 @@ def expand_box(box: BoxXYXY, image_hw: tuple[int, int], margin: float | None = N
     return max(0.0, x0 - m), max(0.0, y0 - m), min(float(w), x1 + m), min(float(h), y1 + m)
 
 
+def _mostly_outside(box: BoxXYXY, image_hw: tuple[int, int]) -> bool:
+    """Whether less than half of ``box`` lies inside an image of ``(H, W)``."""
+    h, w = image_hw
+    inside = max(0.0, min(box[2], w) - max(box[0], 0.0)) * max(0.0, min(box[3], h) - max(box[1], 0.0))
+    return inside < 0.5 * max((box[2] - box[0]) * (box[3] - box[1]), 1e-9)
+
+
 def box_centre(box: BoxXYXY) -> tuple[float, float]:
     """Centre ``(x, y)`` of an XYXY box."""
     return (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
@@ -69,22 +82,31 @@ def box_centre(box: BoxXYXY) -> tuple[float, float]:
 class Tracker:
     """Per-concept track state. Not thread-safe by itself: the pipeline serialises access."""
 
-    def __init__(self) -> None:
+    def __init__(self, coast_frames: int = 0) -> None:
+        self.coast_frames = coast_frames
         self._tracks: dict[str, Track] = {}
 
     def prompt(self, name: str, image_hw: tuple[int, int]) -> TrackPrompt | None:
-        """The ``TrackPrompt`` of a concept seen last frame in a same-size image, or None."""
+        """The ``TrackPrompt`` of a concept tracked in a same-size image, or None. A track that missed
+        ``k`` frames (coasting) has its window widened by ``k`` more margins."""
         track = self._tracks.get(name)
         if track is None or track.image_hw != tuple(image_hw):
             return None
         box = track.predicted_box()
-        return TrackPrompt(expand_box(box, image_hw), box_centre(box), box)
+        return TrackPrompt(expand_box(box, image_hw, margin_px(image_hw) * (1 + track.missed)), box_centre(box), box)
 
     def update(self, name: str, mask: np.ndarray | None) -> None:
-        """Record this frame's ``H×W bool`` mask of ``name`` (None or empty: lost)."""
+        """Record this frame's ``H×W bool`` mask of ``name``. None or empty: not found; the track then
+        coasts (moved by its last motion) for up to ``coast_frames`` frames, unless its predicted box is
+        mostly outside the image (the object left the view), and is dropped after."""
         box = tight_box(mask) if mask is not None else None
         if box is None:
-            self._tracks.pop(name, None)
+            old = self._tracks.get(name)
+            if old is None or old.missed >= self.coast_frames or _mostly_outside(old.predicted_box(), old.image_hw):
+                self._tracks.pop(name, None)
+            else:
+                self._tracks[name] = Track(box=old.predicted_box(), image_hw=old.image_hw, velocity=old.velocity,
+                                           missed=old.missed + 1)
             return
         image_hw = (int(mask.shape[0]), int(mask.shape[1]))
         old = self._tracks.get(name)

@@ -15,6 +15,7 @@ from perovss_ros.core.config import (
     DEVICES,
     LABEL_FOLLOW,
     LABEL_REFINE_SIZE,
+    MAX_COAST_FRAMES,
     MIN_REFINE_SIZE,
     MODELS,
     PERSISTENT_CONCEPT_STORE,
@@ -61,6 +62,9 @@ PARAMETERS: tuple[ParamSpec, ...] = (
     ParamSpec("turned_shots", True, "with identity: also learn each teach shot turned by 90, 180 and 270 degrees "
               "(three more encodes per shot at teach time), so a pattern's direction does not decide identity",
               pipeline_key=True),
+    ParamSpec("track_coast_frames", 3, "frames a taught object's track is kept after the frame it was last "
+              "found in (moved by its last motion, search window widened), so one missed frame does not end "
+              "it; 0 = a track ends at the first miss", pipeline_key=True),
     ParamSpec("cascade", "full", "decode cascade: full, or adaptive (skip refinement 2 for a tracked concept "
               "whose mask agrees with its track)", ("full", "adaptive"), pipeline_key=True),
     ParamSpec("max_image_pixels", 4096 * 4096, "largest accepted image (width×height), frames and "
@@ -117,6 +121,8 @@ def check_value(name: str, value: Any) -> str | None:
         return f"{name} must be one of {', '.join(spec.choices)}, got {value!r}"
     if name in ("max_image_pixels", "max_shots", "label_every") and int(value) < 1:
         return f"{name} must be >= 1, got {value!r}"
+    if name == "track_coast_frames" and not 0 <= int(value) <= MAX_COAST_FRAMES:
+        return f"{name} must be 0..{MAX_COAST_FRAMES}, got {value!r}"
     if name == "label_refine_size" and int(value) < MIN_REFINE_SIZE:
         return f"{name} must be >= {MIN_REFINE_SIZE}, got {value!r}"
     if name in ("diagnostics_period", "capture_timeout") and float(value) <= 0:

@@ -151,11 +151,25 @@ def test_tracking_follows_and_resets(red_shots):
     pipe.reset_tracking()
     assert pipe.process(twins).segments == []  # reset: searched globally again
 
+    # A frame without the object: the track coasts (track_coast_frames, 3 by default) and still holds
+    # the copy where the object was; after it has coasted 3 frames the search is global again.
     pipe.reset_tracking()
     pipe.process(only_right)
     absent = pipe.process(background(seed=72))
     assert absent.segments == [] and not absent.instance_mask.any()
-    assert pipe.process(twins).segments == []  # the absent frame dropped the track
+    held = pipe.process(twins).instance_mask == 1
+    assert iou(held, right) > 0.75 and not (held & left).any()
+    pipe.reset_tracking()
+    pipe.process(only_right)
+    for k in range(4):
+        assert pipe.process(background(seed=72 + k)).segments == []
+    assert pipe.process(twins).segments == []  # the fourth absent frame dropped the track
+    # Without coasting, one absent frame drops it.
+    strict = classic(track_coast_frames=0)
+    strict.teach("my_red", *red_shots)
+    strict.process(only_right)
+    strict.process(background(seed=72))
+    assert strict.process(twins).segments == []
 
 
 @pytest.mark.parametrize(

@@ -78,6 +78,39 @@ def test_box_expansion_scales_with_image_size():
     assert expand_box((2, 3, 630, 475), (480, 640)) == (0, 0, 640, 480)
 
 
+def test_a_track_coasts_on_its_last_motion_for_its_frames_then_ends():
+    tracker = Tracker(coast_frames=2)
+    mask = np.zeros((480, 640), bool)
+    mask[100:150, 200:300] = True
+    tracker.update("mug", mask)
+    tracker.update("mug", np.roll(mask, 10, axis=1))  # moving right, 10 px a frame: box x 210..310
+    tracker.update("mug", None)  # not found: the track moves on (x 220..320) and widens by one margin
+    box, centre, predicted = tracker.prompt("mug", (480, 640))
+    assert predicted == (230, 100, 330, 150)  # the next frame's prediction: one more step
+    assert centre == (280, 125)
+    assert box == (210, 80, 350, 170)  # two margins of 10 px: one missed frame
+    tracker.update("mug", np.zeros((480, 640), bool))
+    assert tracker.prompt("mug", (480, 640)) is not None  # second miss: still coasting
+    tracker.update("mug", None)
+    assert tracker.prompt("mug", (480, 640)) is None  # third miss: ended
+    # Found again while coasting: a plain track again, its motion from where it was predicted.
+    tracker.update("mug", mask)
+    tracker.update("mug", None)
+    tracker.update("mug", np.roll(mask, 20, axis=1))
+    box, _, predicted = tracker.prompt("mug", (480, 640))
+    assert predicted == (240, 100, 340, 150) and box == (230, 90, 350, 160)
+
+
+def test_a_track_leaving_the_image_ends_at_its_first_miss():
+    tracker = Tracker(coast_frames=3)
+    mask = np.zeros((480, 640), bool)
+    mask[100:150, 560:640] = True
+    tracker.update("mug", mask)
+    tracker.update("mug", np.roll(mask, 60, axis=1) & (np.arange(640) >= 600)[None])  # cut by the border
+    tracker.update("mug", None)  # predicted box mostly right of the image: the object left the view
+    assert tracker.prompt("mug", (480, 640)) is None
+
+
 def test_tracker_follows_seen_concepts_and_drops_lost_ones():
     tracker = Tracker()
     mask = np.zeros((480, 640), bool)
