@@ -299,7 +299,7 @@ def segment_frame(decoder: MaskDecoder, features: Features, rgb: np.ndarray, con
             eligible = candidates[i][:1]
         if not eligible:
             continue
-        cont = [c for c in eligible if on_track is not None and bool((c.cells & on_track).any())]
+        cont = [c for c in eligible if on_track is not None and _continues(c, on_track, track)]
         tracked[i] = cont[0] if cont else None
         plan = list(eligible)
         if tracked[i] is not None:
@@ -464,6 +464,21 @@ def _ambiguous(cost: float, mask: np.ndarray, passed: list[tuple[float, np.ndarr
     """Whether an untracked pick of ``cost`` and ``mask`` is one of two: another untracked candidate
     elsewhere (mask IoU below 0.5) among the ``passed`` (cost, mask) passed within ``AMBIGUITY`` of it."""
     return any(m is not mask and c <= cost + AMBIGUITY and matching.mask_iou(m, mask) < 0.5 for c, m in passed)
+
+
+def _continues(candidate: Candidate, on_track: np.ndarray, track: TrackPrompt) -> bool:
+    """Whether ``candidate`` continues the track: it touches the track's window (``on_track``, ``h×w``
+    bool cells) and, for a track coasting over frames where the concept was not found, has its peak
+    inside the predicted box itself (a look-alike beside where the hidden object should be must
+    not take the track over)."""
+    if not bool((candidate.cells & on_track).any()):
+        return False
+    missed = getattr(track, "missed", 0)
+    predicted = getattr(track, "predicted", None)
+    if not missed or predicted is None:
+        return True
+    x, y = candidate.peak
+    return predicted[0] <= x <= predicted[2] and predicted[1] <= y <= predicted[3]
 
 
 def _elsewhere(candidate: Candidate, candidates: list[Candidate]) -> list[Candidate]:

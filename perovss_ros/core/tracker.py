@@ -28,11 +28,13 @@ BASE_SIDE = 640.0
 class TrackPrompt(NamedTuple):
     """What the tracker tells the next frame: ``box`` (the predicted box expanded by the margin, the
     search window), its ``centre`` (an extra positive point) and ``predicted`` (the predicted box
-    itself, to compare the new mask with; None when unknown). Boxes XYXY pixels."""
+    itself, to compare the new mask with; None when unknown). Boxes XYXY pixels. ``missed``: frames
+    the track has coasted (0: the concept was found in the last frame)."""
 
     box: BoxXYXY
     centre: tuple[float, float]
     predicted: BoxXYXY | None = None
+    missed: int = 0
 
 
 @dataclass
@@ -93,7 +95,8 @@ class Tracker:
         if track is None or track.image_hw != tuple(image_hw):
             return None
         box = track.predicted_box()
-        return TrackPrompt(expand_box(box, image_hw, margin_px(image_hw) * (1 + track.missed)), box_centre(box), box)
+        return TrackPrompt(expand_box(box, image_hw, margin_px(image_hw) * (1 + track.missed)), box_centre(box), box,
+                           track.missed)
 
     def update(self, name: str, mask: np.ndarray | None) -> None:
         """Record this frame's ``H×W bool`` mask of ``name``. None or empty: not found; the track then

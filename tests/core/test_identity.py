@@ -301,3 +301,24 @@ def test_two_regions_that_fit_equally_start_no_track_until_one_is_followed(taugh
     img, masks = frame({"mine": (84, 120, 4), "twin": (240, 130, 10)}, seed=12)
     found = taught.process(img).instance_mask == iid
     assert iou(found, masks["mine"]) > 0.6 and not (found & masks["twin"]).any()
+
+
+def test_a_coasting_track_is_continued_only_at_its_predicted_box():
+    from perovss_ros.core.decide import _continues
+    from perovss_ros.core.identity import Candidate
+    from perovss_ros.core.tracker import TrackPrompt
+
+    window = np.zeros((30, 40), bool)  # 8 px cells: the track's widened window, x 80..220, y 80..170
+    window[10:22, 10:28] = True
+
+    def candidate(x: float, y: float) -> Candidate:
+        cells = np.zeros_like(window)
+        cells[int(y // 8) - 2:int(y // 8) + 2, int(x // 8) - 2:int(x // 8) + 2] = True
+        return Candidate(cells=cells, peak=(x, y), score=1.0)
+
+    at, beside = candidate(150, 125), candidate(212, 125)  # on the prediction / in the window beside it
+    seen = TrackPrompt(box=(80, 80, 220, 170), centre=(150, 125), predicted=(100, 100, 200, 150), missed=0)
+    coasting = seen._replace(missed=2)
+    assert _continues(at, window, seen) and _continues(beside, window, seen)
+    assert _continues(at, window, coasting) and not _continues(beside, window, coasting)
+    assert not _continues(candidate(300, 40), window, seen)  # outside the window altogether

@@ -85,7 +85,8 @@ def test_a_track_coasts_on_its_last_motion_for_its_frames_then_ends():
     tracker.update("mug", mask)
     tracker.update("mug", np.roll(mask, 10, axis=1))  # moving right, 10 px a frame: box x 210..310
     tracker.update("mug", None)  # not found: the track moves on (x 220..320) and widens by one margin
-    box, centre, predicted = tracker.prompt("mug", (480, 640))
+    box, centre, predicted, missed = tracker.prompt("mug", (480, 640))
+    assert missed == 1
     assert predicted == (230, 100, 330, 150)  # the next frame's prediction: one more step
     assert centre == (280, 125)
     assert box == (210, 80, 350, 170)  # two margins of 10 px: one missed frame
@@ -97,8 +98,8 @@ def test_a_track_coasts_on_its_last_motion_for_its_frames_then_ends():
     tracker.update("mug", mask)
     tracker.update("mug", None)
     tracker.update("mug", np.roll(mask, 20, axis=1))
-    box, _, predicted = tracker.prompt("mug", (480, 640))
-    assert predicted == (240, 100, 340, 150) and box == (230, 90, 350, 160)
+    box, _, predicted, missed = tracker.prompt("mug", (480, 640))
+    assert predicted == (240, 100, 340, 150) and box == (230, 90, 350, 160) and missed == 0
 
 
 def test_a_track_leaving_the_image_ends_at_its_first_miss():
@@ -116,7 +117,7 @@ def test_tracker_follows_seen_concepts_and_drops_lost_ones():
     mask = np.zeros((480, 640), bool)
     mask[100:150, 200:300] = True
     tracker.update("mug", mask)
-    box, centre, _ = tracker.prompt("mug", (480, 640))
+    box, centre, _, _ = tracker.prompt("mug", (480, 640))
     assert box == (190, 90, 310, 160)
     assert centre == (250, 125)
     assert tracker.prompt("mug", (240, 320)) is None  # another image size: search globally
