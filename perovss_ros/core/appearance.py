@@ -299,7 +299,7 @@ class CueCheck:
 
         ``trust_cut_outline`` False leaves the outline out (0) for a mask the image border cuts (the
         object followed out of view: its outline is partly the border's). ``outline``: a signature to
-        measure the outline against instead of the references' (``cut_outline``).
+        measure the outline against instead of the references' (``cut_units``).
         """
         units = self.weights * self.cue_units(desc)
         at = CUES.index("outline")
@@ -309,15 +309,16 @@ class CueCheck:
             units[at] = 0.0
         return units
 
-    def cut_units(self, desc: RegionDescriptor, mask: np.ndarray) -> np.ndarray | None:
+    def cut_units(self, desc: RegionDescriptor, mask: np.ndarray, outline: bool = True) -> np.ndarray | None:
         """Per cue the weighted units of a border-cut region (``desc`` of the ``H×W bool`` ``mask``) against
         a shot placed over it and cut by the same border (``shape.cut_reference``): what the part of
         the object in view would look like -> float64 (3,).
 
         Colour and pattern are the placed shot's (its ``views`` crop turned, scaled and shifted the
-        same way; the whole shots' without views). The outline is the whole shots' when a rival fits
-        the mask at least as well as the shot (the part in view does not tell the two apart). None
-        without silhouettes, a fit or a describable placed view.
+        same way; the whole shots' without views). A placed outline nearer than the whole shots' is
+        the whole shots' when a rival fits the mask at least as well as the shot (the part in view
+        does not tell the two apart). ``outline`` False: the outline is left out (0; the tracked
+        candidate's), and no rival is fitted. None without silhouettes or a fit.
         """
         placement = cut_reference(mask, self.silhouettes) if self.silhouettes else None
         if placement is None:
@@ -334,9 +335,12 @@ class CueCheck:
         else:
             units = whole.copy()
             units[at] = self.weighted_units(desc, outline=shape_signature(placement.mask))[at]
-        rival = cut_reference(mask, self.rivals) if self.rivals else None
-        if rival is not None and rival.iou >= placement.iou:
-            units[at] = whole[at]
+        if not outline:
+            units[at] = 0.0
+        elif units[at] < whole[at] and self.rivals:
+            rival = cut_reference(mask, self.rivals)
+            if rival is not None and rival.iou >= placement.iou:
+                units[at] = whole[at]
         return units
 
     def distance(self, desc: RegionDescriptor, trust_cut_outline: bool = True) -> float:

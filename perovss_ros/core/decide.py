@@ -16,11 +16,11 @@ Per frame and concept (``segment_frame``):
    neighbour is split off, or the part in the concept's own colours (``colour_support``), is
    described by colour, surface pattern and outline; its weighted distance to the shots must
    stay within ``cues.accept`` (``TRACKED_SLACK`` × that for the tracked candidate, whose outline
-   an occluder may have cut; its outline is left out where the image border cuts the mask). Any
-   other border-cut mask that fails only by its outline has it measured against a shot placed
-   over it and cut by the same border (``CueCheck.cut_outline``), unless a look-alike seen at
-   teach time fits it at least as well. A look-alike that differs in one attribute lies far off
-   in that cue.
+   an occluder may have cut; its outline is left out where the image border cuts the mask). A
+   border-cut mask that fails against the whole shots is also measured against a shot placed over
+   it and cut by the same border (``CueCheck.cut_units``: that part's colour, pattern and outline,
+   the outline only when no look-alike seen at teach time fits it as well); each cue takes the
+   nearer of the two. A look-alike that differs in one attribute lies far off in that cue.
 4. Round 1: the tracked candidate (or the best one) of every concept, one batched decode. A
    tracked candidate within ``SETTLE`` × accept is kept; otherwise round 2 decodes the rest of the
    first ``MAX_DECODES``, and round 3 the others where none of those passed. Among the candidates
@@ -244,10 +244,8 @@ def _best_option(mask: np.ndarray, rgb: np.ndarray, cues: CueCheck, image_map: t
             continue
         units = cues.weighted_units(desc, trust_cut_outline=not tracked)
         if desc.cut and units.sum() > cues.accept * (TRACKED_SLACK if tracked else 1.0):
-            placed = cues.cut_units(desc, option)
+            placed = cues.cut_units(desc, option, outline=not tracked)
             if placed is not None:
-                if tracked:
-                    placed[OUTLINE] = 0.0
                 units = np.minimum(units, placed)
         scored.append((float(units.sum()), float(image_map[torch.from_numpy(option)].mean()), option, desc, units))
     if not scored:
@@ -536,7 +534,7 @@ def _calibrate_cues(decoder: MaskDecoder, images: list[np.ndarray], masks: list[
         units = plain.cue_units(desc) if desc is not None else None
         off_units.append(units)
         # A whole look-alike that only its outline tells apart: a border-cut mask that fits it as
-        # well as a shot does says nothing about which of the two it is (``CueCheck.cut_outline``).
+        # well as a shot does says nothing about which of the two it is (``CueCheck.cut_units``).
         if units is not None and not desc.cut and units.sum() - units[OUTLINE] <= ACCEPT:
             rivals.append(silhouette(mask))
     weights = cue_weights([u for u in own_units if np.isfinite(u).all()],

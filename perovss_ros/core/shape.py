@@ -118,7 +118,6 @@ def outline_options(mask: np.ndarray) -> list[np.ndarray]:
     return [whole, *(part for split in split_touching(whole) for part in split)]
 
 
-
 # Border-cut masks (``cut_reference``): the silhouettes are searched coarse to fine. The coarse pass
 # works at COARSE_SIZE pixels across (a silhouette's longest side at scale 1), turns in COARSE_TURN
 # steps and the scales COARSE_SCALES (objects seen at about the size they were taught, ±40 %); the
