@@ -79,6 +79,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--track-coast-frames", type=int, default=3,
                         help="frames a track is kept after the concept was last found (pipeline option "
                              "track_coast_frames; 0: a track ends at the first miss)")
+    parser.add_argument("--blur", type=float, default=0.0,
+                        help="quality/labels: blur every frame and teach capture by this Gaussian sigma in pixels "
+                             "(sim/camera.py; default 0: none)")
+    parser.add_argument("--camera-noise", type=float, default=0.0,
+                        help="quality/labels: add Gaussian sensor noise of this sigma in grey levels on top of "
+                             "the scenes' own (default 0: none)")
+    parser.add_argument("--jpeg-quality", type=int, default=None,
+                        help="quality/labels: JPEG round trip of every frame and teach capture at this quality, "
+                             "1-100, as from a compressed image topic (default: none)")
     parser.add_argument("--explain", action="store_true",
                         help="quality: sort every miss, wrong pick and false alarm by its cause (the identity "
                              "decision's trace against the ground truth; bench/core_explain.py)")
@@ -159,12 +168,23 @@ def lookalikes_per_object(args: argparse.Namespace) -> int:
 
 def quality_scene(args: argparse.Namespace, seed: int, per_object: int):
     """The quality scenes' ``Scene`` of ``seed``: 1 + seed % 3 personal objects with ``per_object`` look-alikes
-    each, ``--frames`` frames of ``--size`` at ``--difficulty`` (the labels part runs the same scenes)."""
+    each, ``--frames`` frames of ``--size`` at ``--difficulty``, seen through ``camera(args)`` (the labels
+    part runs the same scenes)."""
+    from perovss_ros.sim.camera import degrade_scene
     from perovss_ros.sim.scenes import make_scene
 
     num_objects = 1 + seed % 3
-    return make_scene(seed=seed, num_frames=args.frames, size=_size(args.size), num_objects=num_objects,
-                      num_lookalikes=per_object * num_objects, difficulty=args.difficulty)
+    scene = make_scene(seed=seed, num_frames=args.frames, size=_size(args.size), num_objects=num_objects,
+                       num_lookalikes=per_object * num_objects, difficulty=args.difficulty)
+    return degrade_scene(scene, camera(args), seed)
+
+
+def camera(args: argparse.Namespace):
+    """The ``CameraDegradation`` of ``--blur``, ``--camera-noise`` and ``--jpeg-quality`` (inactive by default)."""
+    from perovss_ros.sim.camera import CameraDegradation
+
+    return CameraDegradation(blur_sigma=getattr(args, "blur", 0.0), noise_sigma=getattr(args, "camera_noise", 0.0),
+                             jpeg_quality=getattr(args, "jpeg_quality", None))
 
 
 def _run_sequence(args: argparse.Namespace, seed: int, per_object: int) -> tuple[int, _Tally]:
@@ -210,6 +230,10 @@ def _quality_arguments_problem(args: argparse.Namespace) -> str | None:
 
     if args.sequences < 1 or args.first_seed < 0:
         return f"--sequences {args.sequences} --first-seed {args.first_seed}: use at least 1 sequence from seed 0 up"
+    try:
+        camera(args)
+    except ValueError as exc:
+        return f"--blur/--camera-noise/--jpeg-quality: {exc}"
     per_object = args.lookalikes_per_object
     # Easy scenes have up to 3 personal objects and 12 look-alikes in all.
     most = MAX_HARD_LOOKALIKES_PER_OBJECT if args.difficulty == "hard" else MAX_LOOKALIKES // 3
@@ -241,12 +265,15 @@ def run_quality(args: argparse.Namespace) -> dict:
               f"{seq['recall']:.3f}  {_outcome_text(seq)}  wrong {100 * seq['wrong_object_fraction']:.1f} %  "
               f"median {seq['median_frame_ms']:.1f} ms", flush=True)
     result = {**total.summary(), "seconds": time.perf_counter() - start, "difficulty": args.difficulty,
+              "camera": camera(args).describe(),
               "seeds": seeds, "lookalikes_per_object": per_object, "per_sequence": per_sequence}
     result["met"] = (result["miou"] >= TARGET_MIOU and result["wrong_object_fraction"] <= TARGET_WRONG_OBJECT
                      and result["precision"] >= TARGET_PRESENCE and result["recall"] >= TARGET_PRESENCE)
     span = f"{seeds[0]}..{seeds[-1]}" if seeds else "none"
+    seen = camera(args)
+    through = f", camera {seen.describe()}" if seen.active else ""
     print(f"quality ({args.backend}, {args.difficulty}, seeds {span} × {args.frames} frames, {args.size}, "
-          f"{per_object} look-alikes per object): "
+          f"{per_object} look-alikes per object{through}): "
           f"mIoU {result['miou']:.3f} (target {TARGET_MIOU})  wrong object "
           f"{100 * result['wrong_object_fraction']:.1f} % of {result['pairs_present']} present pairs (target ≤ "
           f"{100 * TARGET_WRONG_OBJECT:.0f} %)  presence precision {result['precision']:.3f} recall "

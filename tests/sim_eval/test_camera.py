@@ -1,0 +1,85 @@
+"""The worse camera of `sim/camera.py` and the bench options that apply it."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from perovss_ros.cli import main
+from perovss_ros.sim.camera import CameraDegradation, degrade_scene
+from perovss_ros.sim.scenes import make_scene
+
+
+def _flat(value: int = 128) -> np.ndarray:
+    return np.full((64, 80, 3), value, np.uint8)
+
+
+def test_noise_has_the_asked_spread_and_is_reproducible():
+    camera = CameraDegradation(noise_sigma=6.0)
+    image = _flat()
+    first = camera.apply(image, np.random.default_rng(3))
+    again = camera.apply(image, np.random.default_rng(3))
+    other = camera.apply(image, np.random.default_rng(4))
+    assert first.dtype == np.uint8 and first.shape == image.shape
+    assert np.array_equal(first, again) and not np.array_equal(first, other)
+    spread = float(first.astype(np.float32).std())
+    assert 5.0 < spread < 7.0
+    assert np.array_equal(image, _flat())  # the input is not changed in place
+
+
+def test_blur_softens_an_edge_and_jpeg_changes_pixels_but_not_the_picture():
+    image = _flat(40)
+    image[:, 40:] = 220
+    blurred = CameraDegradation(blur_sigma=2.0).apply(image, np.random.default_rng(0))
+    # A step edge becomes a ramp: values between the two sides appear next to it.
+    row = blurred[32, :, 0].astype(int)
+    assert 40 < row[39] < 220 and 40 < row[40] < 220
+    assert row[0] == 40 and row[-1] == 220
+    textured = np.random.default_rng(1).integers(0, 256, (64, 80, 3), dtype=np.uint8)
+    jpeg = CameraDegradation(jpeg_quality=30).apply(textured, np.random.default_rng(0))
+    assert jpeg.shape == textured.shape and jpeg.dtype == np.uint8
+    assert not np.array_equal(jpeg, textured)
+    # Flat colours survive a JPEG round trip almost unchanged.
+    flat = CameraDegradation(jpeg_quality=30).apply(_flat(90), np.random.default_rng(0))
+    assert np.abs(flat.astype(int) - 90).max() <= 2
+
+
+@pytest.mark.parametrize("kwargs", [{"blur_sigma": -1.0}, {"noise_sigma": float("nan")}, {"jpeg_quality": 0},
+                                    {"jpeg_quality": 101}])
+def test_bad_settings_are_refused(kwargs):
+    with pytest.raises(ValueError):
+        CameraDegradation(**kwargs)
+
+
+def test_a_degraded_scene_keeps_its_ground_truth_and_degrades_the_teach_captures_too():
+    scene = make_scene(seed=5, num_frames=3, size=(96, 72), num_objects=1, num_lookalikes=1)
+    camera = CameraDegradation(noise_sigma=4.0, jpeg_quality=70)
+    seen = degrade_scene(scene, camera, seed=5)
+    assert len(seen.frames) == 3 and len(seen.teach_frames) == len(scene.teach_frames)
+    assert all(not np.array_equal(a, b) for a, b in zip(seen.frames, scene.frames, strict=True))
+    assert all(not np.array_equal(a, b) for a, b in zip(seen.teach_frames, scene.teach_frames, strict=True))
+    assert all(np.array_equal(a, b) for a, b in zip(seen.gt, scene.gt, strict=True))
+    name = scene.objects[0].name
+    assert np.array_equal(seen.presence(name), scene.presence(name))
+    again = degrade_scene(scene, camera, seed=5)
+    assert all(np.array_equal(a, b) for a, b in zip(seen.frames, again.frames, strict=True))
+    assert degrade_scene(scene, CameraDegradation(), seed=5) is scene
+    assert camera.describe() == "noise 4, JPEG 70" and CameraDegradation().describe() == "clean"
+
+
+def test_quality_bench_runs_through_the_worse_camera_and_says_so(capsys):
+    from perovss_ros.bench.core import run_quality
+    from perovss_ros.cli import build_parser
+
+    args = build_parser().parse_args(["bench", "core", "--part", "quality", "--sequences", "1", "--first-seed", "993",
+                                      "--frames", "2", "--size", "160x120", "--camera-noise", "5", "--jpeg-quality",
+                                      "75", "--blur", "0.8"])
+    result = run_quality(args)
+    assert result["camera"] == "blur 0.8 px, noise 5, JPEG 75"
+    assert "camera blur 0.8 px, noise 5, JPEG 75" in capsys.readouterr().out
+    assert result["outcomes"]["present"] + result["outcomes"]["absent"] == 2 * (1 + 993 % 3)
+
+
+def test_quality_bench_refuses_a_bad_camera(capsys):
+    assert main(["bench", "core", "--part", "quality", "--jpeg-quality", "0"]) == 1
+    assert "jpeg_quality 0" in capsys.readouterr().err
