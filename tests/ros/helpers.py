@@ -32,8 +32,11 @@ def start_perovss(domain_id: int, args: list[str], log: Path) -> subprocess.Pope
                             env=ros_env(domain_id), stdout=handle, stderr=subprocess.STDOUT)
 
 
-def stop(proc: subprocess.Popen, timeout: float = 10.0, dump: bool = False) -> int:
-    """SIGINT (SIGABRT with ``dump``: the stacks go to the log), then SIGKILL; returns the exit code."""
+def stop(proc: subprocess.Popen, timeout: float = 20.0, dump: bool = False) -> int:
+    """SIGINT (SIGABRT with ``dump``: the stacks go to the log), then SIGKILL; returns the exit code.
+
+    A node exits within a few seconds of SIGINT; ``timeout`` leaves room for a suite that loads
+    both cores (one fresh-clone run saw a node take over 10 s after a CONFIGURE)."""
     if proc.poll() is None:
         proc.send_signal(signal.SIGABRT if dump else signal.SIGINT)
         try:
