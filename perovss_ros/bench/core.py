@@ -79,15 +79,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--track-coast-frames", type=int, default=3,
                         help="frames a track is kept after the concept was last found (pipeline option "
                              "track_coast_frames; 0: a track ends at the first miss)")
-    parser.add_argument("--blur", type=float, default=0.0,
-                        help="quality/labels: blur every frame and teach capture by this Gaussian sigma in pixels "
-                             "(sim/camera.py; default 0: none)")
-    parser.add_argument("--camera-noise", type=float, default=0.0,
-                        help="quality/labels: add Gaussian sensor noise of this sigma in grey levels on top of "
-                             "the scenes' own (default 0: none)")
-    parser.add_argument("--jpeg-quality", type=int, default=None,
-                        help="quality/labels: JPEG round trip of every frame and teach capture at this quality, "
-                             "1-100, as from a compressed image topic (default: none)")
+    from perovss_ros.sim import camera
+
+    camera.add_arguments(parser, "quality/labels")
     parser.add_argument("--explain", action="store_true",
                         help="quality: sort every miss, wrong pick and false alarm by its cause (the identity "
                              "decision's trace against the ground truth; bench/core_explain.py)")
@@ -181,10 +175,9 @@ def quality_scene(args: argparse.Namespace, seed: int, per_object: int):
 
 def camera(args: argparse.Namespace):
     """The ``CameraDegradation`` of ``--blur``, ``--camera-noise`` and ``--jpeg-quality`` (inactive by default)."""
-    from perovss_ros.sim.camera import CameraDegradation
+    from perovss_ros.sim.camera import from_arguments
 
-    return CameraDegradation(blur_sigma=getattr(args, "blur", 0.0), noise_sigma=getattr(args, "camera_noise", 0.0),
-                             jpeg_quality=getattr(args, "jpeg_quality", None))
+    return from_arguments(args)
 
 
 def _run_sequence(args: argparse.Namespace, seed: int, per_object: int) -> tuple[int, _Tally]:

@@ -27,6 +27,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--lookalikes", type=int, default=None,
                         help="look-alike distractors (default: 2 for easy, 3 per personal object for hard; "
                              "hard allows up to 4 per object)")
+    from perovss_ros.sim import camera
+
+    camera.add_arguments(parser, "the written scene")
     parser.add_argument("--storage", choices=d.STORAGES, default="mcap", help="bag storage (default: mcap)")
     parser.add_argument("--image-topic", default=d.IMAGE_TOPIC, help=f"camera topic (default: {d.IMAGE_TOPIC})")
     parser.add_argument("--mask-topic", default=d.MASK_TOPIC,
@@ -101,11 +104,17 @@ def run(args: argparse.Namespace) -> int:
         if args.gazebo_labels_topic:
             raise InvalidInputError("--gazebo-labels-topic goes with --info BAG")
         from perovss_ros.sim.bags import write_scene_bag
+        from perovss_ros.sim.camera import degrade_scene, from_arguments
         from perovss_ros.sim.scenes import make_scene
 
+        try:
+            seen = from_arguments(args)
+        except ValueError as exc:
+            raise InvalidInputError(f"--blur/--camera-noise/--jpeg-quality: {exc}") from exc
         scene = make_scene(seed=args.seed, num_frames=args.frames, size=(args.width, args.height),
                            num_objects=args.objects, num_lookalikes=args.lookalikes, fps=args.fps,
                            difficulty=args.difficulty)
+        scene = degrade_scene(scene, seen, args.seed)
         counts = write_scene_bag(scene, args.out, storage=args.storage, image_topic=args.image_topic,
                                  mask_topic=args.mask_topic, teach_image_topic=args.teach_image_topic,
                                  teach_mask_topic=args.teach_mask_topic, object_mask_topic=args.object_mask_topic,
@@ -115,7 +124,8 @@ def run(args: argparse.Namespace) -> int:
         return 1
     names = ", ".join(f"{o.name} (id {o.instance_id})" for o in scene.objects)
     print(f"wrote {args.out} ({args.storage}): {scene.num_frames} frames {args.width}×{args.height} "
-          f"at {args.fps:g} fps, seed {args.seed}, {scene.difficulty}")
+          f"at {args.fps:g} fps, seed {args.seed}, {scene.difficulty}"
+          + (f", camera {seen.describe()}" if seen.active else ""))
     kinds = ", ".join(f"{o.name} ({o.kind} of {o.mimics})" for o in scene.lookalikes)
     print(f"  objects: {names}; look-alikes: {len(scene.lookalikes)}" + (f": {kinds}" if kinds else ""))
     for topic, count in counts.items():

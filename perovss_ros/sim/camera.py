@@ -10,6 +10,7 @@ is. It measures how far the identity cues and masks depend on clean pixels (``pe
 
 from __future__ import annotations
 
+import argparse
 from dataclasses import dataclass, replace
 
 import cv2
@@ -77,3 +78,23 @@ def degrade_scene(scene: Scene, camera: CameraDegradation, seed: int) -> Scene:
     rng = np.random.default_rng(seed)
     return replace(scene, frames=[camera.apply(f, rng) for f in scene.frames],
                    teach_frames=[camera.apply(f, rng) for f in scene.teach_frames])
+
+
+def add_arguments(parser: argparse.ArgumentParser, what: str) -> None:
+    """``--blur``, ``--camera-noise`` and ``--jpeg-quality`` (``what``: where the help says they apply)."""
+    parser.add_argument("--blur", type=float, default=0.0,
+                        help=f"{what}: blur every frame and teach capture by this Gaussian sigma in pixels "
+                             "(sim/camera.py; default 0: none)")
+    parser.add_argument("--camera-noise", type=float, default=0.0,
+                        help=f"{what}: add Gaussian sensor noise of this sigma in grey levels on top of the "
+                             "scene's own (default 0: none)")
+    parser.add_argument("--jpeg-quality", type=int, default=None,
+                        help=f"{what}: JPEG round trip of every frame and teach capture at this quality, 1-100, "
+                             "as from a compressed image topic (default: none)")
+
+
+def from_arguments(args: argparse.Namespace) -> CameraDegradation:
+    """The ``CameraDegradation`` of ``add_arguments``' options (inactive when they are absent); ValueError
+    when they are out of range."""
+    return CameraDegradation(blur_sigma=getattr(args, "blur", 0.0), noise_sigma=getattr(args, "camera_noise", 0.0),
+                             jpeg_quality=getattr(args, "jpeg_quality", None))

@@ -83,3 +83,21 @@ def test_quality_bench_runs_through_the_worse_camera_and_says_so(capsys):
 def test_quality_bench_refuses_a_bad_camera(capsys):
     assert main(["bench", "core", "--part", "quality", "--jpeg-quality", "0"]) == 1
     assert "jpeg_quality 0" in capsys.readouterr().err
+
+
+def test_sim_writes_a_bag_through_the_worse_camera(tmp_path, capsys):
+    from perovss_ros.sim.bags import read_frames
+    from perovss_ros.sim.topics import MASK_TOPIC
+
+    common = ["--frames", "3", "--width", "96", "--height", "72", "--seed", "6"]
+    assert main(["sim", "--out", str(tmp_path / "clean"), *common]) == 0
+    assert main(["sim", "--out", str(tmp_path / "worse"), *common, "--camera-noise", "4", "--jpeg-quality", "60"]) == 0
+    assert "camera noise 4, JPEG 60" in capsys.readouterr().out
+    clean = list(read_frames(tmp_path / "clean", mask_topic=MASK_TOPIC))
+    worse = list(read_frames(tmp_path / "worse", mask_topic=MASK_TOPIC))
+    assert len(clean) == len(worse) == 3
+    assert all(not np.array_equal(a.rgb, b.rgb) for a, b in zip(clean, worse, strict=True))
+    assert all(np.array_equal(a.mask, b.mask) for a, b in zip(clean, worse, strict=True))
+    assert main(["sim", "--out", str(tmp_path / "bad"), *common, "--blur", "-1"]) == 1
+    assert "blur_sigma -1" in capsys.readouterr().err
+    assert not (tmp_path / "bad").exists()
