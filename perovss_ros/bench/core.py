@@ -257,13 +257,13 @@ def run_quality(args: argparse.Namespace) -> dict:
         print(f"  seq {seed:4d}  objects {num_objects}  mIoU {seq['miou']:.3f}  P/R {seq['precision']:.3f}/"
               f"{seq['recall']:.3f}  {_outcome_text(seq)}  wrong {100 * seq['wrong_object_fraction']:.1f} %  "
               f"median {seq['median_frame_ms']:.1f} ms", flush=True)
+    seen = camera(args)
     result = {**total.summary(), "seconds": time.perf_counter() - start, "difficulty": args.difficulty,
-              "camera": camera(args).describe(),
+              "camera": seen.describe(),
               "seeds": seeds, "lookalikes_per_object": per_object, "per_sequence": per_sequence}
     result["met"] = (result["miou"] >= TARGET_MIOU and result["wrong_object_fraction"] <= TARGET_WRONG_OBJECT
                      and result["precision"] >= TARGET_PRESENCE and result["recall"] >= TARGET_PRESENCE)
     span = f"{seeds[0]}..{seeds[-1]}" if seeds else "none"
-    seen = camera(args)
     through = f", camera {seen.describe()}" if seen.active else ""
     print(f"quality ({args.backend}, {args.difficulty}, seeds {span} × {args.frames} frames, {args.size}, "
           f"{per_object} look-alikes per object{through}): "
