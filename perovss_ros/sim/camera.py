@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import argparse
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
-import cv2
 import numpy as np
 
-from perovss_ros.sim.scenes import Scene
+if TYPE_CHECKING:
+    from perovss_ros.sim.scenes import Scene
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,9 @@ class CameraDegradation:
 
     def apply(self, rgb: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """``H×W×3 uint8 RGB`` -> the same seen through this camera (a new array; ``rng`` draws the noise)."""
+        # OpenCV here, not at module level: the CLI imports this module to build its parser.
+        import cv2
+
         out = np.ascontiguousarray(rgb)
         if self.blur_sigma > 0:
             out = cv2.GaussianBlur(out, (0, 0), self.blur_sigma)
