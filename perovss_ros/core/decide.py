@@ -220,6 +220,12 @@ def candidate_request(candidate: Candidate, others: list[Candidate], logits: tor
     )
 
 
+def acceptance_limit(cues: CueCheck, tracked: bool) -> float:
+    """The largest summed cue distance that passes: ``cues.accept``, ``TRACKED_SLACK`` × that for the
+    candidate that continues the track."""
+    return cues.accept * (TRACKED_SLACK if tracked else 1.0)
+
+
 def _best_option(mask: np.ndarray, rgb: np.ndarray, cues: CueCheck, image_map: torch.Tensor,
                  tracked: bool = False) -> tuple[np.ndarray, float, RegionDescriptor | None, np.ndarray | None]:
     """The mask, its part where a touching neighbour is split off, or its part in the concept's own colours
@@ -243,7 +249,7 @@ def _best_option(mask: np.ndarray, rgb: np.ndarray, cues: CueCheck, image_map: t
         if desc is None:
             continue
         units = cues.weighted_units(desc, trust_cut_outline=not tracked)
-        if desc.cut and units.sum() > cues.accept * (TRACKED_SLACK if tracked else 1.0):
+        if desc.cut and units.sum() > acceptance_limit(cues, tracked):
             placed = cues.cut_units(desc, option, outline=not tracked)
             if placed is not None:
                 units = np.minimum(units, placed)
@@ -342,7 +348,7 @@ def segment_frame(decoder: MaskDecoder, features: Features, rgb: np.ndarray, con
             entry = None  # this row's trace entry, when tracing
             if gate and cues is not None:
                 mask, distance, desc, units = _best_option(mask, rgb, cues, decision.image_maps[i], is_tracked)
-                limit = cues.accept * (TRACKED_SLACK if is_tracked else 1.0)
+                limit = acceptance_limit(cues, is_tracked)
                 if trace is not None:
                     entry = CandidateTrace(i, mask, units, distance, limit, is_tracked,
                                            desc is not None and desc.cut)
