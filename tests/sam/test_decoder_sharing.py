@@ -36,19 +36,26 @@ def _guided_sets(count: int, seed: int) -> tuple[list[Prompts], list[Guidance]]:
     return prompts, guides
 
 
-def test_sets_without_mask_input_share_the_first_block_keys(backend, image) -> None:
+def test_guided_sets_decode_as_alone_without_projecting_the_image(backend, image) -> None:
     encoder, decoder = backend
     feats = encoder.encode(image)
     prompts, guides = _guided_sets(4, seed=11)
-    k_proj = decoder.sam.mask_decoder.transformer.layers[0].cross_attn_token_to_image.k_proj
-    batches: list[int] = []
-    hook = k_proj.register_forward_hook(lambda _m, args, _out: batches.append(int(args[0].shape[0])))
+    grid = feats.grid_hw[0] * feats.grid_hw[1]
+    transformer = decoder.sam.mask_decoder.transformer
+    projections = [p for layer in transformer.layers
+                   for p in (layer.cross_attn_token_to_image.k_proj, layer.cross_attn_token_to_image.v_proj,
+                             layer.cross_attn_image_to_token.q_proj, layer.cross_attn_image_to_token.k_proj)]
+    projections += [transformer.final_attn_token_to_image.k_proj, transformer.final_attn_token_to_image.v_proj]
+    rows: list[int] = []
+    hooks = [p.register_forward_hook(lambda _m, args, _out: rows.append(int(args[0].shape[-2])))
+             for p in projections]
     try:
         batched = decoder.decode(feats, image, prompts, guides)
     finally:
-        hook.remove()
-    # The first block's key projection ran once for the 4 sets, not once per set.
-    assert batches == [1]
+        for hook in hooks:
+            hook.remove()
+    # Only the token side is projected (few_token_attention): every projection saw a few rows, none the grid.
+    assert rows and max(rows) < 16 < grid
     for i, (prompt, guide) in enumerate(zip(prompts, guides, strict=True)):
         alone = decoder.decode(feats, image, [prompt], [guide])
         torch.testing.assert_close(batched.logits[i], alone.logits[0], atol=1e-4, rtol=1e-4)

@@ -142,12 +142,13 @@ def test_target_reaches_every_layers_query_encoding_as_in_the_reference_code(sma
     def after_block(_module, _args, _kwargs, output):
         seen["block_out"].append(output[0].clone())
 
-    def before_final(_module, _args, kwargs):
-        seen["final_q"].append(kwargs["q"].clone())
+    def before_final(_module, args):
+        seen["final_q"].append(args[0].clone())
 
     hooks = [layer.register_forward_pre_hook(before_block, with_kwargs=True) for layer in guided.layers]
     hooks += [layer.register_forward_hook(after_block, with_kwargs=True) for layer in guided.layers]
-    hooks.append(guided.final_attn_token_to_image.register_forward_pre_hook(before_final, with_kwargs=True))
+    # The final attention's queries are what its query projection sees.
+    hooks.append(guided.final_attn_token_to_image.q_proj.register_forward_pre_hook(before_final))
     try:
         with torch.no_grad():
             guided(image, image_pe, tokens.clone(), target_embedding=target)

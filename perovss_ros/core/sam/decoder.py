@@ -298,7 +298,7 @@ class SamMaskDecoder:
                 embedded = [self._embed(inputs[i]) for i in rows]
                 sparse = torch.cat([e[0] for e in embedded])
                 if all(inputs[i].mask is None for i in rows):
-                    # All rows are SAM's no-mask embedding: one row, so the decoder shares the image keys.
+                    # All rows are SAM's no-mask embedding: one row, so the decoder broadcasts the image keys.
                     dense = embedded[0][1]
                 else:
                     dense = torch.cat([e[1] for e in embedded])

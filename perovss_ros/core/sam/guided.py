@@ -20,16 +20,20 @@ layer's query positional encoding. So the tokens' encoding becomes ``tokens + t`
 in every layer and in the final attention, whose queries get ``t`` twice
 (``queries + (tokens + t) + t``). The paper's numbers come from that computation,
 so it is the one done here, written out without the aliasing.
+
+With guidance, the cross-attentions between tokens and image are computed without projecting
+the image tokens (``few_token_attention``): the same numbers to float rounding, about a third
+less work per decode.
 """
 
 from __future__ import annotations
-
-import math
 
 import torch
 from segment_anything.modeling import MaskDecoder, TwoWayTransformer
 from segment_anything.modeling.transformer import Attention, TwoWayAttentionBlock
 from torch import Tensor
+
+from perovss_ros.core.sam.few_token_attention import attend_image_to_tokens, attend_tokens_to_image
 
 
 def guided_probabilities(attn_logits: Tensor, bias: Tensor, bias_on: Tensor | None = None) -> Tensor:
@@ -54,12 +58,7 @@ class GuidedAttention(Attention):
         """``q`` ``B×Tq×C``, ``k``/``v`` ``B×Tk×C``, ``bias`` ``B×Tk`` or None → ``B×Tq×C``."""
         if bias is None:
             return super().forward(q, k, v)
-        q = self._separate_heads(self.q_proj(q), self.num_heads)
-        k = self._separate_heads(self.k_proj(k), self.num_heads)
-        v = self._separate_heads(self.v_proj(v), self.num_heads)
-        logits = (q @ k.permute(0, 1, 3, 2)) / math.sqrt(q.shape[-1])
-        out = guided_probabilities(logits, bias, bias_on) @ v
-        return self.out_proj(self._recombine_heads(out))
+        return attend_tokens_to_image(self, q, k, v, lambda logits: guided_probabilities(logits, bias, bias_on))
 
 
 class GuidedTwoWayAttentionBlock(TwoWayAttentionBlock):
@@ -74,9 +73,15 @@ class GuidedTwoWayAttentionBlock(TwoWayAttentionBlock):
         )
 
     def forward(self, queries: Tensor, keys: Tensor, query_pe: Tensor, key_pe: Tensor,
-                bias: Tensor | None = None, bias_on: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        """Tokens ``B×T×C``, image keys ``B×N×C`` (+ their encodings), bias ``B×N`` → (tokens, keys)."""
-        if bias is None:
+                bias: Tensor | None = None, bias_on: Tensor | None = None,
+                few_tokens: bool = False) -> tuple[Tensor, Tensor]:
+        """Tokens ``B×T×C``, image keys ``B×N×C`` (+ their encodings), bias ``B×N`` → (tokens, keys).
+
+        ``few_tokens``: compute both cross-attentions without projecting the image tokens
+        (``few_token_attention``; equal to rounding). Without it and without a bias, this is
+        segment_anything's block exactly.
+        """
+        if bias is None and not few_tokens:
             return super().forward(queries, keys, query_pe, key_pe)
         if self.skip_first_layer_pe:
             queries = self.self_attn(q=queries, k=queries, v=queries)
@@ -87,13 +92,19 @@ class GuidedTwoWayAttentionBlock(TwoWayAttentionBlock):
 
         q = queries + query_pe
         k = keys + key_pe
-        queries = self.norm2(queries + self.cross_attn_token_to_image(q=q, k=k, v=keys, bias=bias,
-                                                                      bias_on=bias_on))
+        if bias is None:
+            attended = attend_tokens_to_image(self.cross_attn_token_to_image, q, k, keys)
+        else:
+            attended = self.cross_attn_token_to_image(q=q, k=k, v=keys, bias=bias, bias_on=bias_on)
+        queries = self.norm2(queries + attended)
         queries = self.norm3(queries + self.mlp(queries))
 
         q = queries + query_pe
         k = keys + key_pe
-        keys = self.norm4(keys + self.cross_attn_image_to_token(q=k, k=q, v=queries))
+        if few_tokens:
+            keys = self.norm4(keys + attend_image_to_tokens(self.cross_attn_image_to_token, q=k, k=q, v=queries))
+        else:
+            keys = self.norm4(keys + self.cross_attn_image_to_token(q=k, k=q, v=queries))
         return queries, keys
 
 
@@ -136,12 +147,12 @@ class GuidedTwoWayTransformer(TwoWayTransformer):
             if target is not None and i > 0:
                 queries = queries + target
             queries, keys = layer(queries=queries, keys=keys, query_pe=query_pe, key_pe=image_pe,
-                                  bias=bias, bias_on=bias_on)
+                                  bias=bias, bias_on=bias_on, few_tokens=True)
 
         q = queries + query_pe
         if target is not None:
             q = q + target
-        attn_out = self.final_attn_token_to_image(q=q, k=keys + image_pe, v=keys)
+        attn_out = attend_tokens_to_image(self.final_attn_token_to_image, q, keys + image_pe, keys)
         queries = self.norm_final_attn(queries + attn_out)
         return queries, keys
 
@@ -176,10 +187,8 @@ class GuidedMaskDecoder(MaskDecoder):
         keeps the batch size dynamic when traced for ONNX. When ``dense`` is
         ``1×C×h×w`` too (no set has a mask input, so every set's dense embedding
         is SAM's no-mask embedding), the image keys stay at batch 1 into the
-        first two-way block: its key-side projections (keys and values of the
-        token-to-image attention, queries of the image-to-token attention) are
-        computed once and broadcast over the B sets; the keys become ``B×…``
-        when that block adds its per-set image-to-token output.
+        first two-way block and are broadcast, not copied, over the B sets; they
+        become ``B×…`` when that block adds its per-set image-to-token output.
         """
         output_tokens = torch.cat([self.iou_token.weight, self.mask_tokens.weight], dim=0)
         tokens = torch.cat((output_tokens.unsqueeze(0).expand(sparse.size(0), -1, -1), sparse), dim=1)
