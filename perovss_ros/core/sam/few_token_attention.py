@@ -28,10 +28,10 @@ import math
 from collections.abc import Callable
 
 from segment_anything.modeling.transformer import Attention
-from torch import Tensor
+from torch import Tensor, nn
 
 
-def _head_weights(linear, heads: int) -> tuple[Tensor, Tensor]:
+def _head_weights(linear: nn.Linear, heads: int) -> tuple[Tensor, Tensor]:
     """A projection's weight ``D×C`` as ``heads×d×C`` and its bias ``D`` as ``heads×d``."""
     d = linear.weight.shape[0] // heads
     return linear.weight.reshape(heads, d, -1), linear.bias.reshape(heads, d)
