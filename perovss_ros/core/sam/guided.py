@@ -28,6 +28,8 @@ less work per decode.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from segment_anything.modeling import MaskDecoder, TwoWayTransformer
 from segment_anything.modeling.transformer import Attention, TwoWayAttentionBlock
@@ -50,6 +52,13 @@ def guided_probabilities(attn_logits: Tensor, bias: Tensor, bias_on: Tensor | No
     return torch.where(bias_on[:, None, None, None], guided, probs)
 
 
+def _weighing(bias: Tensor | None, bias_on: Tensor | None) -> Callable[[Tensor], Tensor] | None:
+    """The ``weigh`` of ``attend_tokens_to_image`` for a PerSAM ``bias`` (None: the plain softmax)."""
+    if bias is None:
+        return None
+    return lambda logits: guided_probabilities(logits, bias, bias_on)
+
+
 class GuidedAttention(Attention):
     """segment_anything ``Attention`` with an optional PerSAM attention bias over the keys."""
 
@@ -58,7 +67,7 @@ class GuidedAttention(Attention):
         """``q`` ``B×Tq×C``, ``k``/``v`` ``B×Tk×C``, ``bias`` ``B×Tk`` or None → ``B×Tq×C``."""
         if bias is None:
             return super().forward(q, k, v)
-        return attend_tokens_to_image(self, q, k, v, lambda logits: guided_probabilities(logits, bias, bias_on))
+        return attend_tokens_to_image(self, q, k, v, _weighing(bias, bias_on))
 
 
 class GuidedTwoWayAttentionBlock(TwoWayAttentionBlock):
@@ -77,9 +86,9 @@ class GuidedTwoWayAttentionBlock(TwoWayAttentionBlock):
                 few_tokens: bool = False) -> tuple[Tensor, Tensor]:
         """Tokens ``B×T×C``, image keys ``B×N×C`` (+ their encodings), bias ``B×N`` → (tokens, keys).
 
-        ``few_tokens``: compute both cross-attentions without projecting the image tokens
-        (``few_token_attention``; equal to rounding). Without it and without a bias, this is
-        segment_anything's block exactly.
+        With a bias, or with ``few_tokens``, both cross-attentions are computed without
+        projecting the image tokens (``few_token_attention``; equal to rounding). With neither,
+        this is segment_anything's block exactly.
         """
         if bias is None and not few_tokens:
             return super().forward(queries, keys, query_pe, key_pe)
@@ -92,19 +101,13 @@ class GuidedTwoWayAttentionBlock(TwoWayAttentionBlock):
 
         q = queries + query_pe
         k = keys + key_pe
-        if bias is None:
-            attended = attend_tokens_to_image(self.cross_attn_token_to_image, q, k, keys)
-        else:
-            attended = self.cross_attn_token_to_image(q=q, k=k, v=keys, bias=bias, bias_on=bias_on)
+        attended = attend_tokens_to_image(self.cross_attn_token_to_image, q, k, keys, _weighing(bias, bias_on))
         queries = self.norm2(queries + attended)
         queries = self.norm3(queries + self.mlp(queries))
 
         q = queries + query_pe
         k = keys + key_pe
-        if few_tokens:
-            keys = self.norm4(keys + attend_image_to_tokens(self.cross_attn_image_to_token, q=k, k=q, v=queries))
-        else:
-            keys = self.norm4(keys + self.cross_attn_image_to_token(q=k, k=q, v=queries))
+        keys = self.norm4(keys + attend_image_to_tokens(self.cross_attn_image_to_token, q=k, k=q, v=queries))
         return queries, keys
 
 
