@@ -100,27 +100,31 @@ def finish(raw: list[Proposal], exclude: np.ndarray) -> list[Proposal]:
     total = exclude.size
     lo, hi = MIN_AREA_FRACTION * total, MAX_AREA_FRACTION * total
     kept: list[Proposal] = []
+    kept_areas: list[int] = []
     for p in sorted(raw, key=lambda p: -p.score):
-        area = int(p.mask.sum())
+        area = int(np.count_nonzero(p.mask))
         if not lo <= area <= hi:
             continue
         mask = p.mask & ~exclude
-        left = int(mask.sum())
+        left = int(np.count_nonzero(mask))
         if left < lo or left < KEPT_AFTER_EXCLUSION * area:
             continue
-        if any(mask_iou(mask, k.mask) >= DUPLICATE_IOU for k in kept):
+        # IoU is at most the smaller area over the larger: most pairs need no pixel comparison.
+        if any(min(left, a) >= DUPLICATE_IOU * max(left, a) and mask_iou(mask, k.mask) >= DUPLICATE_IOU
+               for k, a in zip(kept, kept_areas, strict=True)):
             continue
         kept.append(Proposal(mask, p.score))
+        kept_areas.append(left)
         if len(kept) == MAX_PROPOSALS:
             break
     owner = np.full(exclude.shape, -1, np.int32)
-    order = sorted(range(len(kept)), key=lambda i: -int(kept[i].mask.sum()))
+    order = sorted(range(len(kept)), key=lambda i: -kept_areas[i])
     for i in order:  # largest first, so smaller regions end on top
         owner[kept[i].mask] = i
     out = []
     for i, p in enumerate(kept):
         mask = owner == i
-        if mask.sum() >= lo:
+        if np.count_nonzero(mask) >= lo:
             out.append(Proposal(mask, p.score))
     return out
 
@@ -256,7 +260,7 @@ def _clusters(features: Features) -> list[Proposal]:
             cells = inner if inner.any() else cells
             if not lo <= cell_area[cells].sum() <= hi:
                 continue
-            mask = cells[ys[:, None], xs[None, :]]
+            mask = cells[ys][:, xs]
             proposals.append(Proposal(mask, _contrast(cells_desc, cells)))
     return proposals
 
