@@ -70,6 +70,7 @@ class PipelineConfig:
     checkpoint: str = ""
     device: str = "cpu"
     runtime: str = "auto"  # the sam backend's fastest runtime here (sam/backend.py resolve_runtime)
+    decode_threads: int = 0  # classic: GrabCut decodes of one call at once; 0 = CPU count, at most 4
     concept_store: str | None = None
     seed: int = 0
     presence: bool = True
@@ -110,10 +111,13 @@ class PipelineConfig:
                     f"config 'concept_store' must be a directory path, '' or null, got {self.concept_store!r}"
                 )
             self.concept_store = os.fspath(self.concept_store)
-        for key in ("seed", "max_image_pixels", "max_shots", "track_coast_frames"):
+        for key in ("seed", "max_image_pixels", "max_shots", "track_coast_frames", "decode_threads"):
             value = getattr(self, key)
             if isinstance(value, bool) or not isinstance(value, int):
                 raise InvalidInputError(f"config '{key}' must be an integer, got {value!r}")
+        if self.decode_threads < 0:
+            raise InvalidInputError(f"config 'decode_threads' must be >= 0 (0 = the CPU count), "
+                                    f"got {self.decode_threads}")
         if self.max_image_pixels < 1 or self.max_shots < 1:
             raise InvalidInputError("config 'max_image_pixels' and 'max_shots' must be >= 1")
         if not 0 <= self.track_coast_frames <= MAX_COAST_FRAMES:

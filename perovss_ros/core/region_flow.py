@@ -64,16 +64,24 @@ def carry_masks(masks: list[np.ndarray], flow: np.ndarray) -> list[np.ndarray]:
 
 def _carry(mask: np.ndarray, flow: np.ndarray) -> np.ndarray:
     h, w = mask.shape
-    inner = cv2.erode(mask.astype(np.uint8), np.ones((2 * EDGE_PX + 1, 2 * EDGE_PX + 1), np.uint8))
+    bx, by, bw, bh = cv2.boundingRect(np.asarray(mask, bool).view(np.uint8))
+    if bw == 0:
+        return mask.copy()
+    # Work in a window around the mask: its box grown by more than the erosion reaches (so the erosion
+    # is as on the whole image), the origin on the sampling grid (so the same pixels are sampled).
+    x0, y0 = max(0, bx - EDGE_PX - 1), max(0, by - EDGE_PX - 1)
+    x0, y0 = x0 - x0 % SAMPLE_STEP, y0 - y0 % SAMPLE_STEP
+    x1, y1 = min(w, bx + bw + EDGE_PX + 1), min(h, by + bh + EDGE_PX + 1)
+    window = np.ascontiguousarray(mask[y0:y1, x0:x1]).astype(np.uint8)
+    inner = cv2.erode(window, np.ones((2 * EDGE_PX + 1, 2 * EDGE_PX + 1), np.uint8))
     if not inner.any():
-        inner = mask.astype(np.uint8)
+        inner = window
     ys, xs = np.nonzero(inner[::SAMPLE_STEP, ::SAMPLE_STEP])
     if len(ys) == 0:  # thinner than the sampling step
         ys, xs = np.nonzero(inner)
-        if len(ys) == 0:
-            return mask.copy()
     else:
         ys, xs = ys * SAMPLE_STEP, xs * SAMPLE_STEP
+    ys, xs = ys + y0, xs + x0
     fh, fw = flow.shape[:2]
     moves = flow[np.minimum(ys * fh // h, fh - 1), np.minimum(xs * fw // w, fw - 1)]
     before = np.stack([xs, ys], axis=1).astype(np.float32)
@@ -84,5 +92,24 @@ def _carry(mask: np.ndarray, flow: np.ndarray) -> np.ndarray:
     if motion is None:  # too few points, or no consistent motion among them: the median shift
         dx, dy = np.median(moves, axis=0)
         motion = np.float32([[1, 0, dx], [0, 1, dy]])
-    return cv2.warpAffine(mask.astype(np.uint8), motion, (w, h), flags=cv2.INTER_NEAREST,
-                          borderMode=cv2.BORDER_CONSTANT, borderValue=0) > 0
+    return _warp_window(window, (x0, y0), np.asarray(motion, np.float64), (h, w))
+
+
+def _warp_window(window: np.ndarray, origin: tuple[int, int], motion: np.ndarray, image_hw: tuple[int, int]
+                 ) -> np.ndarray:
+    """``H×W bool``: the ``uint8`` ``window`` of a mask (its top-left at ``origin`` x, y) moved by the 2×3 image
+    ``motion``; only the pixels the moved window can reach are warped."""
+    h, w = image_hw
+    wh, ww = window.shape
+    corners = np.array([[0, 0], [ww, 0], [0, wh], [ww, wh]], np.float64) + origin
+    moved = corners @ motion[:, :2].T + motion[:, 2]
+    dx0, dy0 = (max(0, int(np.floor(v)) - 2) for v in moved.min(0))
+    dx1, dy1 = min(w, int(np.ceil(moved[:, 0].max())) + 2), min(h, int(np.ceil(moved[:, 1].max())) + 2)
+    out = np.zeros((h, w), bool)
+    if dx1 <= dx0 or dy1 <= dy0:  # moved out of the image
+        return out
+    local = motion.copy()  # window pixels -> output-window pixels
+    local[:, 2] = motion[:, :2] @ np.asarray(origin, np.float64) + motion[:, 2] - (dx0, dy0)
+    out[dy0:dy1, dx0:dx1] = cv2.warpAffine(window, local, (dx1 - dx0, dy1 - dy0), flags=cv2.INTER_NEAREST,
+                                           borderMode=cv2.BORDER_CONSTANT, borderValue=0) > 0
+    return out

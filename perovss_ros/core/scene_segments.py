@@ -92,7 +92,8 @@ def proposal_refiner(decoder: MaskDecoder, work_size: int) -> MaskDecoder:
 
     if not isinstance(decoder, GrabCutDecoder):
         return decoder
-    return GrabCutDecoder(decoder.grow_similarity, work_size=work_size, iterations=REFINE_ITERATIONS)
+    return GrabCutDecoder(decoder.grow_similarity, work_size=work_size, iterations=REFINE_ITERATIONS,
+                          threads=decoder.threads)
 
 
 def finish(raw: list[Proposal], exclude: np.ndarray) -> list[Proposal]:

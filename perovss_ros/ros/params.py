@@ -49,6 +49,9 @@ PARAMETERS: tuple[ParamSpec, ...] = (
               "or ~/.cache/perovss/models)", pipeline_key=True),
     ParamSpec("device", "cpu", "torch device", DEVICES, pipeline_key=True),
     ParamSpec("runtime", "auto", "inference runtime", RUNTIMES, pipeline_key=True),
+    ParamSpec("decode_threads", 0, "classic backend: GrabCut decodes (one per concept or scene proposal) run at "
+              "once on this many threads; 0 = the CPU count, at most 4; masks do not depend on it",
+              pipeline_key=True),
     ParamSpec("concept_store", PERSISTENT_CONCEPT_STORE,
               "directory where taught concepts persist (the node's default; build_pipeline() alone keeps "
               "them in memory); empty = in memory only", pipeline_key=True),

@@ -76,3 +76,44 @@ def test_grabcut_without_positive_prompt_is_empty():
     out = GrabCutDecoder().decode(ClassicEncoder().encode(img), img,
                                   [Prompts(points=np.array([[5, 5]], np.float32), labels=np.array([0]))])
     assert not out.masks.any()
+
+
+def test_grabcut_masks_do_not_depend_on_the_thread_count():
+    import cv2
+
+    from perovss_ros.sim.scenes import make_scene
+
+    # A cluttered sim frame: without per-call seeding its masks differ by tens of pixels between
+    # threads (each starts OpenCV's generator afresh) and after the caller's own draws.
+    scene = make_scene(seed=5, num_frames=1, size=(320, 240), num_objects=2, difficulty="hard")
+    img, objects = scene.frames[0], scene.object_gt[0]
+    feats = ClassicEncoder().encode(img)
+    prompts = []
+    for object_id in np.unique(objects)[1:]:
+        ys, xs = np.nonzero(objects == object_id)
+        prompts.append(Prompts(points=np.array([[xs.mean(), ys.mean()]], np.float32), labels=np.array([1]),
+                               box=(xs.min() - 6.0, ys.min() - 6.0, xs.max() + 7.0, ys.max() + 7.0)))
+    assert len(prompts) >= 4
+    alone = GrabCutDecoder(threads=1).decode(feats, img, prompts)
+    assert alone.masks.any(axis=(1, 2, 3)).all()
+    parallel = GrabCutDecoder(threads=3)
+    for draw in (7, 99):  # the pool's threads reused, and the caller's generator moved: still the same
+        cv2.setRNGSeed(draw)
+        cv2.randu(np.zeros((8, 8), np.float32), 0.0, 1.0)
+        out = parallel.decode(feats, img, prompts)
+        assert np.array_equal(out.masks, alone.masks)
+        assert np.array_equal(out.scores, alone.scores)
+
+
+def test_decode_threads_auto_and_bounds():
+    from perovss_ros.core.classic.decoder import MAX_AUTO_THREADS, decode_threads
+    from perovss_ros.core.config import PipelineConfig
+
+    assert 1 <= decode_threads(0) <= MAX_AUTO_THREADS
+    assert decode_threads(7) == 7
+    with pytest.raises(ValueError):
+        decode_threads(-1)
+    with pytest.raises(InvalidInputError, match="decode_threads"):
+        PipelineConfig(decode_threads=-2)
+    with pytest.raises(InvalidInputError, match="decode_threads"):
+        PipelineConfig(decode_threads=1.5)

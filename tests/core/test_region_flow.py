@@ -86,3 +86,28 @@ def test_flow_is_in_image_pixels_whatever_the_work_size() -> None:
     inside = cv2.resize(before.astype(np.uint8), (320, 240), interpolation=cv2.INTER_NEAREST) > 0
     assert abs(float(np.median(moved[inside][:, 0])) - 10.0) < 2.0
     assert iou(carry_masks([before], moved)[0], truth) >= 0.85
+
+
+def test_a_mask_moved_in_its_window_is_the_mask_moved_whole() -> None:
+    from perovss_ros.core.region_flow import _warp_window
+
+    rng = np.random.default_rng(0)
+    h, w = 120, 160
+    for trial in range(20):
+        mask = np.zeros((h, w), np.uint8)
+        x, y = int(rng.integers(-10, w - 20)), int(rng.integers(-10, h - 20))  # some cut by the image border
+        cv2.ellipse(mask, (x + 15, y + 10), (18, 9), float(rng.uniform(0, 180)), 0, 360, 1, -1)
+        angle, scale = rng.uniform(-20, 20), rng.uniform(0.8, 1.2)
+        motion = cv2.getRotationMatrix2D((float(rng.uniform(0, w)), float(rng.uniform(0, h))), angle, scale)
+        motion[:, 2] += rng.uniform(-30, 30, 2)
+        whole = cv2.warpAffine(mask, motion, (w, h), flags=cv2.INTER_NEAREST) > 0
+        ys, xs = np.nonzero(mask)
+        if len(ys) == 0:
+            continue
+        y0, x0 = max(0, ys.min() - 3), max(0, xs.min() - 3)
+        window = mask[y0:ys.max() + 4, x0:xs.max() + 4]
+        moved = _warp_window(window, (x0, y0), motion, (h, w))
+        # The same warp up to nearest-pixel rounding at a few edge pixels.
+        assert (moved != whole).sum() <= max(3, 0.01 * whole.sum()), f"trial {trial}"
+    far = np.array([[1.0, 0.0, 500.0], [0.0, 1.0, 0.0]])
+    assert not _warp_window(np.ones((5, 5), np.uint8), (10, 10), far, (h, w)).any()

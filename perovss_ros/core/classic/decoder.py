@@ -8,9 +8,17 @@ foreground, negative points background. The mask therefore never leaves the grow
 (plus one cell), which stops a stale tracking box or a wrong extra point from dragging it
 over a background of similar colour. With a box and no positive point, the box is the
 probable foreground (classic GrabCut).
+
+The prompt sets of one call are independent, so ``threads`` > 1 decodes them on a thread pool
+(OpenCV releases the GIL inside GrabCut). GrabCut's random draws come from OpenCV's per-thread
+generator, seeded before every call, so the masks do not depend on the thread count.
 """
 
 from __future__ import annotations
+
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
 
 import cv2
 import numpy as np
@@ -21,6 +29,14 @@ from perovss_ros.core.types import BoxXYXY, DecodeOutput, Features, Guidance, Pr
 
 GROW_GRID_KEY = "classic_grow_grid"
 GRABCUT_SEED = 12345
+MAX_AUTO_THREADS = 4
+
+
+def decode_threads(asked: int) -> int:
+    """Threads the GrabCut decodes run on: ``asked``, or for 0 the CPU count up to ``MAX_AUTO_THREADS``."""
+    if asked < 0:
+        raise ValueError(f"decode threads must be >= 0, got {asked}")
+    return asked or max(1, min(MAX_AUTO_THREADS, os.cpu_count() or 1))
 
 
 class GrabCutDecoder:
@@ -28,15 +44,20 @@ class GrabCutDecoder:
 
     ``grow_similarity``: cosine threshold for growing a region from the positive points.
     ``work_size``: longest side of the crop GrabCut runs on. ``iterations``: GrabCut iterations.
+    ``threads``: prompt sets decoded at once (0: the CPU count, at most ``MAX_AUTO_THREADS``).
     """
 
     supports_guidance = False
     provides_logits = False
 
-    def __init__(self, grow_similarity: float = 0.5, work_size: int = 128, iterations: int = 3) -> None:
+    def __init__(self, grow_similarity: float = 0.5, work_size: int = 128, iterations: int = 3,
+                 threads: int = 1) -> None:
         self.grow_similarity = float(grow_similarity)
         self.work_size = int(work_size)
         self.iterations = int(iterations)
+        self.threads = decode_threads(int(threads))
+        self._pool: ThreadPoolExecutor | None = None
+        self._pool_lock = threading.Lock()
 
     def decode(
         self,
@@ -49,18 +70,35 @@ class GrabCutDecoder:
         img_h, img_w = rgb.shape[:2]
         masks = np.zeros((len(prompts), 1, img_h, img_w), dtype=bool)
         scores = np.zeros((len(prompts), 1), dtype=np.float32)
-        for k, prompt in enumerate(prompts):
-            masks[k, 0], scores[k, 0] = self._decode_one(features, rgb, prompt)
+        if self.threads > 1 and len(prompts) > 1:
+            self._grow_grid(features)  # built once here, not raced for by the threads
+            decoded = self._thread_pool().map(lambda prompt: self._decode_one(features, rgb, prompt), prompts)
+        else:
+            decoded = (self._decode_one(features, rgb, prompt) for prompt in prompts)
+        for k, (mask, score) in enumerate(decoded):
+            masks[k, 0], scores[k, 0] = mask, score
         return DecodeOutput(masks=masks, scores=scores, logits=None)
 
-    def grow_region(self, features: Features, points: np.ndarray) -> np.ndarray:
-        """Grid cells (``h×w`` bool) similar to the cells under ``points`` (N×2 x, y), connected to them."""
+    def _thread_pool(self) -> ThreadPoolExecutor:
+        with self._pool_lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="grabcut")
+            return self._pool
+
+    @staticmethod
+    def _grow_grid(features: Features) -> np.ndarray:
+        """``C×h×w`` grid descriptors smoothed over 3×3 cells and L2-normalised, cached in ``features.extra``."""
         grid = features.extra.get(GROW_GRID_KEY)
         if grid is None:  # once per frame, shared by every prompt set decoded on it
             # Smoothed over 3×3 cells: a striped or chequered surface is then one region, not its stripes.
             grid = F.avg_pool2d(features.grid.float()[None], 3, stride=1, padding=1, count_include_pad=False)[0]
             grid = F.normalize(grid, dim=0).numpy()
             features.extra[GROW_GRID_KEY] = grid
+        return grid
+
+    def grow_region(self, features: Features, points: np.ndarray) -> np.ndarray:
+        """Grid cells (``h×w`` bool) similar to the cells under ``points`` (N×2 x, y), connected to them."""
+        grid = self._grow_grid(features)
         grid_h, grid_w = features.grid_hw
         vh, vw = features.valid_hw
         cells = np.clip(
