@@ -155,6 +155,12 @@ class SceneLabeller:
         """Whether concept ``name`` has a personal embedding (its segments are checked on label frames)."""
         return name in self._personal
 
+    def start_frame(self, rgb: np.ndarray) -> None:
+        """Begin this ``H×W×3 uint8 RGB`` frame's optical flow in the background (``follow`` ``flow``); the
+        ``step`` on the same array collects it."""
+        if self._flow is not None:
+            self._flow.start(rgb)
+
     def refiner(self, decoder: MaskDecoder) -> MaskDecoder:
         """The decoder refining ``decoder``'s scene proposals at ``refine_size`` (``proposal_refiner``, built once)."""
         if self._refiner is None or self._refiner[0] is not decoder:

@@ -154,6 +154,8 @@ class Pipeline:
         """
         start = time.perf_counter()
         rgb = check_image(rgb, self.config.max_image_pixels)
+        if self.scene is not None:  # its optical flow runs while the concepts are found
+            self.scene.start_frame(rgb)
         concepts = list(self._concepts.values())  # one atomic read: a consistent snapshot
         timings: dict[str, float] = {}
         with torch.no_grad():

@@ -9,9 +9,16 @@ the frame. Moving pixel by pixel instead let the blurred edge flow eat the leadi
 object and smear its trailing side. Known limit: inside a plain, untextured object the flow lags
 its true motion, so such a mask trails its object a little more each frame until the next label
 frame proposes it afresh.
+
+``RegionFlow.start`` begins the next frame's flow on a worker thread (OpenCV releases the GIL), so
+the pipeline can compute it while the frame is encoded and its concepts decoded; ``advance`` on
+that same frame then only collects it.
 """
 
 from __future__ import annotations
+
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
 
 import cv2
 import numpy as np
@@ -33,15 +40,41 @@ class RegionFlow:
         self._dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
         self._previous: np.ndarray | None = None
         self._image_hw: tuple[int, int] | None = None
+        self._pending: tuple[np.ndarray, Future] | None = None  # (the frame started, its flow to come)
+        self._worker: ThreadPoolExecutor | None = None
+        self._lock = threading.Lock()  # start/advance/reset from different threads
 
     def reset(self) -> None:
         """Forget the previous frame (the next ``advance`` has nothing to compare with)."""
-        self._previous = None
-        self._image_hw = None
+        with self._lock:
+            self._collect()
+            self._previous = None
+            self._image_hw = None
+
+    def start(self, rgb: np.ndarray) -> None:
+        """Begin ``advance(rgb)`` on a worker thread; the next ``advance`` with this same array returns its
+        result (an ``advance`` with another frame first waits for it, as if that frame had been advanced)."""
+        with self._lock:
+            self._collect()
+            if self._worker is None:
+                self._worker = ThreadPoolExecutor(1, thread_name_prefix="region-flow")
+            self._pending = (rgb, self._worker.submit(self._advance, rgb))
 
     def advance(self, rgb: np.ndarray) -> np.ndarray | None:
         """``h×w×2 float32`` flow (``dx, dy`` in *image* pixels, on the work grid ``h×w``) from the previous
         frame to the ``H×W×3 uint8 RGB`` ``rgb``; None for the first frame or after a size change."""
+        with self._lock:
+            if self._pending is not None and self._pending[0] is rgb:
+                return self._collect()
+            self._collect()
+            return self._advance(rgb)
+
+    def _collect(self) -> np.ndarray | None:
+        """Wait for the started frame's flow (None when nothing was started) and clear it."""
+        pending, self._pending = self._pending, None
+        return None if pending is None else pending[1].result()
+
+    def _advance(self, rgb: np.ndarray) -> np.ndarray | None:
         image_hw = rgb.shape[:2]
         scale = min(1.0, self.work_side / max(image_hw))
         work_wh = (max(1, round(image_hw[1] * scale)), max(1, round(image_hw[0] * scale)))

@@ -111,3 +111,27 @@ def test_a_mask_moved_in_its_window_is_the_mask_moved_whole() -> None:
         assert (moved != whole).sum() <= max(3, 0.01 * whole.sum()), f"trial {trial}"
     far = np.array([[1.0, 0.0, 500.0], [0.0, 1.0, 0.0]])
     assert not _warp_window(np.ones((5, 5), np.uint8), (10, 10), far, (h, w)).any()
+
+
+def test_a_flow_started_in_the_background_is_the_flow_advanced_in_place() -> None:
+    frames = [speckled_square(background(seed=6), 20 + 5 * i, 30 + 3 * i, 32, RED)[0] for i in range(4)]
+    in_place, started = RegionFlow(), RegionFlow()
+    for i, frame in enumerate(frames):
+        expected = in_place.advance(frame)
+        if i == 2:  # a frame advanced without start, between started ones
+            got = started.advance(frame)
+        else:
+            started.start(frame)
+            got = started.advance(frame)
+        assert (expected is None) == (got is None)
+        if expected is not None:
+            assert np.array_equal(expected, got)
+    # A started frame never collected counts as seen: the next frame's flow is from it.
+    started.start(frames[0])
+    after_skip = started.advance(frames[1])
+    fresh = RegionFlow()
+    fresh.advance(frames[0])
+    assert np.array_equal(after_skip, fresh.advance(frames[1]))
+    started.start(frames[2])
+    started.reset()  # waits for the started frame, then forgets it
+    assert started.advance(frames[3]) is None
