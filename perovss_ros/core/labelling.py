@@ -158,7 +158,7 @@ class SceneLabeller:
     def start_frame(self, rgb: np.ndarray) -> None:
         """Begin this ``H×W×3 uint8 RGB`` frame's optical flow in the background (``follow`` ``flow``); the
         ``step`` on the same array collects it."""
-        if self._flow is not None:
+        if self._flow is not None and self.labeller.vocabulary:  # no words: step() labels nothing
             self._flow.start(rgb)
 
     def refiner(self, decoder: MaskDecoder) -> MaskDecoder:

@@ -47,7 +47,7 @@ class RegionFlow:
     def reset(self) -> None:
         """Forget the previous frame (the next ``advance`` has nothing to compare with)."""
         with self._lock:
-            self._collect()
+            self._collect(discard=True)
             self._previous = None
             self._image_hw = None
 
@@ -55,7 +55,7 @@ class RegionFlow:
         """Begin ``advance(rgb)`` on a worker thread; the next ``advance`` with this same array returns its
         result (an ``advance`` with another frame first waits for it, as if that frame had been advanced)."""
         with self._lock:
-            self._collect()
+            self._collect(discard=True)
             if self._worker is None:
                 self._worker = ThreadPoolExecutor(1, thread_name_prefix="region-flow")
             self._pending = (rgb, self._worker.submit(self._advance, rgb))
@@ -66,13 +66,19 @@ class RegionFlow:
         with self._lock:
             if self._pending is not None and self._pending[0] is rgb:
                 return self._collect()
-            self._collect()
+            self._collect(discard=True)
             return self._advance(rgb)
 
-    def _collect(self) -> np.ndarray | None:
-        """Wait for the started frame's flow (None when nothing was started) and clear it."""
+    def _collect(self, discard: bool = False) -> np.ndarray | None:
+        """Wait for the started frame's flow (None when nothing was started) and clear it. With ``discard``
+        nobody asked for that frame's flow: an error computing it is dropped, not raised here."""
         pending, self._pending = self._pending, None
-        return None if pending is None else pending[1].result()
+        if pending is None:
+            return None
+        if discard:
+            pending[1].exception()  # waits; the frame still counts as seen when its grey image was kept
+            return None
+        return pending[1].result()
 
     def _advance(self, rgb: np.ndarray) -> np.ndarray | None:
         image_hw = rgb.shape[:2]

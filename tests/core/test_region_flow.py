@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import cv2
 import numpy as np
+import pytest
 
 from perovss_ros.core.region_flow import RegionFlow, carry_masks
 from tests.core.images import BLUE, RED, background, iou
@@ -135,3 +136,15 @@ def test_a_flow_started_in_the_background_is_the_flow_advanced_in_place() -> Non
     started.start(frames[2])
     started.reset()  # waits for the started frame, then forgets it
     assert started.advance(frames[3]) is None
+
+
+def test_a_started_frame_that_fails_is_reported_only_to_who_asks_for_it() -> None:
+    flow = RegionFlow()
+    flow.advance(background(seed=7))
+    bad = np.zeros((4, 4), np.uint8)  # not H×W×3: the worker's colour conversion fails
+    flow.start(bad)
+    with pytest.raises(cv2.error):
+        flow.advance(bad)
+    flow.start(bad)
+    flow.reset()  # nobody asked for that flow: no error here
+    assert flow.advance(background(seed=7)) is None
