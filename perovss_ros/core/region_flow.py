@@ -41,7 +41,7 @@ class RegionFlow:
         self._previous: np.ndarray | None = None
         self._image_hw: tuple[int, int] | None = None
         self._pending: tuple[np.ndarray, Future] | None = None  # (the frame started, its flow to come)
-        self._worker: ThreadPoolExecutor | None = None
+        self._worker = ThreadPoolExecutor(1, thread_name_prefix="region-flow")  # its thread starts on first use
         self._lock = threading.Lock()  # start/advance/reset from different threads
 
     def reset(self) -> None:
@@ -56,8 +56,6 @@ class RegionFlow:
         result (an ``advance`` with another frame first waits for it, as if that frame had been advanced)."""
         with self._lock:
             self._collect(discard=True)
-            if self._worker is None:
-                self._worker = ThreadPoolExecutor(1, thread_name_prefix="region-flow")
             self._pending = (rgb, self._worker.submit(self._advance, rgb))
 
     def advance(self, rgb: np.ndarray) -> np.ndarray | None:

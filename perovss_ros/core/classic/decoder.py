@@ -17,7 +17,6 @@ generator, seeded before every call, so the masks do not depend on the thread co
 from __future__ import annotations
 
 import os
-import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import cv2
@@ -56,8 +55,8 @@ class GrabCutDecoder:
         self.work_size = int(work_size)
         self.iterations = int(iterations)
         self.threads = decode_threads(int(threads))
-        self._pool: ThreadPoolExecutor | None = None
-        self._pool_lock = threading.Lock()
+        # The executor starts its threads on the first decode that needs them.
+        self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="grabcut") if self.threads > 1 else None
 
     def decode(
         self,
@@ -70,20 +69,14 @@ class GrabCutDecoder:
         img_h, img_w = rgb.shape[:2]
         masks = np.zeros((len(prompts), 1, img_h, img_w), dtype=bool)
         scores = np.zeros((len(prompts), 1), dtype=np.float32)
-        if self.threads > 1 and len(prompts) > 1:
+        if self._pool is not None and len(prompts) > 1:
             self._grow_grid(features)  # built once here, not raced for by the threads
-            decoded = self._thread_pool().map(lambda prompt: self._decode_one(features, rgb, prompt), prompts)
+            decoded = self._pool.map(lambda prompt: self._decode_one(features, rgb, prompt), prompts)
         else:
             decoded = (self._decode_one(features, rgb, prompt) for prompt in prompts)
         for k, (mask, score) in enumerate(decoded):
             masks[k, 0], scores[k, 0] = mask, score
         return DecodeOutput(masks=masks, scores=scores, logits=None)
-
-    def _thread_pool(self) -> ThreadPoolExecutor:
-        with self._pool_lock:
-            if self._pool is None:
-                self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="grabcut")
-            return self._pool
 
     @staticmethod
     def _grow_grid(features: Features) -> np.ndarray:
