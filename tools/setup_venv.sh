@@ -13,7 +13,7 @@ STAMP=$VENV/.perovss-stamp
 stamp_key() {
   {
     "$PYTHON" --version 2>&1
-    cat requirements.txt setup.py setup.cfg pyproject.toml package.xml tools/setup_venv.sh
+    cat requirements.txt requirements.lock setup.py setup.cfg pyproject.toml package.xml tools/setup_venv.sh
     find ros2_ws/src/perovss_interfaces -type f \( -name '*.msg' -o -name '*.srv' -o -name '*.action' \
       -o -name CMakeLists.txt -o -name package.xml \) -print0 | sort -z | xargs -0 cat
   } | sha256sum | cut -d' ' -f1
@@ -27,13 +27,23 @@ fi
 
 t0=$(date +%s)
 if [[ ! -x $VENV/bin/python ]]; then
+  # A new venv is about 5.3 GB (torch's CUDA build and its libraries): say so plainly
+  # rather than let pip die half-way with "No space left on device".
+  NEED_MB=5600
+  FREE_MB=$(df -Pm "$(dirname "$VENV")" | awk 'NR==2 {print $4}')
+  if (( FREE_MB < NEED_MB )); then
+    echo "venv: only $FREE_MB MB free under $(dirname "$VENV"); a new venv needs about $NEED_MB MB"
+    exit 1
+  fi
   echo "venv: creating $VENV with $PYTHON"
   "$PYTHON" -m venv "$VENV"
 fi
 rm -f "$STAMP"
 
-echo "venv: installing pinned requirements"
-"$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -r requirements.txt 2>&1 \
+# requirements.lock is requirements.txt resolved (tools/lock_requirements.sh): every
+# distribution pinned, so --no-deps installs exactly it and nothing it leaves out.
+echo "venv: installing pinned requirements (requirements.lock)"
+"$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --no-deps -r requirements.lock 2>&1 \
   | { grep -v "^WARNING: Location .* is ignored" || true; }
 [[ ${PIPESTATUS[0]} -eq 0 ]] || { echo "venv: pip install failed"; exit 1; }
 
