@@ -15,9 +15,8 @@ Per frame and concept (``segment_frame``):
 3. Region check (``core/appearance.py``): the decoded mask, the part of it where a touching
    neighbour is split off, or the part in the concept's own colours (``colour_support``), is
    described by colour, surface pattern and outline; its weighted distance to the shots must
-   stay within ``cues.accept`` (``TRACKED_SLACK`` × that for the tracked candidate of a proven
-   track, whose outline an occluder may have cut: ``core/tracker.py``, the concept plainly seen in
-   ``PROVEN_FRAMES`` frames in a row; its outline is left out where the image border cuts the mask). A
+   stay within ``cues.accept`` (``TRACKED_SLACK`` × that for the tracked candidate, whose outline
+   an occluder may have cut; its outline is left out where the image border cuts the mask). A
    border-cut mask that fails against the whole shots is also measured against a shot placed over
    it and cut by the same border (``CueCheck.cut_units``: that part's colour, pattern and outline,
    the outline only when no look-alike seen at teach time fits it as well); each cue takes the
@@ -118,8 +117,6 @@ class FrameDecision:
 
     ``margins``: per concept, how clearly the chosen mask passed the region cues, ``1 - distance /
     limit`` (1 a perfect match, 0 at the acceptance limit; 1.0 where no cues decided); 0.0 with no mask.
-    ``strict``: per concept, the chosen mask passed within ``cues.accept`` itself, not only on the
-    tracked slack (True where no cues decided or no mask was chosen); the tracker proves tracks on it.
     """
 
     masks: list[np.ndarray | None]
@@ -127,7 +124,6 @@ class FrameDecision:
     decode_scores: list[float]
     image_maps: torch.Tensor | None = None
     margins: list[float] = field(default_factory=list)
-    strict: list[bool] = field(default_factory=list)
 
 
 @dataclass
@@ -231,8 +227,7 @@ def acceptance_limit(cues: CueCheck, tracked: bool) -> float:
 
 
 def _best_option(mask: np.ndarray, rgb: np.ndarray, cues: CueCheck, image_map: torch.Tensor,
-                 tracked: bool = False, limit: float | None = None
-                 ) -> tuple[np.ndarray, float, RegionDescriptor | None, np.ndarray | None]:
+                 tracked: bool = False) -> tuple[np.ndarray, float, RegionDescriptor | None, np.ndarray | None]:
     """The mask, its part where a touching neighbour is split off, or its part in the concept's own colours
     (``colour_support``: a spill onto an occluder or the background cut off), that looks most like the concept.
 
@@ -242,10 +237,8 @@ def _best_option(mask: np.ndarray, rgb: np.ndarray, cues: CueCheck, image_map: t
     it) wins. For the ``tracked`` candidate the outline of a mask the image border cuts is left out:
     the object is being followed out of view. A border-cut option that the whole shots turn down is
     also measured against a shot placed over it and cut like it (``CueCheck.cut_units``), each cue
-    the nearer of the two, when the whole shots' distance exceeds ``limit`` (default
-    ``acceptance_limit(cues, tracked)``).
+    the nearer of the two.
     """
-    limit = acceptance_limit(cues, tracked) if limit is None else limit
     scored = []
     options = outline_options(mask)
     trimmed = colour_support(rgb, mask, cues.support)
@@ -256,7 +249,7 @@ def _best_option(mask: np.ndarray, rgb: np.ndarray, cues: CueCheck, image_map: t
         if desc is None:
             continue
         units = cues.weighted_units(desc, trust_cut_outline=not tracked)
-        if desc.cut and units.sum() > limit:
+        if desc.cut and units.sum() > acceptance_limit(cues, tracked):
             placed = cues.cut_units(desc, option, outline=not tracked)
             if placed is not None:
                 units = np.minimum(units, placed)
@@ -292,8 +285,7 @@ def segment_frame(decoder: MaskDecoder, features: Features, rgb: np.ndarray, con
     px = cell_pixels(features)
     candidates = [find_candidates(maps[i], features.valid_hw, px, c.presence_k, limit=MAX_CANDIDATES)
                   for i, c in enumerate(concepts)]
-    decision = FrameDecision([None] * k, [cands[0].score for cands in candidates], [0.0] * k, margins=[0.0] * k,
-                             strict=[True] * k)
+    decision = FrameDecision([None] * k, [cands[0].score for cands in candidates], [0.0] * k, margins=[0.0] * k)
     plans: dict[int, list[Candidate]] = {}
     tracked: dict[int, Candidate | None] = {}
     for i, concept in enumerate(concepts):
@@ -353,12 +345,10 @@ def segment_frame(decoder: MaskDecoder, features: Features, rgb: np.ndarray, con
             if not mask.any():
                 continue
             is_tracked = plans[i][n] is tracked[i]
-            # The slack is earned: a track started on a look-alike at the limit must not live on it.
-            slack = is_tracked and getattr(tracks.get(concepts[i].name), "proven", True)
             entry = None  # this row's trace entry, when tracing
             if gate and cues is not None:
-                limit = acceptance_limit(cues, slack)
-                mask, distance, desc, units = _best_option(mask, rgb, cues, decision.image_maps[i], is_tracked, limit)
+                mask, distance, desc, units = _best_option(mask, rgb, cues, decision.image_maps[i], is_tracked)
+                limit = acceptance_limit(cues, is_tracked)
                 if trace is not None:
                     entry = CandidateTrace(i, mask, units, distance, limit, is_tracked,
                                            desc is not None and desc.cut)
@@ -366,7 +356,6 @@ def segment_frame(decoder: MaskDecoder, features: Features, rgb: np.ndarray, con
                 if distance > limit:
                     continue
                 margin = 1.0 - distance / limit
-                strict = distance <= cues.accept
                 if is_tracked and distance <= SETTLE * cues.accept:
                     settled.add(i)
                 # Sure enough to learn distractors from: a border-cut tracked mask, whose outline was
@@ -379,10 +368,10 @@ def segment_frame(decoder: MaskDecoder, features: Features, rgb: np.ndarray, con
                 if not is_tracked:
                     passed.setdefault(i, []).append((cost, mask))
             else:
-                cost, margin, sure, strict = float(n), 1.0, False, True
+                cost, margin, sure = float(n), 1.0, False
                 settled.add(i)
             if i not in best or cost < best[i][0]:
-                best[i] = (cost, mask, float(decoded.scores[row]), margin, plans[i][n], sure, strict)
+                best[i] = (cost, mask, float(decoded.scores[row]), margin, plans[i][n], sure)
                 if entry is not None:
                     traced[i] = entry
         timings["verify"] = timings.get("verify", 0.0) + time.perf_counter() - tick
@@ -390,9 +379,8 @@ def segment_frame(decoder: MaskDecoder, features: Features, rgb: np.ndarray, con
         if best[i][4] is not tracked[i] and _ambiguous(best[i][0], best[i][1], passed.get(i, [])):
             del best[i]
             traced.pop(i, None)
-    for i, (_, mask, score, margin, cand, sure, strict) in best.items():
+    for i, (_, mask, score, margin, cand, sure) in best.items():
         decision.masks[i] = mask
-        decision.strict[i] = strict
         decision.decode_scores[i] = score
         decision.margins[i] = margin
         if sure and distractors is not None and concepts[i].name in distractors:

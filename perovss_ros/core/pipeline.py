@@ -62,14 +62,13 @@ class _Found:
     """What ``_segment`` found: per concept an owned ``H×W bool`` mask (None = not found) and scores.
 
     ``margins``: per concept the identity's margin of its mask (``FrameDecision.margins``), None on the
-    path without identity; ``strict`` likewise ``FrameDecision.strict``.
+    path without identity.
     """
 
     masks: list[np.ndarray | None]
     presence: list[float]
     decode_scores: list[float]
     margins: list[float | None] | None = None
-    strict: list[bool] | None = None
 
 
 class Pipeline:
@@ -181,10 +180,9 @@ class Pipeline:
                                     score=float(np.clip(score, 0.0, 1.0)), box_xyxy=box, personal=True))
             ids.append(concept.instance_id)
         with self._swap_lock:
-            strict = found.strict or [True] * len(concepts)
-            for concept, mask, passed in zip(concepts, found.masks, strict, strict=True):
+            for concept, mask in zip(concepts, found.masks, strict=True):
                 if concept.name in self._concepts:
-                    self._tracker.update(concept.name, mask, strict=passed)
+                    self._tracker.update(concept.name, mask)
         margins = dict(zip((c.name for c in concepts), found.margins or [None] * len(concepts), strict=True))
         segments, demoted = labelling.finish_frame(self.scene, {c.name: c.category for c in concepts}, self.decoder,
                                                    features, rgb, owned, segments, timings, margins)
@@ -584,7 +582,7 @@ class Pipeline:
         if trace is not None:
             self.identity_trace = {c.name: [t for t in trace if t.concept == i] for i, c in enumerate(concepts)}
         result = _Found([None] * len(concepts), decision.presence, [0.0] * len(concepts),
-                        margins=list(decision.margins) or None, strict=list(decision.strict) or None)
+                        margins=list(decision.margins) or None)
         rows = [i for i, m in enumerate(decision.masks) if m is not None]
         if not rows:
             return result

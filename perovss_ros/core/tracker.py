@@ -8,9 +8,7 @@ keeps its track for up to ``coast_frames`` frames (``track_coast_frames``): move
 motion, the window one margin wider per missed frame; the object hidden for a frame, or turned
 down once, is then followed on rather than searched afresh. A track whose predicted box lies
 mostly outside the image (the object left the view) ends at once, and so does one that coasted
-its frames; the concept is then searched globally again. A track is *proven* once its concept
-passed the region check's plain limit in ``PROVEN_FRAMES`` sightings in a row; only then does the
-identity decision give its candidate the tracked slack (``core/decide.py``).
+its frames; the concept is then searched globally again.
 """
 
 from __future__ import annotations
@@ -25,23 +23,18 @@ from perovss_ros.core.types import BoxXYXY
 
 BASE_MARGIN = 10.0
 BASE_SIDE = 640.0
-# A track is proven once its concept passed the region check's plain limit (``Tracker.update``'s
-# ``strict``) in this many sightings in a row; only a proven track earns the occlusion slack.
-PROVEN_FRAMES = 2
 
 
 class TrackPrompt(NamedTuple):
     """What the tracker tells the next frame: ``box`` (the predicted box expanded by the margin, the
     search window), its ``centre`` (an extra positive point) and ``predicted`` (the predicted box
     itself, to compare the new mask with; None when unknown). Boxes XYXY pixels. ``missed``: frames
-    the track has coasted (0: the concept was found in the last frame); ``proven``: the track has
-    earned the tracked candidate's slack (``Tracker.update``)."""
+    the track has coasted (0: the concept was found in the last frame)."""
 
     box: BoxXYXY
     centre: tuple[float, float]
     predicted: BoxXYXY | None = None
     missed: int = 0
-    proven: bool = True
 
 
 @dataclass
@@ -49,17 +42,13 @@ class Track:
     """Last known box of a concept (XYXY pixels), the frame size it was seen in, and its last motion.
 
     ``velocity``: ``(dx, dy)`` pixels per frame of the box centre between the last two sightings;
-    ``missed``: frames since the concept was last found (the track coasts meanwhile); ``strict_run``:
-    the sightings in a row that passed the plain limit; ``proven``: ``strict_run`` reached the
-    tracker's ``proven_frames`` once in this track's life (or the track was seeded).
+    ``missed``: frames since the concept was last found (the track coasts meanwhile).
     """
 
     box: BoxXYXY
     image_hw: tuple[int, int]
     velocity: tuple[float, float] = (0.0, 0.0)
     missed: int = 0
-    strict_run: int = 0
-    proven: bool = False
 
     def predicted_box(self) -> BoxXYXY:
         """The box moved by one frame of its last motion."""
@@ -95,9 +84,8 @@ def box_centre(box: BoxXYXY) -> tuple[float, float]:
 class Tracker:
     """Per-concept track state. Not thread-safe by itself: the pipeline serialises access."""
 
-    def __init__(self, coast_frames: int = 0, proven_frames: int = PROVEN_FRAMES) -> None:
+    def __init__(self, coast_frames: int = 0) -> None:
         self.coast_frames = coast_frames
-        self.proven_frames = proven_frames
         self._tracks: dict[str, Track] = {}
 
     def prompt(self, name: str, image_hw: tuple[int, int]) -> TrackPrompt | None:
@@ -108,19 +96,12 @@ class Tracker:
             return None
         box = track.predicted_box()
         return TrackPrompt(expand_box(box, image_hw, margin_px(image_hw) * (1 + track.missed)), box_centre(box), box,
-                           track.missed, track.proven)
+                           track.missed)
 
-    def update(self, name: str, mask: np.ndarray | None, strict: bool = True) -> None:
+    def update(self, name: str, mask: np.ndarray | None) -> None:
         """Record this frame's ``H×W bool`` mask of ``name``. None or empty: not found; the track then
         coasts (moved by its last motion) for up to ``coast_frames`` frames, unless its predicted box is
-        mostly outside the image (the object left the view), and is dropped after.
-
-        ``strict``: the mask passed the region check's plain limit, not only the slack a tracked
-        candidate gets (``decide.TRACKED_SLACK``). A new track is proven after ``proven_frames`` such
-        sightings in a row and stays proven while it lasts: a look-alike picked once at the limit must
-        not be followed on slack it never earned, while the concept, once plainly seen, keeps it
-        through an occluder.
-        """
+        mostly outside the image (the object left the view), and is dropped after."""
         box = tight_box(mask) if mask is not None else None
         if box is None:
             old = self._tracks.get(name)
@@ -128,23 +109,19 @@ class Tracker:
                 self._tracks.pop(name, None)
             else:
                 self._tracks[name] = Track(box=old.predicted_box(), image_hw=old.image_hw, velocity=old.velocity,
-                                           missed=old.missed + 1, strict_run=old.strict_run, proven=old.proven)
+                                           missed=old.missed + 1)
             return
         image_hw = (int(mask.shape[0]), int(mask.shape[1]))
         old = self._tracks.get(name)
         velocity = (0.0, 0.0)
-        run, proven = 0, False
         if old is not None and old.image_hw == image_hw:
             (ox, oy), (nx, ny) = box_centre(old.box), box_centre(box)
             velocity = (nx - ox, ny - oy)
-            run, proven = old.strict_run, old.proven
-        run = run + 1 if strict else 0
-        proven = proven or run >= self.proven_frames
-        self._tracks[name] = Track(box=box, image_hw=image_hw, velocity=velocity, strict_run=run, proven=proven)
+        self._tracks[name] = Track(box=box, image_hw=image_hw, velocity=velocity)
 
     def seed(self, name: str, box: BoxXYXY, image_hw: tuple[int, int]) -> None:
         """Start following ``name`` from a known box (e.g. the teacher's box on the first frame)."""
-        self._tracks[name] = Track(box=tuple(float(v) for v in box), image_hw=tuple(image_hw), proven=True)
+        self._tracks[name] = Track(box=tuple(float(v) for v in box), image_hw=tuple(image_hw))
 
     def forget(self, name: str) -> None:
         """Drop the track of ``name``."""

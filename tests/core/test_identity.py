@@ -322,34 +322,3 @@ def test_a_coasting_track_is_continued_only_at_its_predicted_box():
     assert _continues(at, window, seen) and _continues(beside, window, seen)
     assert _continues(at, window, coasting) and not _continues(beside, window, coasting)
     assert not _continues(candidate(300, 40), window, seen)  # outside the window altogether
-
-
-@pytest.mark.parametrize("proven", [True, False])
-def test_only_a_proven_track_gets_the_tracked_slack(taught, proven):
-    from dataclasses import replace
-
-    from perovss_ros.core.decide import TRACKED_SLACK, segment_frame
-    from perovss_ros.core.tracker import TrackPrompt, expand_box
-
-    # The shape look-alike alone, followed by a track. Its region-check distance is measured, then the
-    # concept's limit set so that it passes only on the tracked slack: a proven track keeps it, a track
-    # that never passed the plain limit twice (picked at the limit, say) does not.
-    img, masks = frame({"shape": (160, 120, 0)}, seed=13)
-    features = taught.encoder.encode(img)
-    box = matching.tight_box(masks["shape"])
-    track = TrackPrompt(box=expand_box(box, img.shape[:2]), centre=((box[0] + box[2]) / 2, (box[1] + box[3]) / 2),
-                        predicted=box, proven=proven)
-    concept = taught._concepts["mine"]
-    trace = []
-    segment_frame(taught.decoder, features, img, [concept], {"mine": track._replace(proven=True)}, True, trace=trace)
-    on_it = [t for t in trace if t.tracked and iou(t.mask, masks["shape"]) > 0.6]
-    assert on_it, "the tracked candidate is the look-alike"
-    distance = on_it[0].distance
-    between = replace(concept, identity=replace(concept.identity, cues=replace(
-        concept.identity.cues, accept=distance / (0.5 + TRACKED_SLACK / 2))))
-    decision = segment_frame(taught.decoder, features, img, [between], {"mine": track}, True)
-    if proven:
-        assert decision.masks[0] is not None and iou(decision.masks[0], masks["shape"]) > 0.6
-        assert not decision.strict[0]  # it passed on the slack alone: it proves no track
-    else:
-        assert decision.masks[0] is None
