@@ -6,31 +6,28 @@ otherwise install the old release silently.
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import pytest
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 
 ROOT = Path(__file__).resolve().parents[2]
-PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)(\[[^\]]*\])?==([^\s;#]+)\s*$")
-
-
-def _normalised(name: str) -> str:
-    """PEP 503 normalised project name."""
-    return re.sub(r"[-_.]+", "-", name).lower()
 
 
 def _pins(path: Path) -> dict[str, str]:
-    """Project name -> pinned version of every requirement line (comments and blanks skipped).
+    """Canonical project name -> pinned version of every requirement line (comments and blanks skipped).
     Fails on a line that is not an exact ``name[extras]==version`` pin."""
     pins = {}
     for number, line in enumerate(path.read_text().splitlines(), start=1):
         line = line.split("#", 1)[0].strip()
         if not line:
             continue
-        match = PIN.match(line)
-        assert match, f"{path.name}:{number}: not an exact pin: {line!r}"
-        pins[_normalised(match.group(1))] = match.group(3)
+        requirement = Requirement(line)
+        specs = list(requirement.specifier)
+        assert len(specs) == 1 and specs[0].operator == "==" and requirement.marker is None, (
+            f"{path.name}:{number}: not an exact pin: {line!r}")
+        pins[canonicalize_name(requirement.name)] = specs[0].version
     return pins
 
 
