@@ -17,7 +17,10 @@ DEVICES = ("cpu", "cuda")
 RUNTIMES = ("torch", "onnxruntime", "tensorrt", "auto")
 LABEL_FOLLOW = ("flow", "decode")  # how named regions are carried between label frames
 LABEL_REFINE_SIZE = 96  # px: default crop side of the classic proposals' GrabCut (scene_segments.refine)
-MIN_REFINE_SIZE = 16  # px: the smallest crop side a proposal's GrabCut may run at
+MIN_REFINE_SIZE = 16  # px: the smallest crop side a GrabCut (a concept's decode or a proposal's) may run at
+# px: default crop side of the classic backend's concept decodes. At 128 px a 200 px object lost its
+# handle and the light cells of its rim, and its outline then failed the identity check (README issue 8).
+DECODE_SIZE = 256
 
 
 # Where the node (its ``concept_store`` parameter) keeps taught concepts across restarts. The
@@ -71,6 +74,7 @@ class PipelineConfig:
     device: str = "cpu"
     runtime: str = "auto"  # the sam backend's fastest runtime here (sam/backend.py resolve_runtime)
     decode_threads: int = 0  # classic: GrabCut decodes of one call at once; 0 = CPU count, at most 4
+    decode_size: int = DECODE_SIZE  # classic: longest side (px) of the crop a concept's GrabCut runs at
     concept_store: str | None = None
     seed: int = 0
     presence: bool = True
@@ -111,13 +115,15 @@ class PipelineConfig:
                     f"config 'concept_store' must be a directory path, '' or null, got {self.concept_store!r}"
                 )
             self.concept_store = os.fspath(self.concept_store)
-        for key in ("seed", "max_image_pixels", "max_shots", "track_coast_frames", "decode_threads"):
+        for key in ("seed", "max_image_pixels", "max_shots", "track_coast_frames", "decode_threads", "decode_size"):
             value = getattr(self, key)
             if isinstance(value, bool) or not isinstance(value, int):
                 raise InvalidInputError(f"config '{key}' must be an integer, got {value!r}")
         if self.decode_threads < 0:
             raise InvalidInputError(f"config 'decode_threads' must be >= 0 (0 = the CPU count), "
                                     f"got {self.decode_threads}")
+        if self.decode_size < MIN_REFINE_SIZE:
+            raise InvalidInputError(f"config 'decode_size' must be >= {MIN_REFINE_SIZE} px, got {self.decode_size}")
         if self.max_image_pixels < 1 or self.max_shots < 1:
             raise InvalidInputError("config 'max_image_pixels' and 'max_shots' must be >= 1")
         if not 0 <= self.track_coast_frames <= MAX_COAST_FRAMES:

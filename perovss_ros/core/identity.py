@@ -201,17 +201,20 @@ IDENTITY_FIT_VERSION = 2
 @dataclass(frozen=True)
 class IdentityFit:
     """How an identity model was fitted: the code's ``version`` (``IDENTITY_FIT_VERSION``), the
-    backend's ``model_id`` and the ``turns`` (degrees) each shot was also learnt at (empty: turned
-    shots off). A stored model is used as it is only when its record equals the pipeline's."""
+    backend's ``model_id``, the ``turns`` (degrees) each shot was also learnt at (empty: turned
+    shots off) and the decoder settings its region check was calibrated on (``decoder``: the
+    decoder's ``fit_id``, e.g. the classic GrabCut's crop side; empty for a decoder without one).
+    A stored model is used as it is only when its record equals the pipeline's."""
 
     version: int
     model_id: str
     turns: tuple[float, ...]
+    decoder: str = ""
 
     def to_json(self) -> dict[str, object]:
         """JSON-ready dict (``turned_shots`` is written for the reader; ``turns`` is what counts)."""
         return {"version": self.version, "model_id": self.model_id, "turned_shots": bool(self.turns),
-                "turns": [float(t) for t in self.turns]}
+                "turns": [float(t) for t in self.turns], "decoder": self.decoder}
 
     @classmethod
     def from_json(cls, data: object) -> IdentityFit:
@@ -219,11 +222,12 @@ class IdentityFit:
         if not isinstance(data, dict):
             raise ValueError(f"identity_fit is not an object: {data!r}")
         version, model_id, turns = data.get("version"), data.get("model_id"), data.get("turns")
+        decoder = data.get("decoder", "")  # records written before it existed: no decoder settings
         if (not isinstance(version, int) or isinstance(version, bool) or not isinstance(model_id, str)
-                or not isinstance(turns, list)
+                or not isinstance(turns, list) or not isinstance(decoder, str)
                 or not all(isinstance(t, int | float) and not isinstance(t, bool) for t in turns)):
             raise ValueError(f"identity_fit is malformed: {data!r}")
-        return cls(version=version, model_id=model_id, turns=tuple(float(t) for t in turns))
+        return cls(version=version, model_id=model_id, turns=tuple(float(t) for t in turns), decoder=decoder)
 
 
 @dataclass(frozen=True)

@@ -315,7 +315,8 @@ class Pipeline:
 
     def identity_fit(self) -> IdentityFit:
         """How this pipeline fits identity models: a stored model with another record is fitted again."""
-        return IdentityFit(version=IDENTITY_FIT_VERSION, model_id=self.model_id, turns=self._shot_turns())
+        return IdentityFit(version=IDENTITY_FIT_VERSION, model_id=self.model_id, turns=self._shot_turns(),
+                           decoder=str(getattr(self.decoder, "fit_id", "")))
 
     def _shot_turns(self) -> tuple[float, ...]:
         return tuple(float(t) for t in decide.SHOT_TURNS) if self.config.turned_shots else ()
@@ -336,6 +337,9 @@ class Pipeline:
             reasons.append(f"fitted for model {stored.model_id}, {wanted.model_id} now")
         if stored.turns != wanted.turns:
             reasons.append(f"turned shots {_turns_text(stored.turns)} when fitted, {_turns_text(wanted.turns)} now")
+        if stored.decoder != wanted.decoder:
+            was, now = stored.decoder or "unrecorded", wanted.decoder or "unrecorded"
+            reasons.append(f"decoder {was} when fitted, {now} now")
         return "; ".join(reasons) or None
 
     def _rederive(self, old: Concept) -> Concept:

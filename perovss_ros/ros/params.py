@@ -12,6 +12,7 @@ from typing import Any
 
 from perovss_ros.core.config import (
     BACKENDS,
+    DECODE_SIZE,
     DEVICES,
     LABEL_FOLLOW,
     LABEL_REFINE_SIZE,
@@ -52,6 +53,8 @@ PARAMETERS: tuple[ParamSpec, ...] = (
     ParamSpec("decode_threads", 0, "classic backend: GrabCut decodes (one per concept or scene proposal) run at "
               "once on this many threads; 0 = the CPU count, at most 4; masks do not depend on it",
               pipeline_key=True),
+    ParamSpec("decode_size", DECODE_SIZE, "classic backend: longest side (px) of the crop each concept's GrabCut "
+              "decode runs at; smaller is faster and loses thin parts", pipeline_key=True),
     ParamSpec("concept_store", PERSISTENT_CONCEPT_STORE,
               "directory where taught concepts persist (the node's default; build_pipeline() alone keeps "
               "them in memory); empty = in memory only", pipeline_key=True),
@@ -126,7 +129,7 @@ def check_value(name: str, value: Any) -> str | None:
         return f"{name} must be >= 1, got {value!r}"
     if name == "track_coast_frames" and not 0 <= int(value) <= MAX_COAST_FRAMES:
         return f"{name} must be 0..{MAX_COAST_FRAMES}, got {value!r}"
-    if name == "label_refine_size" and int(value) < MIN_REFINE_SIZE:
+    if name in ("label_refine_size", "decode_size") and int(value) < MIN_REFINE_SIZE:
         return f"{name} must be >= {MIN_REFINE_SIZE}, got {value!r}"
     if name in ("diagnostics_period", "capture_timeout") and float(value) <= 0:
         return f"{name} must be > 0, got {value!r}"

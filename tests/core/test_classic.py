@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -117,3 +118,44 @@ def test_decode_threads_auto_and_bounds():
         PipelineConfig(decode_threads=-2)
     with pytest.raises(InvalidInputError, match="decode_threads"):
         PipelineConfig(decode_threads=1.5)
+
+
+def _mug_with_handle() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A 200 px red body with a 5 px thick ring handle on a 480×640 background: image, object mask, handle mask."""
+    img = background(480, 640, seed=3)
+    body = np.zeros((480, 640), np.uint8)
+    cv2.rectangle(body, (200, 140), (400, 340), 1, -1)
+    handle = np.zeros_like(body)
+    cv2.ellipse(handle, (400, 240), (45, 60), 0, -90, 90, 1, 5)
+    handle &= ~body.astype(bool)
+    obj = (body | handle).astype(bool)
+    img[obj] = RED
+    return img, obj, handle.astype(bool)
+
+
+def test_decode_size_keeps_thin_parts():
+    """The handle's 5 px ring survives a decode at the default crop side and is lost when the crop is
+    shrunk to 64 px (a pixel of it per cell there); ``decode_size`` reaches the backend's decoder."""
+    from perovss_ros.core.classic import build_classic_backend
+    from perovss_ros.core.config import DECODE_SIZE, PipelineConfig
+
+    img, obj, handle = _mug_with_handle()
+    prompts = [Prompts(points=np.array([[300.0, 240.0]], np.float32), labels=np.array([1]))]
+    kept = {}
+    for size in (DECODE_SIZE, 64):
+        encoder, decoder = build_classic_backend(PipelineConfig(backend="classic", decode_size=size))
+        assert decoder.work_size == size
+        mask = decoder.decode(encoder.encode(img), img, prompts).masks[0, 0]
+        assert iou(mask, obj) > 0.8  # the body is found either way
+        kept[size] = float(mask[handle].mean())
+    assert kept[DECODE_SIZE] >= 0.8
+    assert kept[64] <= 0.5
+
+
+def test_decode_size_bounds():
+    from perovss_ros.core.config import MIN_REFINE_SIZE, PipelineConfig
+
+    assert PipelineConfig(decode_size=MIN_REFINE_SIZE).decode_size == MIN_REFINE_SIZE
+    for bad in (MIN_REFINE_SIZE - 1, 0, 100.5, True):
+        with pytest.raises(InvalidInputError, match="decode_size"):
+            PipelineConfig(decode_size=bad)

@@ -108,7 +108,7 @@ def test_stored_identity_round_trips_and_is_not_refitted(taught, store, monkeypa
     assert original.identity is not None and original.identity.cues is not None
     meta = meta_of(store)
     assert meta["identity_fit"] == {"version": IDENTITY_FIT_VERSION, "model_id": "classic-v1", "turned_shots": True,
-                                    "turns": [90.0, 180.0, 270.0]}
+                                    "turns": [90.0, 180.0, 270.0], "decoder": "grabcut-256px-3it"}
 
     def no_fit(*args, **kwargs):
         raise AssertionError("the stored identity model was fitted again")
@@ -196,12 +196,17 @@ def pipe_shots(pipe: Pipeline) -> tuple[list[np.ndarray], list[np.ndarray]]:
     return [s.image for s in shots], [s.mask for s in shots]
 
 
-@pytest.mark.parametrize("change", ["turned_shots", "version", "model", "older store"])
+@pytest.mark.parametrize("change", ["turned_shots", "version", "model", "decode_size", "unrecorded decoder",
+                                    "older store"])
 def test_load_store_refits_when_the_fit_record_differs(store, fit_calls, change):
     extra = {}
     meta = meta_of(store)
     if change == "turned_shots":
         extra = {"turned_shots": False}
+    elif change == "decode_size":  # the GrabCut crop its region check was calibrated on
+        extra = {"decode_size": 128}
+    elif change == "unrecorded decoder":  # written before the record had the decoder
+        del meta["identity_fit"]["decoder"]
     elif change == "version":
         meta["identity_fit"]["version"] = IDENTITY_FIT_VERSION - 1
     elif change == "model":
@@ -216,6 +221,8 @@ def test_load_store_refits_when_the_fit_record_differs(store, fit_calls, change)
     expected = {"turned_shots": "turned shots 90°/180°/270° when fitted, off now",
                 "version": f"fit version {IDENTITY_FIT_VERSION - 1} when fitted",
                 "model": "fitted for model sam-vit_b-ec2df627",
+                "decode_size": "decoder grabcut-256px-3it when fitted, grabcut-128px-3it now",
+                "unrecorded decoder": "decoder unrecorded when fitted, grabcut-256px-3it now",
                 "older store": "no identity model is stored"}[change]
     assert expected in warnings[0]
     assert pipe._concepts[NAME].identity is not None

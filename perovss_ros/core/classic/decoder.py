@@ -23,6 +23,7 @@ import cv2
 import numpy as np
 import torch.nn.functional as F
 
+from perovss_ros.core.config import DECODE_SIZE
 from perovss_ros.core.matching import mask_iou, tight_box
 from perovss_ros.core.types import BoxXYXY, DecodeOutput, Features, Guidance, Prompts
 
@@ -49,7 +50,7 @@ class GrabCutDecoder:
     supports_guidance = False
     provides_logits = False
 
-    def __init__(self, grow_similarity: float = 0.5, work_size: int = 128, iterations: int = 3,
+    def __init__(self, grow_similarity: float = 0.5, work_size: int = DECODE_SIZE, iterations: int = 3,
                  threads: int = 1) -> None:
         self.grow_similarity = float(grow_similarity)
         self.work_size = int(work_size)
@@ -57,6 +58,11 @@ class GrabCutDecoder:
         self.threads = decode_threads(int(threads))
         # The executor starts its threads on the first decode that needs them.
         self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="grabcut") if self.threads > 1 else None
+
+    @property
+    def fit_id(self) -> str:
+        """The settings its masks depend on (an identity model's region check is calibrated on them)."""
+        return f"grabcut-{self.work_size}px-{self.iterations}it"
 
     def decode(
         self,
