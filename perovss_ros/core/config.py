@@ -19,7 +19,7 @@ LABEL_FOLLOW = ("flow", "decode")  # how named regions are carried between label
 LABEL_REFINE_SIZE = 96  # px: default crop side of the classic proposals' GrabCut (scene_segments.refine)
 MIN_REFINE_SIZE = 16  # px: the smallest crop side a GrabCut (a concept's decode or a proposal's) may run at
 # px: default crop side of the classic backend's concept decodes. At 128 px a 200 px object lost its
-# handle and the light cells of its rim, and its outline then failed the identity check (README issue 8).
+# handle and the pale cells of its rim, and its outline then failed the identity check (README, issue 8).
 DECODE_SIZE = 256
 
 
