@@ -91,3 +91,14 @@ def test_reload_parameters_refused_while_configured(node: PerovssNode, tmp_path)
     assert not refused.successful and "deactivate" in refused.reason
     assert node.trigger_deactivate() == TransitionCallbackReturn.SUCCESS
     assert node.set_parameters([Parameter("reliability", value="reliable")])[0].successful
+
+
+def test_decode_size_reaches_the_classic_decoder(node: PerovssNode, tmp_path) -> None:
+    node.set_parameters([Parameter("backend", value="classic"), Parameter("concept_store", value=str(tmp_path))])
+    bad = node.set_parameters([Parameter("decode_size", value=8)])[0]
+    assert not bad.successful and "decode_size" in bad.reason and ">= 16" in bad.reason
+    assert node.get_parameter("decode_size").value == _yaml_params()["decode_size"]
+    assert node.set_parameters([Parameter("decode_size", value=128)])[0].successful
+    assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
+    assert node.pipeline.decoder.work_size == 128
+    assert node.pipeline.identity_fit().decoder == "grabcut-128px-3it"
