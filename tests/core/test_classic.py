@@ -135,7 +135,8 @@ def _mug_with_handle() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 def test_decode_size_keeps_thin_parts():
     """The handle's 5 px ring survives a decode at the default crop side and is lost when the crop is
-    shrunk to 64 px (a pixel of it per cell there); ``decode_size`` reaches the backend's decoder."""
+    shrunk to 64 px (the 270 px crop is scaled by about 0.24, leaving the ring about a pixel wide);
+    ``decode_size`` reaches the backend's decoder."""
     from perovss_ros.core.classic import build_classic_backend
     from perovss_ros.core.config import DECODE_SIZE, PipelineConfig
 
