@@ -174,7 +174,8 @@ def quality_scene(args: argparse.Namespace, seed: int, per_object: int):
 
 
 def camera(args: argparse.Namespace):
-    """The ``CameraDegradation`` of ``--blur``, ``--camera-noise`` and ``--jpeg-quality`` (inactive by default)."""
+    """The ``CameraDegradation`` of ``--blur``, ``--camera-noise``, ``--jpeg-quality`` and ``--light-shift``
+    (inactive by default)."""
     from perovss_ros.sim.camera import from_arguments
 
     return from_arguments(args)
@@ -226,7 +227,7 @@ def _quality_arguments_problem(args: argparse.Namespace) -> str | None:
     try:
         camera(args)
     except ValueError as exc:
-        return f"--blur/--camera-noise/--jpeg-quality: {exc}"
+        return f"--blur/--camera-noise/--jpeg-quality/--light-shift: {exc}"
     per_object = args.lookalikes_per_object
     # Easy scenes have up to 3 personal objects and 12 look-alikes in all.
     most = MAX_HARD_LOOKALIKES_PER_OBJECT if args.difficulty == "hard" else MAX_LOOKALIKES // 3

@@ -110,7 +110,7 @@ def run(args: argparse.Namespace) -> int:
         try:
             seen = from_arguments(args)
         except ValueError as exc:
-            raise InvalidInputError(f"--blur/--camera-noise/--jpeg-quality: {exc}") from exc
+            raise InvalidInputError(f"--blur/--camera-noise/--jpeg-quality/--light-shift: {exc}") from exc
         scene = make_scene(seed=args.seed, num_frames=args.frames, size=(args.width, args.height),
                            num_objects=args.objects, num_lookalikes=args.lookalikes, fps=args.fps,
                            difficulty=args.difficulty)

@@ -273,7 +273,9 @@ class CueCheck:
     (``cue_weights``); ``silhouettes``: the shots' masks cropped to their boxes (``h×w bool`` each),
     placed over a border-cut mask to compare it with (``cut_units``), and ``views`` the shots' images
     cropped to the same boxes (``h×w×3 uint8 RGB``; may be empty); ``rivals``: the silhouettes of
-    look-alikes seen at teach time that only their outline tells apart.
+    look-alikes seen at teach time that only their outline tells apart; ``light``: the colour of the
+    shots' light (``illuminant.shots_light``, float32 (3,)), to which a frame under another light is
+    brought back before a region of it is described; None: frames are described as they are.
     """
 
     references: tuple[RegionDescriptor, ...]
@@ -283,6 +285,7 @@ class CueCheck:
     silhouettes: tuple[np.ndarray, ...] = ()
     views: tuple[np.ndarray, ...] = ()
     rivals: tuple[np.ndarray, ...] = ()
+    light: np.ndarray | None = None
 
     @cached_property
     def support(self) -> np.ndarray | None:

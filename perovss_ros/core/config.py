@@ -42,6 +42,9 @@ class PipelineConfig:
     ``distractors`` True (default, with ``identity``) follows the candidate regions seen apart from a
     concept while it was plainly found, and never takes one of them for it while it is followed
     (``core/distractors.py``).
+    ``light_correction`` True (default, with ``identity``) brings a frame whose light differs in colour from
+    a concept's shots back to their light before its candidate regions are described
+    (``core/illuminant.py``); False describes every frame as the camera gave it.
     ``turned_shots`` True (default, with ``identity``) also learns each shot turned by 90, 180 and 270
     degrees as the concept, so the head does not tell it from a look-alike by the direction of its
     pattern; it encodes three more images per shot at teach time (False: teach is that much faster).
@@ -80,6 +83,7 @@ class PipelineConfig:
     presence: bool = True
     identity: bool = True
     distractors: bool = True
+    light_correction: bool = True
     turned_shots: bool = True
     track_coast_frames: int = 3
     max_image_pixels: int = 4096 * 4096
@@ -139,7 +143,8 @@ class PipelineConfig:
         if not isinstance(self.vocabulary, list | tuple) or not all(isinstance(w, str) for w in self.vocabulary):
             raise InvalidInputError(f"config 'vocabulary' must be a list of words, got {self.vocabulary!r}")
         self.vocabulary = list(self.vocabulary)
-        for key in ("presence", "identity", "distractors", "turned_shots", "labels", "personal_fusion"):
+        for key in ("presence", "identity", "distractors", "light_correction", "turned_shots", "labels",
+                    "personal_fusion"):
             if not isinstance(getattr(self, key), bool):
                 raise InvalidInputError(f"config '{key}' must be true or false, got {getattr(self, key)!r}")
 

@@ -73,6 +73,7 @@ from perovss_ros.core.identity import (
     region_score,
     split_candidates,
 )
+from perovss_ros.core.illuminant import illuminant, light_change, relit, shots_light
 from perovss_ros.core.protocols import MaskDecoder
 from perovss_ros.core.shape import outline_options, silhouette
 from perovss_ros.core.tracker import TrackPrompt
@@ -265,7 +266,8 @@ def _best_option(mask: np.ndarray, rgb: np.ndarray, cues: CueCheck, image_map: t
 def segment_frame(decoder: MaskDecoder, features: Features, rgb: np.ndarray, concepts: list, tracks: dict,
                   gate: bool, timings: dict[str, float] | None = None, cascade: str = "full",
                   trace: list[CandidateTrace] | None = None,
-                  distractors: dict[str, DistractorMemory] | None = None) -> FrameDecision:
+                  distractors: dict[str, DistractorMemory] | None = None,
+                  light_correction: bool = True) -> FrameDecision:
     """Find, decide and decode every concept (with an ``identity`` model) in one encoded frame.
 
     ``concepts``: ``Concept`` objects; ``tracks``: name -> (expanded predicted box, centre) or None;
@@ -276,9 +278,12 @@ def segment_frame(decoder: MaskDecoder, features: Features, rgb: np.ndarray, con
     ``trace``, when given, receives a ``CandidateTrace`` per decoded candidate (for diagnosis).
     ``distractors``: name -> the concept's ``DistractorMemory`` (``core/distractors.py``), moved on and
     taught in place; a candidate that continues a distractor is not decoded. None: no distractors.
+    ``light_correction``: describe candidates under each concept's shots' light (``_under_light``).
     """
     timings = {} if timings is None else timings
     tick = time.perf_counter()
+    frame_light = illuminant(rgb) if gate and light_correction else None
+    relit_frames: dict[bytes, np.ndarray] = {}  # the frame under each concept's teach light, by gains
     k = len(concepts)
     models = [c.identity for c in concepts]
     maps = logit_maps(models, features.grid)
@@ -347,7 +352,8 @@ def segment_frame(decoder: MaskDecoder, features: Features, rgb: np.ndarray, con
             is_tracked = plans[i][n] is tracked[i]
             entry = None  # this row's trace entry, when tracing
             if gate and cues is not None:
-                mask, distance, desc, units = _best_option(mask, rgb, cues, decision.image_maps[i], is_tracked)
+                mask, distance, desc, units = _best_option(mask, _under_light(rgb, frame_light, cues, relit_frames),
+                                                           cues, decision.image_maps[i], is_tracked)
                 limit = acceptance_limit(cues, is_tracked)
                 if trace is not None:
                     entry = CandidateTrace(i, mask, units, distance, limit, is_tracked,
@@ -464,6 +470,20 @@ def turned_cells(encode, rgb: np.ndarray, mask: np.ndarray, angle: float) -> tor
     return normalised_cells(feats.grid, cells)
 
 
+def _under_light(rgb: np.ndarray, frame_light: np.ndarray | None, cues: CueCheck,
+                 done: dict[bytes, np.ndarray]) -> np.ndarray:
+    """The ``H×W×3 uint8 RGB`` frame as it would look under the light of the concept's shots (``cues.light``;
+    ``illuminant.light_change``): the frame itself under the same light or without a light to compare.
+    ``done`` caches the frames already relit, by their gains (concepts taught under one light share one)."""
+    if frame_light is None or cues.light is None:
+        return rgb
+    gains = light_change(frame_light, cues.light)
+    key = gains.tobytes()
+    if key not in done:
+        done[key] = relit(rgb, gains)
+    return done[key]
+
+
 def _ambiguous(cost: float, mask: np.ndarray, passed: list[tuple[float, np.ndarray]]) -> bool:
     """Whether an untracked pick of ``cost`` and ``mask`` is one of two: another untracked candidate
     elsewhere (mask IoU below 0.5) among the ``passed`` (cost, mask) passed within ``AMBIGUITY`` of it."""
@@ -517,7 +537,8 @@ def _calibrate_cues(decoder: MaskDecoder, images: list[np.ndarray], masks: list[
     The references are the shots' masks and the masks the decoder makes of the object in the shots
     (so its own habits, e.g. a handle it always loses, are part of "the same object"). The scale of
     each cue comes from the shots' spread (``cue_scale``); ``ACCEPT`` units is how far the sum may
-    reach. None when no shot can be described.
+    reach. None when no shot can be described. The check remembers the shots' light
+    (``illuminant.shots_light``): a frame under another light is brought back to it (``_under_light``).
     """
     decoded = _decode_candidates(decoder, images, features, head, embedding, own + off)
     shots = [(i, describe_region(images[i], m)) for i, m in enumerate(masks)]
@@ -532,7 +553,7 @@ def _calibrate_cues(decoder: MaskDecoder, images: list[np.ndarray], masks: list[
     scale = cue_scale(shots)
     silhouettes, views = shot_views(images, masks)
     plain = CueCheck(references=tuple(d for _, d in references), scale=scale, accept=ACCEPT,
-                     silhouettes=silhouettes, views=views)
+                     silhouettes=silhouettes, views=views, light=shots_light(images))
     own_units = [cue_distances(d, [r for j, r in references if j != i]) / scale for i, d in habits]
     off_units, rivals = [], []
     for (i, _, _), mask in zip(off, decoded[len(own):], strict=True):

@@ -41,14 +41,15 @@ import torch
 
 from perovss_ros.core.appearance import CUES, CueCheck, RegionDescriptor, describe_region, shot_views
 from perovss_ros.core.identity import IdentityHead, IdentityModel
+from perovss_ros.core.illuminant import shots_light
 
 # The fields this module writes and reads. A field added to one of these classes must be stored
 # here too (and IDENTITY_FIT_VERSION bumped); until it is, ``identity_arrays`` refuses the model.
 STORED_FIELDS: dict[type, frozenset[str]] = {
     IdentityModel: frozenset({"head", "threshold", "fg_low", "bg_high", "cues"}),
     IdentityHead: frozenset({"weight", "bias"}),
-    # ``silhouettes`` and ``views`` are the shots cropped: not stored, rebuilt from the stored shots.
-    CueCheck: frozenset({"references", "scale", "accept", "weights", "silhouettes", "views", "rivals"}),
+    # ``silhouettes``, ``views`` and ``light`` come from the shots: not stored, rebuilt from the stored shots.
+    CueCheck: frozenset({"references", "scale", "accept", "weights", "silhouettes", "views", "rivals", "light"}),
     RegionDescriptor: frozenset({"colour", "pattern", "outline", "cut", "palette"}),
 }
 
@@ -145,8 +146,9 @@ def _read_cues(block: object, data: Mapping[str, np.ndarray], shots: list[tuple[
                          cut=bool(cut[i]), palette=palette[i] if has_palette[i] else None)
         for i in range(count))
     silhouettes, views = shot_views([image for image, _ in shots], [mask for _, mask in shots])
+    light = shots_light([image for image, _ in shots]) if shots else None
     return CueCheck(references=references, scale=scale, accept=accept, weights=weights, silhouettes=silhouettes,
-                    views=views, rivals=_read_rivals(data))
+                    views=views, rivals=_read_rivals(data), light=light)
 
 
 def _read_rivals(data: Mapping[str, np.ndarray]) -> tuple[np.ndarray, ...]:

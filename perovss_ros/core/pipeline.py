@@ -582,7 +582,8 @@ class Pipeline:
             with self._swap_lock:
                 distractors = {c.name: self._distractors.setdefault(c.name, DistractorMemory()) for c in concepts}
         decision = decide.segment_frame(self.decoder, features, rgb, concepts, tracks, gate, timings,
-                                        cascade=self.config.cascade, trace=trace, distractors=distractors)
+                                        cascade=self.config.cascade, trace=trace, distractors=distractors,
+                                        light_correction=self.config.light_correction)
         if trace is not None:
             self.identity_trace = {c.name: [t for t in trace if t.concept == i] for i, c in enumerate(concepts)}
         result = _Found([None] * len(concepts), decision.presence, [0.0] * len(concepts),

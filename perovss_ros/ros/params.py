@@ -65,6 +65,9 @@ PARAMETERS: tuple[ParamSpec, ...] = (
               "check); false = PerSAM's cosine map alone", pipeline_key=True),
     ParamSpec("distractors", True, "with identity: follow the look-alikes seen beside a taught object while it "
               "was plainly found, and never take one of them for it while it is followed", pipeline_key=True),
+    ParamSpec("light_correction", True, "with identity: bring a frame whose light differs in colour from a taught "
+              "object's shots (a warm lamp after daylight) back to their light before its colours are compared",
+              pipeline_key=True),
     ParamSpec("turned_shots", True, "with identity: also learn each teach shot turned by 90, 180 and 270 degrees "
               "(three more encodes per shot at teach time), so a pattern's direction does not decide identity",
               pipeline_key=True),

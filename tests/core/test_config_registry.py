@@ -32,7 +32,8 @@ def test_yaml_file(tmp_path):
 @pytest.mark.parametrize(
     ("values", "word"),
     [({"bakend": "classic"}, "bakend"), ({"backend": "gpu"}, "backend"), ({"model": "vit_z"}, "model"),
-     ({"seed": "zero"}, "seed"), ({"presence": "yes"}, "presence"), ({"max_shots": 0}, "max_shots")],
+     ({"seed": "zero"}, "seed"), ({"presence": "yes"}, "presence"), ({"max_shots": 0}, "max_shots"),
+     ({"light_correction": 1}, "light_correction")],
 )
 def test_bad_keys_and_values_are_named(values, word):
     with pytest.raises(InvalidInputError, match=word):

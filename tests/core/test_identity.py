@@ -322,3 +322,26 @@ def test_a_coasting_track_is_continued_only_at_its_predicted_box():
     assert _continues(at, window, seen) and _continues(beside, window, seen)
     assert _continues(at, window, coasting) and not _continues(beside, window, coasting)
     assert not _continues(candidate(300, 40), window, seen)  # outside the window altogether
+
+
+def warmer(rgb: np.ndarray) -> np.ndarray:
+    """``rgb`` under a warmer light: green and blue dimmed (no channel clips)."""
+    return np.clip(rgb.astype(np.float32) * np.array([1.0, 0.88, 0.7], np.float32), 0, 255).astype(np.uint8)
+
+
+def test_mine_is_found_under_a_warmer_light_and_its_colour_lookalike_is_not(taught):
+    # Taught under a neutral light; a lamp then moves every pixel's red/blue balance, mine's colour with it.
+    taught.reset_tracking()
+    img, masks = frame({"colour": (90, 130, 40), "mine": (230, 110, 20)}, seed=9)
+    out = taught.process(warmer(img))
+    assert [s.label for s in out.segments] == ["mine"]
+    found = out.instance_mask == taught.concepts()[0].instance_id
+    assert iou(found, masks["mine"]) > 0.6
+    assert (found & masks["colour"]).sum() < 0.05 * masks["colour"].sum()
+    taught.reset_tracking()
+    alone, _ = frame({"colour": (160, 120, 30), "pattern": (60, 60, 0)}, seed=10)
+    assert taught.process(warmer(alone)).segments == []
+    # With the correction off the same warmed frame loses mine: its colour is too far from the shots'.
+    plain = build_pipeline({"backend": "classic", "concept_store": "", "light_correction": False})
+    plain.teach("mine", *teach_frames())
+    assert plain.process(img).segments and plain.process(warmer(img)).segments == []

@@ -17,6 +17,7 @@ from perovss_ros.core import decide, identity_store
 from perovss_ros.core.appearance import CueCheck, describe_region
 from perovss_ros.core.config import PipelineConfig
 from perovss_ros.core.identity import IDENTITY_FIT_VERSION, IdentityFit, IdentityHead, IdentityModel
+from perovss_ros.core.illuminant import shots_light
 from perovss_ros.core.memory import ConceptMemory
 from perovss_ros.core.pipeline import Pipeline
 from perovss_ros.core.registry import build_backend
@@ -134,6 +135,8 @@ def test_stored_identity_round_trips_and_is_not_refitted(taught, store, monkeypa
                    (a.cues.rivals, b.cues.rivals)):
         assert len(xs) == len(ys) and all(np.array_equal(x, y) for x, y in zip(xs, ys, strict=True))
     assert len(b.cues.silhouettes) == len(loaded.shots)
+    # So is the shots' light, which a frame under another light is brought back to.
+    assert a.cues.light is not None and np.allclose(a.cues.light, b.cues.light, atol=1e-6)
     assert loaded.identity_fit == original.identity_fit == fresh.identity_fit()
     frame = probe()
     original_mask = taught[1].process(frame).instance_mask
@@ -163,6 +166,7 @@ def test_missing_outline_and_palette_round_trip_as_none(red_shots):
     assert len(back.cues.silhouettes) == len(back.cues.views) == len(masks)
     assert back.cues.silhouettes[0].sum() == masks[0].sum()
     assert back.cues.views[0].shape == (*back.cues.silhouettes[0].shape, 3)
+    assert np.allclose(back.cues.light, shots_light(images), atol=1e-6)
     assert back.cues.references[1].outline is None and back.cues.references[1].palette is None
     assert back.cues.references[1].cut and not back.cues.references[0].cut
     assert np.array_equal(back.cues.references[0].outline, refs[0].outline)

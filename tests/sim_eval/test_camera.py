@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 import numpy as np
 import pytest
 
@@ -44,8 +46,28 @@ def test_blur_softens_an_edge_and_jpeg_changes_pixels_but_not_the_picture():
     assert np.abs(flat.astype(int) - 90).max() <= 2
 
 
+def test_the_light_warms_over_the_sequence_and_the_teach_captures_keep_the_first_light():
+    scene = make_scene(seed=6, num_frames=5, size=(96, 72), num_objects=1, num_lookalikes=1)
+    seen = degrade_scene(scene, CameraDegradation(light_shift=0.2), seed=6)
+    assert all(np.array_equal(a, b) for a, b in zip(seen.teach_frames, scene.teach_frames, strict=True))
+    assert np.array_equal(seen.frames[0], scene.frames[0])
+
+    def balance(a: np.ndarray, b: np.ndarray, channel: int) -> float:
+        """Mean of channel ``channel`` of ``a`` over that of ``b``, on pixels neither clips nor darkens."""
+        ok = (b.max(axis=2) < 200) & (b.min(axis=2) > 20)
+        return float(a[..., channel][ok].mean() / b[..., channel][ok].mean())
+
+    reds = [balance(f, g, 0) for f, g in zip(seen.frames, scene.frames, strict=True)]
+    blues = [balance(f, g, 2) for f, g in zip(seen.frames, scene.frames, strict=True)]
+    greens = [balance(f, g, 1) for f, g in zip(seen.frames, scene.frames, strict=True)]
+    assert all(a < b for a, b in pairwise(reds)) and all(a > b for a, b in pairwise(blues))
+    assert abs(reds[-1] - 1.2) < 0.02 and abs(blues[-1] - 0.8) < 0.02 and max(abs(g - 1) for g in greens) < 0.01
+    assert CameraDegradation(light_shift=0.2).describe() == "light shift 0.2"
+
+
 @pytest.mark.parametrize("kwargs", [{"blur_sigma": -1.0}, {"noise_sigma": float("nan")}, {"jpeg_quality": 0},
-                                    {"jpeg_quality": 101}])
+                                    {"jpeg_quality": 101}, {"light_shift": -0.1}, {"light_shift": 0.6},
+                                    {"light_shift": float("inf")}])
 def test_bad_settings_are_refused(kwargs):
     with pytest.raises(ValueError):
         CameraDegradation(**kwargs)
@@ -73,16 +95,18 @@ def test_quality_bench_runs_through_the_worse_camera_and_says_so(capsys):
 
     args = build_parser().parse_args(["bench", "core", "--part", "quality", "--sequences", "1", "--first-seed", "993",
                                       "--frames", "2", "--size", "160x120", "--camera-noise", "5", "--jpeg-quality",
-                                      "75", "--blur", "0.8"])
+                                      "75", "--blur", "0.8", "--light-shift", "0.15"])
     result = run_quality(args)
-    assert result["camera"] == "blur 0.8 px, noise 5, JPEG 75"
-    assert "camera blur 0.8 px, noise 5, JPEG 75" in capsys.readouterr().out
+    assert result["camera"] == "blur 0.8 px, noise 5, JPEG 75, light shift 0.15"
+    assert "camera blur 0.8 px, noise 5, JPEG 75, light shift 0.15" in capsys.readouterr().out
     assert result["outcomes"]["present"] + result["outcomes"]["absent"] == 2 * (1 + 993 % 3)
 
 
 def test_quality_bench_refuses_a_bad_camera(capsys):
     assert main(["bench", "core", "--part", "quality", "--jpeg-quality", "0"]) == 1
     assert "jpeg_quality 0" in capsys.readouterr().err
+    assert main(["bench", "core", "--part", "quality", "--light-shift", "0.9"]) == 1
+    assert "light_shift 0.9" in capsys.readouterr().err
 
 
 def test_sim_writes_a_bag_through_the_worse_camera(tmp_path, capsys):
