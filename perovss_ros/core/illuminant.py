@@ -62,11 +62,14 @@ def illuminant(rgb: np.ndarray) -> np.ndarray:
     bh, bw = small.shape[0] // rows, small.shape[1] // cols
     blocks = []
     if bh > 0 and bw > 0:
-        for r in range(rows):
-            for c in range(cols):
-                estimate = _norm(small[r * bh:(r + 1) * bh, c * bw:(c + 1) * bw].reshape(-1, 3), BLOCK_PIXELS)
-                if estimate is not None:
-                    blocks.append(estimate)
+        cells = small[:rows * bh, :cols * bw].reshape(rows, bh, cols, bw, 3).transpose(0, 2, 1, 3, 4)
+        cells = cells.reshape(rows * cols, bh * bw, 3)
+        brightest = cells.max(axis=2)
+        usable = (brightest < CLIPPED) & (brightest > DARK)
+        counts = usable.sum(axis=1)
+        norms = ((cells ** NORM_P * usable[..., None]).sum(axis=1) / np.maximum(counts, 1)[:, None]) ** (1.0 / NORM_P)
+        keep = (counts >= BLOCK_PIXELS) & np.all(norms > 0, axis=1)
+        blocks = list(norms[keep] / norms[keep].mean(axis=1, keepdims=True))
     if len(blocks) >= MIN_BLOCKS:
         light = np.median(np.stack(blocks), axis=0)
     else:
