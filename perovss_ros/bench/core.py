@@ -220,6 +220,7 @@ def _run_sequence(args: argparse.Namespace, seed: int, per_object: int) -> tuple
 
 def _quality_arguments_problem(args: argparse.Namespace) -> str | None:
     """What is wrong with the quality part's options, or None."""
+    from perovss_ros.sim.camera import OPTIONS
     from perovss_ros.sim.scenes import MAX_HARD_LOOKALIKES_PER_OBJECT, MAX_LOOKALIKES
 
     if args.sequences < 1 or args.first_seed < 0:
@@ -227,7 +228,7 @@ def _quality_arguments_problem(args: argparse.Namespace) -> str | None:
     try:
         camera(args)
     except ValueError as exc:
-        return f"--blur/--camera-noise/--jpeg-quality/--light-shift: {exc}"
+        return f"{OPTIONS}: {exc}"
     per_object = args.lookalikes_per_object
     # Easy scenes have up to 3 personal objects and 12 look-alikes in all.
     most = MAX_HARD_LOOKALIKES_PER_OBJECT if args.difficulty == "hard" else MAX_LOOKALIKES // 3

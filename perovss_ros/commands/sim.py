@@ -104,13 +104,13 @@ def run(args: argparse.Namespace) -> int:
         if args.gazebo_labels_topic:
             raise InvalidInputError("--gazebo-labels-topic goes with --info BAG")
         from perovss_ros.sim.bags import write_scene_bag
-        from perovss_ros.sim.camera import degrade_scene, from_arguments
+        from perovss_ros.sim.camera import OPTIONS, degrade_scene, from_arguments
         from perovss_ros.sim.scenes import make_scene
 
         try:
             seen = from_arguments(args)
         except ValueError as exc:
-            raise InvalidInputError(f"--blur/--camera-noise/--jpeg-quality/--light-shift: {exc}") from exc
+            raise InvalidInputError(f"{OPTIONS}: {exc}") from exc
         scene = make_scene(seed=args.seed, num_frames=args.frames, size=(args.width, args.height),
                            num_objects=args.objects, num_lookalikes=args.lookalikes, fps=args.fps,
                            difficulty=args.difficulty)

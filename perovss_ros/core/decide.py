@@ -278,12 +278,11 @@ def segment_frame(decoder: MaskDecoder, features: Features, rgb: np.ndarray, con
     ``trace``, when given, receives a ``CandidateTrace`` per decoded candidate (for diagnosis).
     ``distractors``: name -> the concept's ``DistractorMemory`` (``core/distractors.py``), moved on and
     taught in place; a candidate that continues a distractor is not decoded. None: no distractors.
-    ``light_correction``: describe candidates under each concept's shots' light (``_under_light``).
+    ``light_correction``: describe candidates under each concept's shots' light (``_FrameLight``).
     """
     timings = {} if timings is None else timings
     tick = time.perf_counter()
-    frame_light = illuminant(rgb) if gate and light_correction else None
-    relit_frames: dict[bytes, np.ndarray] = {}  # the frame under each concept's teach light, by gains
+    lit = _FrameLight(rgb, enabled=gate and light_correction)
     k = len(concepts)
     models = [c.identity for c in concepts]
     maps = logit_maps(models, features.grid)
@@ -352,8 +351,8 @@ def segment_frame(decoder: MaskDecoder, features: Features, rgb: np.ndarray, con
             is_tracked = plans[i][n] is tracked[i]
             entry = None  # this row's trace entry, when tracing
             if gate and cues is not None:
-                mask, distance, desc, units = _best_option(mask, _under_light(rgb, frame_light, cues, relit_frames),
-                                                           cues, decision.image_maps[i], is_tracked)
+                mask, distance, desc, units = _best_option(mask, lit.under(cues), cues, decision.image_maps[i],
+                                                           is_tracked)
                 limit = acceptance_limit(cues, is_tracked)
                 if trace is not None:
                     entry = CandidateTrace(i, mask, units, distance, limit, is_tracked,
@@ -470,18 +469,31 @@ def turned_cells(encode, rgb: np.ndarray, mask: np.ndarray, angle: float) -> tor
     return normalised_cells(feats.grid, cells)
 
 
-def _under_light(rgb: np.ndarray, frame_light: np.ndarray | None, cues: CueCheck,
-                 done: dict[bytes, np.ndarray]) -> np.ndarray:
-    """The ``H×W×3 uint8 RGB`` frame as it would look under the light of the concept's shots (``cues.light``;
-    ``illuminant.light_change``): the frame itself under the same light or without a light to compare.
-    ``done`` caches the frames already relit, by their gains (concepts taught under one light share one)."""
-    if frame_light is None or cues.light is None:
-        return rgb
-    gains = light_change(frame_light, cues.light)
-    key = gains.tobytes()
-    if key not in done:
-        done[key] = relit(rgb, gains)
-    return done[key]
+@dataclass
+class _FrameLight:
+    """One frame (``H×W×3 uint8 RGB``) under the lights of the concepts' shots, for their region checks.
+
+    The frame's light is estimated on the first ``under`` call (a frame whose candidates are never
+    decoded costs nothing), and each relit frame is kept by its gains (concepts taught under one light
+    share one). ``enabled`` False: the frame as it is, always."""
+
+    rgb: np.ndarray
+    enabled: bool
+    _light: np.ndarray | None = None
+    _relit: dict[bytes, np.ndarray] = field(default_factory=dict)
+
+    def under(self, cues: CueCheck) -> np.ndarray:
+        """The frame as it would look under the light of ``cues``' shots (``cues.light``;
+        ``illuminant.light_change``); the frame itself under the same light or with no light to compare."""
+        if not self.enabled or cues.light is None:
+            return self.rgb
+        if self._light is None:
+            self._light = illuminant(self.rgb)
+        gains = light_change(self._light, cues.light)
+        key = gains.tobytes()
+        if key not in self._relit:
+            self._relit[key] = relit(self.rgb, gains)
+        return self._relit[key]
 
 
 def _ambiguous(cost: float, mask: np.ndarray, passed: list[tuple[float, np.ndarray]]) -> bool:
@@ -538,7 +550,7 @@ def _calibrate_cues(decoder: MaskDecoder, images: list[np.ndarray], masks: list[
     (so its own habits, e.g. a handle it always loses, are part of "the same object"). The scale of
     each cue comes from the shots' spread (``cue_scale``); ``ACCEPT`` units is how far the sum may
     reach. None when no shot can be described. The check remembers the shots' light
-    (``illuminant.shots_light``): a frame under another light is brought back to it (``_under_light``).
+    (``illuminant.shots_light``): a frame under another light is brought back to it (``_FrameLight``).
     """
     decoded = _decode_candidates(decoder, images, features, head, embedding, own + off)
     shots = [(i, describe_region(images[i], m)) for i, m in enumerate(masks)]

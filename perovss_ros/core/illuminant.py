@@ -29,7 +29,6 @@ CLIPPED = 250
 DARK = 20
 # Every STEP-th pixel in each direction is enough for three numbers.
 STEP = 4
-MIN_PIXELS = 64
 # Rows and columns of blocks the estimate is the median over; a block needs BLOCK_PIXELS usable pixels,
 # the median MIN_BLOCKS blocks (else the whole image's norm is the estimate).
 BLOCKS = (6, 8)
@@ -42,44 +41,35 @@ LOW = 0.05
 HIGH = 0.10
 
 
-def _norm(values: np.ndarray, min_pixels: int) -> np.ndarray | None:
-    """Shades-of-grey estimate of ``N×3`` float64 pixel values, mean 1; None with fewer than ``min_pixels``
-    usable (neither clipped nor dark) pixels or no light."""
-    usable = (values.max(axis=1) < CLIPPED) & (values.max(axis=1) > DARK)
-    if int(usable.sum()) < min_pixels:
-        return None
-    estimate = np.mean(values[usable] ** NORM_P, axis=0) ** (1.0 / NORM_P)
-    return estimate / estimate.mean() if np.all(estimate > 0) else None
+def _norms(groups: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Shades-of-grey norm of each group of a ``G×N×3`` float64 array of pixel values over its usable
+    (neither clipped nor dark) pixels -> ``G×3`` norms (0 where none is usable) and ``G`` usable counts."""
+    brightest = groups.max(axis=2)
+    usable = (brightest < CLIPPED) & (brightest > DARK)
+    counts = usable.sum(axis=1)
+    sums = (groups ** NORM_P * usable[..., None]).sum(axis=1)
+    return (sums / np.maximum(counts, 1)[:, None]) ** (1.0 / NORM_P), counts
 
 
 def illuminant(rgb: np.ndarray) -> np.ndarray:
     """The light's colour in ``H×W×3 uint8 RGB`` ``rgb`` -> float32 (3,) per-channel gains with mean 1
     (1, 1, 1 for a neutral light): the median over ``BLOCKS`` of each block's estimate, clipped and
-    very dark pixels left out. Too few usable blocks: the whole image's estimate (all its pixels when
-    too few are usable); an image without light gives (1, 1, 1)."""
+    very dark pixels left out. Too few usable blocks: the norm over the whole image's usable pixels;
+    none usable (no light): (1, 1, 1)."""
     small = np.asarray(rgb)[::STEP, ::STEP].astype(np.float64)
     rows, cols = BLOCKS
     bh, bw = small.shape[0] // rows, small.shape[1] // cols
-    blocks = []
     if bh > 0 and bw > 0:
-        cells = small[:rows * bh, :cols * bw].reshape(rows, bh, cols, bw, 3).transpose(0, 2, 1, 3, 4)
-        cells = cells.reshape(rows * cols, bh * bw, 3)
-        brightest = cells.max(axis=2)
-        usable = (brightest < CLIPPED) & (brightest > DARK)
-        counts = usable.sum(axis=1)
-        norms = ((cells ** NORM_P * usable[..., None]).sum(axis=1) / np.maximum(counts, 1)[:, None]) ** (1.0 / NORM_P)
-        keep = (counts >= BLOCK_PIXELS) & np.all(norms > 0, axis=1)
-        blocks = list(norms[keep] / norms[keep].mean(axis=1, keepdims=True))
-    if len(blocks) >= MIN_BLOCKS:
-        light = np.median(np.stack(blocks), axis=0)
-    else:
-        values = small.reshape(-1, 3)
-        light = _norm(values, MIN_PIXELS)
-        if light is None:
-            light = _norm(values, 1)
-    if light is None:
+        blocks = small[:rows * bh, :cols * bw].reshape(rows, bh, cols, bw, 3).transpose(0, 2, 1, 3, 4)
+        norms, counts = _norms(blocks.reshape(rows * cols, bh * bw, 3))
+        norms = norms[(counts >= BLOCK_PIXELS) & np.all(norms > 0, axis=1)]
+        if len(norms) >= MIN_BLOCKS:
+            light = np.median(norms / norms.mean(axis=1, keepdims=True), axis=0)
+            return (light / light.mean()).astype(np.float32)
+    norms, counts = _norms(small.reshape(1, -1, 3))
+    if counts[0] == 0 or not np.all(norms[0] > 0):
         return np.ones(3, np.float32)
-    return (light / light.mean()).astype(np.float32)
+    return (norms[0] / norms[0].mean()).astype(np.float32)
 
 
 def shots_light(images: list[np.ndarray]) -> np.ndarray:

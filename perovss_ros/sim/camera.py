@@ -7,8 +7,8 @@ carries JPEG blocks and colour bleeding at edges. A robot taught an object in on
 to fetch it in another sees it under another light: warmer or cooler, which no brightness
 normalisation undoes (``light_shift``). ``degrade_scene`` applies such a camera to a rendered scene, the
 teaching captures included (they come from the same camera), and leaves the ground truth as it
-is. It measures how far the identity cues and masks depend on clean pixels (``perovss bench core
---camera-noise/--jpeg-quality/--blur``); it is not a model of any one camera.
+is. It measures how far the identity cues and masks depend on clean pixels (``perovss bench core``
+with ``OPTIONS``); it is not a model of any one camera.
 """
 
 from __future__ import annotations
@@ -23,6 +23,8 @@ if TYPE_CHECKING:
     from perovss_ros.sim.scenes import Scene
 
 
+# The command-line options of ``add_arguments``, as error messages name them.
+OPTIONS = "--blur/--camera-noise/--jpeg-quality/--light-shift"
 # Beyond this the blue channel of a warmed frame loses more than half its light.
 MAX_LIGHT_SHIFT = 0.5
 
@@ -110,7 +112,8 @@ def degrade_scene(scene: Scene, camera: CameraDegradation, seed: int) -> Scene:
 
 
 def add_arguments(parser: argparse.ArgumentParser, what: str) -> None:
-    """``--blur``, ``--camera-noise`` and ``--jpeg-quality`` (``what``: where the help says they apply)."""
+    """``--blur``, ``--camera-noise``, ``--jpeg-quality`` and ``--light-shift`` (``what``: where the help says
+    they apply)."""
     parser.add_argument("--blur", type=float, default=0.0,
                         help=f"{what}: blur every frame and teach capture by this Gaussian sigma in pixels "
                              "(sim/camera.py; default 0: none)")
