@@ -276,6 +276,8 @@ class CueCheck:
     look-alikes seen at teach time that only their outline tells apart; ``light``: the colour of the
     shots' light (``illuminant.shots_light``, float32 (3,)), to which a frame under another light is
     brought back before a region of it is described; None: frames are described as they are.
+    ``negatives``: descriptors of the look-alikes (and any other region the head took for the concept)
+    decoded in the teach frames: what the concept is not (``negative_distance``).
     """
 
     references: tuple[RegionDescriptor, ...]
@@ -286,6 +288,7 @@ class CueCheck:
     views: tuple[np.ndarray, ...] = ()
     rivals: tuple[np.ndarray, ...] = ()
     light: np.ndarray | None = None
+    negatives: tuple[RegionDescriptor, ...] = ()
 
     @cached_property
     def support(self) -> np.ndarray | None:
@@ -345,6 +348,16 @@ class CueCheck:
             if rival is not None and rival.iou >= placement.iou:
                 units[at] = whole[at]
         return units
+
+    def negative_distance(self, desc: RegionDescriptor, trust_cut_outline: bool = True) -> float:
+        """The weighted summed cue distance of ``desc`` to the nearest of ``negatives`` (inf without any);
+        ``trust_cut_outline`` as in ``weighted_units``."""
+        if not self.negatives:
+            return float("inf")
+        units = np.stack([cue_distances(desc, [n]) for n in self.negatives]) / self.scale * self.weights
+        if desc.cut and not trust_cut_outline:
+            units[:, CUES.index("outline")] = 0.0
+        return float(units.sum(axis=1).min())
 
     def distance(self, desc: RegionDescriptor, trust_cut_outline: bool = True) -> float:
         """Weighted sum of the cue units (0: like a shot; a one-attribute look-alike: far in one cue);

@@ -47,7 +47,8 @@ class PipelineConfig:
     (``core/illuminant.py``); False describes every frame as the camera gave it.
     ``turned_shots`` True (default, with ``identity``) also learns each shot turned by 90, 180 and 270
     degrees as the concept, so the head does not tell it from a look-alike by the direction of its
-    pattern; it encodes three more images per shot at teach time (False: teach is that much faster).
+    pattern, and the decoder's masks of the turned shots become references of the region check; it
+    encodes and decodes three more images per shot at teach time (False: teach is that much faster).
     ``track_coast_frames``: frames a concept's track is kept after the frame it was last found in
     (moved on by its last motion, its search window widened by a margin per missed frame), so an
     object hidden for a frame or two or turned down once is followed on, not searched afresh; a

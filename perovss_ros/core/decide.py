@@ -16,7 +16,10 @@ Per frame and concept (``segment_frame``):
    neighbour is split off, or the part in the concept's own colours (``colour_support``), is
    described by colour, surface pattern and outline; its weighted distance to the shots must
    stay within ``cues.accept`` (``TRACKED_SLACK`` × that for the tracked candidate, whose outline
-   an occluder may have cut; its outline is left out where the image border cuts the mask). A
+   an occluder may have cut; its outline is left out where the image border cuts the mask). Beyond
+   ``cues.accept`` the look-alikes decoded at teach time (``CueCheck.negatives``) also judge it
+   (``acceptance_limit``): nearer the shots than all of them, a new candidate may reach
+   ``NEARER_SLACK`` × accept; nearer one of them, the tracked one only ``NEGATIVE_TRACKED_SLACK`` ×. A
    border-cut mask that fails against the whole shots is also measured against a shot placed over
    it and cut by the same border (``CueCheck.cut_units``: that part's colour, pattern and outline,
    the outline only when no look-alike seen at teach time fits it as well); each cue takes the
@@ -32,10 +35,12 @@ Per frame and concept (``segment_frame``):
 
 At teach time ``fit_identity`` fits the head (on the shots and on each shot turned by
 ``SHOT_TURNS``), calibrates its threshold leave-one-out on the shots, and calibrates the region
-check: references are the shots' masks and the decoder's own masks of them, each cue's unit is the
+check: references are the shots' masks and the decoder's own masks of them and of the turned shots
+(the decoder loses a handle at some angles and not at others), each cue's unit is the
 shots' spread (``cue_scale``), and the look-alikes decoded in the teach frames raise the weight of
 the cue that tells each of them apart (``cue_weights``); those that only their outline tells apart
-are kept as rivals for border-cut masks (``CueCheck.rivals``).
+are kept as rivals for border-cut masks (``CueCheck.rivals``). The look-alikes' descriptions are kept
+as the concept's negatives (``CueCheck.negatives``).
 """
 
 from __future__ import annotations
@@ -92,6 +97,13 @@ REGION_MARGIN_PX = 8.0
 # occluder may cut its outline) and is preferred by TRACK_BONUS units.
 ACCEPT = 4.5
 TRACKED_SLACK = 2.0
+# With look-alikes seen at teach time (``CueCheck.negatives``) a candidate beyond ACCEPT is also judged
+# against them: nearer the shots than every one of them, a new candidate may reach NEARER_SLACK × ACCEPT
+# (a decoded mask that lost a handle or took in a rim of background is still more like the shots than
+# like anything the concept is not); nearer one of them, the tracked candidate only NEGATIVE_TRACKED_SLACK ×
+# ACCEPT (a track that slid onto the look-alike riding beside the object lets go of it).
+NEARER_SLACK = 1.5
+NEGATIVE_TRACKED_SLACK = 1.5
 TRACK_BONUS = 1.0
 HEAD_WEIGHT = 1.0
 # A new pick (not continuing a track) with another candidate elsewhere passing within this many
@@ -105,7 +117,8 @@ MAX_CALIBRATION_NEGATIVES = 8
 OWN_DECODE_IOU = 0.8
 # Hue turns (degrees) of the first shot's object, learnt as negatives.
 RECOLOUR_SHIFTS = (120.0, 240.0)
-# In-plane turns (degrees) of every shot's object, learnt as positives (``turned_cells``).
+# In-plane turns (degrees) of every shot's object (``turned_shot``), learnt as positives and decoded as
+# references of the region check.
 SHOT_TURNS = (90.0, 180.0, 270.0)
 OUTLINE = CUES.index("outline")
 # Look-alike silhouettes kept per concept for border-cut masks (``CueCheck.rivals``).
@@ -221,10 +234,26 @@ def candidate_request(candidate: Candidate, others: list[Candidate], logits: tor
     )
 
 
-def acceptance_limit(cues: CueCheck, tracked: bool) -> float:
+def acceptance_limit(cues: CueCheck, tracked: bool, desc: RegionDescriptor | None = None,
+                     distance: float | None = None) -> float:
     """The largest summed cue distance that passes: ``cues.accept``, ``TRACKED_SLACK`` × that for the
-    candidate that continues the track."""
-    return cues.accept * (TRACKED_SLACK if tracked else 1.0)
+    candidate that continues the track.
+
+    Given the candidate's description ``desc`` and its ``distance`` beyond ``cues.accept``, and with
+    ``cues.negatives``, the limit also depends on whether the candidate is nearer the shots than every
+    negative (``CueCheck.negative_distance``; the tracked candidate's border-cut outline left out on
+    both sides): nearer, ``NEARER_SLACK`` × accept for a new candidate (a border-cut one excepted: its
+    outline was measured against a placed, cut shot, the negatives are whole); not nearer,
+    ``NEGATIVE_TRACKED_SLACK`` × accept for the tracked one and accept for a new one.
+    """
+    slack = TRACKED_SLACK if tracked else 1.0
+    if desc is None or distance is None or distance <= cues.accept or not cues.negatives:
+        return cues.accept * slack
+    if desc.cut and not tracked:
+        return cues.accept
+    if distance <= cues.negative_distance(desc, trust_cut_outline=not tracked):
+        return cues.accept * max(slack, NEARER_SLACK)
+    return cues.accept * (NEGATIVE_TRACKED_SLACK if tracked else 1.0)
 
 
 def _best_option(mask: np.ndarray, rgb: np.ndarray, cues: CueCheck, image_map: torch.Tensor,
@@ -353,7 +382,7 @@ def segment_frame(decoder: MaskDecoder, features: Features, rgb: np.ndarray, con
             if gate and cues is not None:
                 mask, distance, desc, units = _best_option(mask, lit.under(cues), cues, decision.image_maps[i],
                                                            is_tracked)
-                limit = acceptance_limit(cues, is_tracked)
+                limit = acceptance_limit(cues, is_tracked, desc, distance)
                 if trace is not None:
                     entry = CandidateTrace(i, mask, units, distance, limit, is_tracked,
                                            desc is not None and desc.cut)
@@ -405,7 +434,7 @@ def fit_identity(decoder: MaskDecoder, images: list[np.ndarray], masks: list[np.
     ``images``/``masks``: the shots (``H×W×3 uint8 RGB`` / ``H×W bool``); ``fg_cells``: per shot the
     ``h×w`` bool object cells of its grid. ``encode``: the backend's ``ImageEncoder.encode``, for
     the recoloured shot and the turned ones (None: neither). ``turns``: the angles each shot is turned
-    by and learnt as the concept too (``turned_cells``; empty: none).
+    by, learnt as the concept too and decoded as region-check references (``turned_shot``; empty: none).
     """
     grids = [f.grid for f in features]
     bg_cells = []
@@ -421,11 +450,20 @@ def fit_identity(decoder: MaskDecoder, images: list[np.ndarray], masks: list[np.
         extra_neg = torch.cat([normalised_cells(encode(recoloured(images[0], masks[0], shift)).grid, fg_cells[0])
                                for shift in RECOLOUR_SHIFTS])
     turned = None
+    views: list[tuple[int, np.ndarray, np.ndarray, Features]] = []  # shot index, turned image, mask, features
     if encode is not None and turns:
         # Every shot turned: the direction of its pattern in the image is not part of the concept
-        # (the object turns), so the head must not tell a look-alike apart by it.
-        turned = [torch.cat([turned_cells(encode, image, mask, angle) for angle in turns])
-                  for image, mask in zip(images, masks, strict=True)]
+        # (the object turns), so the head must not tell a look-alike apart by it; and the decoder's
+        # masks of the turned object are references of the region check (``_calibrate_cues``).
+        turned = []
+        for i, (image, mask) in enumerate(zip(images, masks, strict=True)):
+            cells = []
+            for angle in turns:
+                t_image, t_mask = turned_shot(image, mask, angle)
+                t_feats = encode(t_image)
+                cells.append(normalised_cells(t_feats.grid, matching.mask_to_grid(t_mask, t_feats) >= 0.5))
+                views.append((i, t_image, t_mask, t_feats))
+            turned.append(torch.cat(cells))
     full, held_out = fit_shot_heads(grids, fg_cells, bg_cells, extra_neg, turned)
     fg_scores, own, off_candidates = [], [], []
     for i, f in enumerate(features):
@@ -442,7 +480,8 @@ def fit_identity(decoder: MaskDecoder, images: list[np.ndarray], masks: list[np.
         off_candidates += [(i, c, cands) for c in off]
     off_candidates = sorted(off_candidates, key=lambda item: -item[1].score)[:MAX_CALIBRATION_NEGATIVES]
     cues, off_distances = _calibrate_cues(decoder, images, masks, features, full, embedding,
-                                          [o for o in own if o is not None], off_candidates)
+                                          [o for o in own if o is not None], off_candidates,
+                                          views, top_k)
     # A look-alike that the region cues reject does not raise the head's threshold: the head only
     # has to keep out what the cues could not.
     bg_scores = [c.score for (_, c, _), d in zip(off_candidates, off_distances, strict=True)
@@ -454,19 +493,16 @@ def fit_identity(decoder: MaskDecoder, images: list[np.ndarray], masks: list[np.
                          cues=cues)
 
 
-def turned_cells(encode, rgb: np.ndarray, mask: np.ndarray, angle: float) -> torch.Tensor:
-    """``m×C`` L2-normalised features of the object cells (at least half covered) of the ``H×W×3 uint8 RGB``
-    shot and its ``H×W bool`` mask turned by ``angle`` degrees about the object's centre, encoded by
-    ``encode`` (the backend's ``ImageEncoder.encode``). The corners the turn uncovers are mirrored in."""
+def turned_shot(rgb: np.ndarray, mask: np.ndarray, angle: float) -> tuple[np.ndarray, np.ndarray]:
+    """The ``H×W×3 uint8 RGB`` shot and its ``H×W bool`` mask turned by ``angle`` degrees about the object's
+    centre; the corners the turn uncovers are mirrored in."""
     ys, xs = np.nonzero(mask)
     centre = (float(xs.mean()), float(ys.mean()))
     h, w = mask.shape
     turn = cv2.getRotationMatrix2D(centre, angle, 1.0)
     image = cv2.warpAffine(rgb, turn, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
     turned = cv2.warpAffine(mask.astype(np.uint8), turn, (w, h), flags=cv2.INTER_NEAREST) > 0
-    feats = encode(image)
-    cells = matching.mask_to_grid(turned, feats) >= 0.5
-    return normalised_cells(feats.grid, cells)
+    return image, turned
 
 
 @dataclass
@@ -542,12 +578,16 @@ def _decode_candidates(decoder: MaskDecoder, images: list[np.ndarray], features:
 def _calibrate_cues(decoder: MaskDecoder, images: list[np.ndarray], masks: list[np.ndarray],
                     features: list[Features], head, embedding: torch.Tensor,
                     own: list[tuple[int, Candidate, list[Candidate]]],
-                    off: list[tuple[int, Candidate, list[Candidate]]]) -> tuple[CueCheck | None, list[float]]:
+                    off: list[tuple[int, Candidate, list[Candidate]]],
+                    views: list = (), top_k: int = 1) -> tuple[CueCheck | None, list[float]]:
     """The concept's ``CueCheck`` and each ``off`` candidate's summed cue distance (decoded as a frame
     would be; inf where nothing could be described).
 
     The references are the shots' masks and the masks the decoder makes of the object in the shots
-    (so its own habits, e.g. a handle it always loses, are part of "the same object"). The scale of
+    and in the turned shots ``views`` (shot index, turned ``H×W×3 uint8 RGB`` image, ``H×W bool`` mask,
+    features; each decoded from its best candidate on the object, as a frame would be, ``top_k`` its
+    presence pooling), so its own habits, e.g. a handle it loses at some angles, are part of "the same
+    object"; a decode counts only at IoU ≥ ``OWN_DECODE_IOU`` with its shot's mask. The scale of
     each cue comes from the shots' spread (``cue_scale``); ``ACCEPT`` units is how far the sum may
     reach. None when no shot can be described. The check remembers the shots' light
     (``illuminant.shots_light``): a frame under another light is brought back to it (``_FrameLight``).
@@ -558,6 +598,16 @@ def _calibrate_cues(decoder: MaskDecoder, images: list[np.ndarray], masks: list[
     habits = [(item[0], describe_region(images[item[0]], m)) for item, m in zip(own, decoded[:len(own)], strict=True)
               if matching.mask_iou(m, masks[item[0]]) >= OWN_DECODE_IOU]
     habits = [(i, d) for i, d in habits if d is not None]
+    for i, t_image, t_mask, t_feats in views:
+        cands = find_candidates(head.logits(t_feats.grid), t_feats.valid_hw, cell_pixels(t_feats), top_k, limit=8)
+        on, _ = split_candidates(cands, (matching.mask_to_grid(t_mask, t_feats) >= 0.5).numpy())
+        if not on:
+            continue
+        m = _decode_candidates(decoder, [t_image], [t_feats], head, embedding, [(0, on[0], cands)])[0]
+        if matching.mask_iou(m, t_mask) >= OWN_DECODE_IOU:
+            d = describe_region(t_image, m)
+            if d is not None:
+                habits.append((i, d))
     references = shots + habits
     if not references:
         return None, [float("inf")] * len(off)
@@ -567,17 +617,20 @@ def _calibrate_cues(decoder: MaskDecoder, images: list[np.ndarray], masks: list[
     plain = CueCheck(references=tuple(d for _, d in references), scale=scale, accept=ACCEPT,
                      silhouettes=silhouettes, views=views, light=shots_light(images))
     own_units = [cue_distances(d, [r for j, r in references if j != i]) / scale for i, d in habits]
-    off_units, rivals = [], []
+    off_units, rivals, negatives = [], [], []
     for (i, _, _), mask in zip(off, decoded[len(own):], strict=True):
         desc = describe_region(images[i], mask)
         units = plain.cue_units(desc) if desc is not None else None
         off_units.append(units)
+        if desc is not None:
+            negatives.append(desc)
         # A whole look-alike that only its outline tells apart: a border-cut mask that fits it as
         # well as a shot does says nothing about which of the two it is (``CueCheck.cut_units``).
         if units is not None and not desc.cut and units.sum() - units[OUTLINE] <= ACCEPT:
             rivals.append(silhouette(mask))
     weights = cue_weights([u for u in own_units if np.isfinite(u).all()],
                           [u for u in off_units if u is not None], ACCEPT)
-    cues = replace(plain, weights=weights, rivals=tuple(r for r in rivals[:MAX_RIVALS] if r is not None))
+    cues = replace(plain, weights=weights, rivals=tuple(r for r in rivals[:MAX_RIVALS] if r is not None),
+                   negatives=tuple(negatives))
     distances = [float((weights * u).sum()) if u is not None else float("inf") for u in off_units]
     return cues, distances

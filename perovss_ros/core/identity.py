@@ -195,7 +195,7 @@ def find_candidates(logits: torch.Tensor, valid_hw: tuple[int, int], cell_to_ima
 # fitting gives another model from the same shots: ``fit_identity`` and its calibration
 # (``core/decide.py``), the head (``fit_shot_heads``) or the region cues (``core/appearance.py``,
 # ``core/shape.py``). A stored model whose record differs is fitted again when the store is loaded.
-IDENTITY_FIT_VERSION = 2
+IDENTITY_FIT_VERSION = 3
 
 
 @dataclass(frozen=True)

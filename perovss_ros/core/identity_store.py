@@ -8,7 +8,8 @@ JSON block (``concept.json`` ``"identity"``)::
 
     threshold, fg_low, bg_high   the model's calibration (floats)
     bias                         the head's bias
-    cues                         null (no region check) or {"accept": float, "references": R}
+    cues                         null (no region check) or {"accept": float, "references": R, "negatives": N}
+                                 (N: 0 when absent, as in stores written before negatives were kept)
 
 npz arrays (the cue ones only when ``cues`` is not null)::
 
@@ -20,6 +21,8 @@ npz arrays (the cue ones only when ``cues`` is not null)::
     identity_cut           R uint8          1 where the view's mask touches the image border
     identity_palette       R×B×B×T float32  its palette (zeros where it has none)
     identity_has_palette   R uint8          1 where the view has a palette
+    identity_negative_*    N rows           the same seven arrays for the negatives (``CueCheck.negatives``:
+                                            look-alikes decoded in the teach frames); absent when N is 0
     identity_cue_scale     3 float64        per cue the distance of one unit
     identity_cue_weights   3 float64        per cue its weight
     identity_rival_shapes  N×2 int64        per rival silhouette its height and width (N may be 0)
@@ -43,13 +46,17 @@ from perovss_ros.core.appearance import CUES, CueCheck, RegionDescriptor, descri
 from perovss_ros.core.identity import IdentityHead, IdentityModel
 from perovss_ros.core.illuminant import shots_light
 
+# The npz arrays of the look-alikes seen at teach time (``CueCheck.negatives``) start with this.
+NEGATIVE_PREFIX = "identity_negative"
+
 # The fields this module writes and reads. A field added to one of these classes must be stored
 # here too (and IDENTITY_FIT_VERSION bumped); until it is, ``identity_arrays`` refuses the model.
 STORED_FIELDS: dict[type, frozenset[str]] = {
     IdentityModel: frozenset({"head", "threshold", "fg_low", "bg_high", "cues"}),
     IdentityHead: frozenset({"weight", "bias"}),
     # ``silhouettes``, ``views`` and ``light`` come from the shots: not stored, rebuilt from the stored shots.
-    CueCheck: frozenset({"references", "scale", "accept", "weights", "silhouettes", "views", "rivals", "light"}),
+    CueCheck: frozenset({"references", "scale", "accept", "weights", "silhouettes", "views", "rivals", "light",
+                         "negatives"}),
     RegionDescriptor: frozenset({"colour", "pattern", "outline", "cut", "palette"}),
 }
 
@@ -76,18 +83,11 @@ def identity_arrays(model: IdentityModel) -> tuple[dict[str, object], dict[str, 
     arrays = {"identity_head": model.head.weight.detach().cpu().numpy().astype(np.float32)}
     cues = model.cues
     if cues is not None:
-        refs = cues.references
-        block["cues"] = {"accept": float(cues.accept), "references": len(refs)}
-        outline, has_outline = _rows([r.outline for r in refs])
-        palette, has_palette = _rows([r.palette for r in refs])
+        block["cues"] = {"accept": float(cues.accept), "references": len(cues.references),
+                         "negatives": len(cues.negatives)}
+        arrays.update(_descriptor_arrays("identity", cues.references))
+        arrays.update(_descriptor_arrays(NEGATIVE_PREFIX, cues.negatives))
         arrays.update({
-            "identity_colour": np.stack([np.asarray(r.colour, np.float32) for r in refs]),
-            "identity_pattern": np.stack([np.asarray(r.pattern, np.float32) for r in refs]),
-            "identity_outline": outline,
-            "identity_has_outline": has_outline,
-            "identity_cut": np.asarray([bool(r.cut) for r in refs], np.uint8),
-            "identity_palette": palette,
-            "identity_has_palette": has_palette,
             "identity_cue_scale": np.asarray(cues.scale, np.float64),
             "identity_cue_weights": np.asarray(cues.weights, np.float64),
             "identity_rival_shapes": np.asarray([r.shape for r in cues.rivals], np.int64).reshape(-1, 2),
@@ -126,29 +126,57 @@ def _read_cues(block: object, data: Mapping[str, np.ndarray], shots: list[tuple[
     if not isinstance(count, int) or isinstance(count, bool) or count < 1:
         raise ValueError(f"the identity's cues name {count!r} references")
     accept = _number(block, "accept")
-    colour_shape, pattern_shape, outline_shape, palette_shape = _descriptor_shapes()
-    colour = _array(data, "identity_colour", np.float32, (count, *colour_shape))
-    pattern = _array(data, "identity_pattern", np.float32, (count, *pattern_shape))
-    has_outline = _flags(data, "identity_has_outline", count)
-    has_palette = _flags(data, "identity_has_palette", count)
-    cut = _flags(data, "identity_cut", count)
-    # Without any row present the array is only a placeholder: its row size is not checked.
-    outline = _array(data, "identity_outline", np.float32,
-                     (count, *outline_shape) if has_outline.any() else (count, None))
-    palette = _array(data, "identity_palette", np.float32,
-                     (count, *palette_shape) if has_palette.any() else (count, None))
+    # A store written before negatives were kept has none: the region check then works as it did.
+    negatives = block.get("negatives", 0)
+    if not isinstance(negatives, int) or isinstance(negatives, bool) or negatives < 0:
+        raise ValueError(f"the identity's cues name {negatives!r} negatives")
+    references = _read_descriptors(data, "identity", count)
     scale = _array(data, "identity_cue_scale", np.float64, (len(CUES),))
     if not (scale > 0).all():
         raise ValueError("identity_cue_scale is not positive")
     weights = _array(data, "identity_cue_weights", np.float64, (len(CUES),))
-    references = tuple(
-        RegionDescriptor(colour=colour[i], pattern=pattern[i], outline=outline[i] if has_outline[i] else None,
-                         cut=bool(cut[i]), palette=palette[i] if has_palette[i] else None)
-        for i in range(count))
     silhouettes, views = shot_views([image for image, _ in shots], [mask for _, mask in shots])
     light = shots_light([image for image, _ in shots]) if shots else None
     return CueCheck(references=references, scale=scale, accept=accept, weights=weights, silhouettes=silhouettes,
-                    views=views, rivals=_read_rivals(data), light=light)
+                    views=views, rivals=_read_rivals(data), light=light,
+                    negatives=_read_descriptors(data, NEGATIVE_PREFIX, negatives) if negatives else ())
+
+
+def _descriptor_arrays(prefix: str, descs: tuple[RegionDescriptor, ...]) -> dict[str, np.ndarray]:
+    """The npz arrays ``{prefix}_colour`` ... ``{prefix}_has_palette`` of region descriptors (none: no arrays)."""
+    if not descs:
+        return {}
+    outline, has_outline = _rows([d.outline for d in descs])
+    palette, has_palette = _rows([d.palette for d in descs])
+    return {
+        f"{prefix}_colour": np.stack([np.asarray(d.colour, np.float32) for d in descs]),
+        f"{prefix}_pattern": np.stack([np.asarray(d.pattern, np.float32) for d in descs]),
+        f"{prefix}_outline": outline,
+        f"{prefix}_has_outline": has_outline,
+        f"{prefix}_cut": np.asarray([bool(d.cut) for d in descs], np.uint8),
+        f"{prefix}_palette": palette,
+        f"{prefix}_has_palette": has_palette,
+    }
+
+
+def _read_descriptors(data: Mapping[str, np.ndarray], prefix: str, count: int) -> tuple[RegionDescriptor, ...]:
+    """``count`` region descriptors from the ``_descriptor_arrays`` of ``prefix``, checked against the sizes
+    this code describes a region with (``_descriptor_shapes``)."""
+    colour_shape, pattern_shape, outline_shape, palette_shape = _descriptor_shapes()
+    colour = _array(data, f"{prefix}_colour", np.float32, (count, *colour_shape))
+    pattern = _array(data, f"{prefix}_pattern", np.float32, (count, *pattern_shape))
+    has_outline = _flags(data, f"{prefix}_has_outline", count)
+    has_palette = _flags(data, f"{prefix}_has_palette", count)
+    cut = _flags(data, f"{prefix}_cut", count)
+    # Without any row present the array is only a placeholder: its row size is not checked.
+    outline = _array(data, f"{prefix}_outline", np.float32,
+                     (count, *outline_shape) if has_outline.any() else (count, None))
+    palette = _array(data, f"{prefix}_palette", np.float32,
+                     (count, *palette_shape) if has_palette.any() else (count, None))
+    return tuple(
+        RegionDescriptor(colour=colour[i], pattern=pattern[i], outline=outline[i] if has_outline[i] else None,
+                         cut=bool(cut[i]), palette=palette[i] if has_palette[i] else None)
+        for i in range(count))
 
 
 def _read_rivals(data: Mapping[str, np.ndarray]) -> tuple[np.ndarray, ...]:

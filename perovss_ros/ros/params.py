@@ -69,7 +69,8 @@ PARAMETERS: tuple[ParamSpec, ...] = (
               "object's shots (a warm lamp after daylight) back to their light before its colours are compared",
               pipeline_key=True),
     ParamSpec("turned_shots", True, "with identity: also learn each teach shot turned by 90, 180 and 270 degrees "
-              "(three more encodes per shot at teach time), so a pattern's direction does not decide identity",
+              "(three more encodes and decodes per shot at teach time), so a pattern's direction does not "
+              "decide identity and the region check knows the decoder's masks of the object at other angles",
               pipeline_key=True),
     ParamSpec("track_coast_frames", 3, "frames a taught object's track is kept after the frame it was last "
               "found in (moved by its last motion, search window widened), so one missed frame does not end "

@@ -6,6 +6,8 @@ striped mug, each look-alike differs from it in exactly one attribute.
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -14,6 +16,7 @@ from perovss_ros.core.appearance import (
     CUE_FLOORS,
     CUES,
     CueCheck,
+    RegionDescriptor,
     colour_histogram,
     colour_support,
     cue_distances,
@@ -24,7 +27,7 @@ from perovss_ros.core.appearance import (
     palette_support,
     shot_views,
 )
-from perovss_ros.core.decide import _best_option
+from perovss_ros.core.decide import NEARER_SLACK, TRACKED_SLACK, _best_option, acceptance_limit
 from perovss_ros.core.shape import cut_reference, silhouette
 from tests.core.images import iou
 from tests.core.test_identity import frame, teach_frames
@@ -207,3 +210,31 @@ def test_a_cut_mask_that_a_lookalike_fits_as_well_keeps_its_whole_outline_check(
     twin = _cut_cues(silhouettes=silhouettes, views=views, rivals=silhouettes)
     assert twin.cut_units(desc, mine)[outline] == pytest.approx(whole)
     assert _best_option(mine, img, twin, flat)[1] > 4.5
+
+
+def _flat(colour: list[float]) -> RegionDescriptor:
+    """A region described by a 4-bin colour histogram alone (its pattern zero, no outline)."""
+    return RegionDescriptor(colour=np.asarray(colour, np.float32), pattern=np.zeros(1, np.float32), outline=None)
+
+
+def test_a_candidate_beyond_the_limit_is_judged_against_the_lookalikes_seen_at_teach_time():
+    shot, lookalike = _flat([1, 0, 0, 0]), _flat([0, 0, 0, 1])
+    plain = CueCheck(references=(shot,), scale=np.array([0.08, 1.0, 1.0]), accept=4.5)
+    cues = dataclasses.replace(plain, negatives=(lookalike,))
+    like_shot = _flat([0.7, 0.3, 0, 0])  # Hellinger 0.40 to the shot, 1.0 to the look-alike
+    like_lookalike = _flat([0.3, 0, 0, 0.7])  # 0.67 to the shot, 0.40 to the look-alike
+    near, far = cues.distance(like_shot), cues.distance(like_lookalike)
+    assert cues.accept < near < NEARER_SLACK * cues.accept < far < TRACKED_SLACK * cues.accept
+    assert cues.negative_distance(like_shot) > near and cues.negative_distance(like_lookalike) < far
+    # Nearer the shot than the look-alike: a new candidate passes, as it did not without negatives.
+    assert near > acceptance_limit(plain, False, like_shot, near)
+    assert near <= acceptance_limit(cues, False, like_shot, near)
+    # Nearer the look-alike: the tracked candidate no longer passes, as it did without negatives.
+    assert far <= acceptance_limit(plain, True, like_lookalike, far)
+    assert far > acceptance_limit(cues, True, like_lookalike, far)
+    # A border-cut new candidate is not relaxed (its outline was measured against a cut shot).
+    cut = dataclasses.replace(like_shot, cut=True)
+    assert near > acceptance_limit(cues, False, cut, near)
+    # Within the limit nothing changes, and without a description neither.
+    assert acceptance_limit(cues, True, shot, 0.0) == acceptance_limit(cues, True) == TRACKED_SLACK * cues.accept
+    assert CueCheck(references=(shot,), scale=np.ones(3), accept=4.5).negative_distance(like_shot) == float("inf")

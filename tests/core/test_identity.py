@@ -11,6 +11,8 @@ import pytest
 import torch
 
 from perovss_ros.core import build_pipeline, matching
+from perovss_ros.core.appearance import describe_region
+from perovss_ros.core.decide import TRACKED_SLACK
 from perovss_ros.core.identity import (
     HARD_WEIGHT,
     find_candidates,
@@ -345,3 +347,32 @@ def test_mine_is_found_under_a_warmer_light_and_its_colour_lookalike_is_not(taug
     plain = build_pipeline({"backend": "classic", "concept_store": "", "light_correction": False})
     plain.teach("mine", *teach_frames())
     assert plain.process(img).segments and plain.process(warmer(img)).segments == []
+
+
+def test_the_lookalikes_decoded_at_teach_time_are_kept_as_negatives(taught):
+    cues = taught._concepts["mine"].identity.cues
+    assert 3 <= len(cues.negatives) <= 8
+    # In a new frame the pattern and shape look-alikes, which the head does not rule out, are nearer what
+    # the concept was taught it is not than its shots are; mine is nearer its shots than any of them. (The
+    # head rules the colour look-alike out already, so it is no calibration candidate, and its colour
+    # alone puts it beyond any limit.)
+    img, masks = frame({"mine": (90, 70, 130), "colour": (240, 70, -30), "pattern": (80, 180, 75),
+                        "shape": (240, 180, 200)}, seed=21)
+    described = {name: describe_region(img, m) for name, m in masks.items()}
+    for kind in ("pattern", "shape"):
+        assert cues.negative_distance(described[kind]) < cues.distance(described[kind]), kind
+    assert cues.distance(described["mine"]) < cues.negative_distance(described["mine"])
+    assert cues.distance(described["colour"]) > TRACKED_SLACK * cues.accept
+
+
+def test_the_decoders_masks_of_the_turned_shots_are_references_too(taught):
+    # The decoder's habits differ with the angle (GrabCut loses a thin handle at some angles): its masks
+    # of the turned shots join the references, so the region check knows them. Off with turned_shots.
+    images, masks = teach_frames()
+    plain = build_pipeline({"backend": "classic", "concept_store": "", "turned_shots": False})
+    plain.teach("mine", images, masks=masks)
+    with_turns = taught._concepts["mine"].identity.cues.references
+    without = plain._concepts["mine"].identity.cues.references
+    assert len(without) <= 2 * len(images)  # the shots and the decoder's masks of them
+    # At least one decode per shot's three turns counts (IoU >= 0.8 with the turned mask), at most all.
+    assert len(without) + len(images) <= len(with_turns) <= len(without) + 3 * len(images)

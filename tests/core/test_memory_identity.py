@@ -131,6 +131,9 @@ def test_stored_identity_round_trips_and_is_not_refitted(taught, store, monkeypa
         for x, y in ((ra.outline, rb.outline), (ra.palette, rb.palette)):
             assert (x is None) == (y is None) and (x is None or np.array_equal(x, y))
     # The shots' silhouettes are rebuilt from the stored shots, the look-alikes' read back.
+    assert len(a.cues.negatives) == len(b.cues.negatives)
+    for ra, rb in zip(a.cues.negatives, b.cues.negatives, strict=True):
+        assert np.array_equal(ra.colour, rb.colour) and np.array_equal(ra.pattern, rb.pattern)
     for xs, ys in ((a.cues.silhouettes, b.cues.silhouettes), (a.cues.views, b.cues.views),
                    (a.cues.rivals, b.cues.rivals)):
         assert len(xs) == len(ys) and all(np.array_equal(x, y) for x, y in zip(xs, ys, strict=True))
@@ -151,8 +154,9 @@ def test_missing_outline_and_palette_round_trip_as_none(red_shots):
     refs[1] = dataclasses.replace(refs[1], outline=None, palette=None, cut=True)
     head = IdentityHead(weight=torch.randn(48), bias=-0.5)
     rivals = (np.eye(3, 5, dtype=bool), np.ones((4, 2), bool))
+    negatives = (refs[2], dataclasses.replace(refs[0], outline=None))
     cues = CueCheck(references=tuple(refs), scale=np.array([0.1, 0.2, 0.3]), accept=4.5,
-                    weights=np.array([1.0, 2.0, 1.0]), rivals=rivals)
+                    weights=np.array([1.0, 2.0, 1.0]), rivals=rivals, negatives=negatives)
     model = IdentityModel(head=head, threshold=0.5, fg_low=1.0, bg_high=0.1, cues=cues)
     block, arrays = identity_store.identity_arrays(model)
     buffer = io.BytesIO()
@@ -171,6 +175,23 @@ def test_missing_outline_and_palette_round_trip_as_none(red_shots):
     assert back.cues.references[1].cut and not back.cues.references[0].cut
     assert np.array_equal(back.cues.references[0].outline, refs[0].outline)
     assert np.array_equal(back.cues.references[2].palette, refs[2].palette)
+    # The look-alikes seen at teach time come back as they were, a missing outline as None.
+    assert len(back.cues.negatives) == 2 and back.cues.negatives[1].outline is None
+    for a, b in zip(back.cues.negatives, negatives, strict=True):
+        assert np.array_equal(a.colour, b.colour) and np.array_equal(a.pattern, b.pattern) and a.cut == b.cut
+    assert np.array_equal(back.cues.negatives[0].outline, refs[2].outline)
+    # A store written before negatives were kept reads with none; a bad count is refused.
+    older = {k: v for k, v in arrays.items() if not k.startswith(identity_store.NEGATIVE_PREFIX)}
+    old_block = json.loads(json.dumps(block))
+    del old_block["cues"]["negatives"]
+    assert identity_store.read_identity(old_block, older, 48).cues.negatives == ()
+    for bad in (-1, "2", True):
+        old_block["cues"]["negatives"] = bad
+        with pytest.raises(ValueError, match="negatives"):
+            identity_store.read_identity(old_block, arrays, 48)
+    old_block["cues"]["negatives"] = 3  # more than the arrays hold
+    with pytest.raises(ValueError, match="identity_negative_colour"):
+        identity_store.read_identity(old_block, arrays, 48)
     with np.load(io.BytesIO(buffer.getvalue()), allow_pickle=False) as data, pytest.raises(ValueError, match="shape"):
         identity_store.read_identity(block, data, 47)  # a head that does not fit the feature size
 
