@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -36,14 +37,21 @@ def stop(proc: subprocess.Popen, timeout: float = 20.0, dump: bool = False) -> i
     """SIGINT (SIGABRT with ``dump``: the stacks go to the log), then SIGKILL; returns the exit code.
 
     A node exits within a few seconds of SIGINT; ``timeout`` leaves room for a suite that loads
-    both cores (one fresh-clone run saw a node take over 10 s after a CONFIGURE)."""
+    both cores (one fresh-clone run saw a node take over 10 s after a CONFIGURE, another over 20 s
+    after a CLEANUP and CONFIGURE). A node still running after SIGINT gets SIGABRT before SIGKILL,
+    so its stacks (``PYTHONFAULTHANDLER``) are in its log for the failure message."""
     if proc.poll() is None:
         proc.send_signal(signal.SIGABRT if dump else signal.SIGINT)
         try:
             proc.wait(timeout)
         except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
+            if not dump:
+                proc.send_signal(signal.SIGABRT)
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    proc.wait(5)
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(5)
     return proc.returncode
 
 

@@ -515,7 +515,7 @@ def test_restart_keeps_concepts_lifecycle_and_qos_warning(scene, tmp_path: Path)
         assert change(Transition.TRANSITION_DEACTIVATE) and state() == "inactive"
         assert change(Transition.TRANSITION_CLEANUP) and state() == "unconfigured"
         assert change(Transition.TRANSITION_CONFIGURE) and state() == "inactive"
-        assert stop(proc) == 0
+        assert stop(proc) == 0, log.read_text()[-4000:]
     finally:
         stop(first)
         if proc is not None:
