@@ -300,14 +300,19 @@ class CueCheck:
         return cue_distances(desc, list(self.references)) / self.scale
 
     def weighted_units(self, desc: RegionDescriptor, trust_cut_outline: bool = True,
-                       outline: np.ndarray | None = None) -> np.ndarray:
+                       outline: np.ndarray | None = None,
+                       references: tuple[RegionDescriptor, ...] | None = None) -> np.ndarray:
         """Per cue the weighted units that ``distance`` sums -> float64 (3,).
 
         ``trust_cut_outline`` False leaves the outline out (0) for a mask the image border cuts (the
         object followed out of view: its outline is partly the border's). ``outline``: a signature to
-        measure the outline against instead of the references' (``cut_units``).
+        measure the outline against instead of the references' (``cut_units``). ``references``: the
+        descriptors to measure against instead of ``self.references`` (``negative_distance``).
         """
-        units = self.weights * self.cue_units(desc)
+        if references is None:
+            units = self.weights * self.cue_units(desc)
+        else:
+            units = self.weights * (cue_distances(desc, list(references)) / self.scale)
         at = CUES.index("outline")
         if outline is not None and desc.outline is not None:
             units[at] = self.weights[at] * shape_distance(desc.outline, outline[None]) / self.scale[at]
@@ -352,12 +357,8 @@ class CueCheck:
     def negative_distance(self, desc: RegionDescriptor, trust_cut_outline: bool = True) -> float:
         """The weighted summed cue distance of ``desc`` to the nearest of ``negatives`` (inf without any);
         ``trust_cut_outline`` as in ``weighted_units``."""
-        if not self.negatives:
-            return float("inf")
-        units = np.stack([cue_distances(desc, [n]) for n in self.negatives]) / self.scale * self.weights
-        if desc.cut and not trust_cut_outline:
-            units[:, CUES.index("outline")] = 0.0
-        return float(units.sum(axis=1).min())
+        return min((float(self.weighted_units(desc, trust_cut_outline, references=(n,)).sum())
+                    for n in self.negatives), default=float("inf"))
 
     def distance(self, desc: RegionDescriptor, trust_cut_outline: bool = True) -> float:
         """Weighted sum of the cue units (0: like a shot; a one-attribute look-alike: far in one cue);

@@ -46,7 +46,9 @@ as the concept's negatives (``CueCheck.negatives``).
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
+from typing import NamedTuple
 
 import cv2
 import numpy as np
@@ -450,7 +452,7 @@ def fit_identity(decoder: MaskDecoder, images: list[np.ndarray], masks: list[np.
         extra_neg = torch.cat([normalised_cells(encode(recoloured(images[0], masks[0], shift)).grid, fg_cells[0])
                                for shift in RECOLOUR_SHIFTS])
     turned = None
-    views: list[tuple[int, np.ndarray, np.ndarray, Features]] = []  # shot index, turned image, mask, features
+    turned_views: list[TurnedView] = []
     if encode is not None and turns:
         # Every shot turned: the direction of its pattern in the image is not part of the concept
         # (the object turns), so the head must not tell a look-alike apart by it; and the decoder's
@@ -461,8 +463,9 @@ def fit_identity(decoder: MaskDecoder, images: list[np.ndarray], masks: list[np.
             for angle in turns:
                 t_image, t_mask = turned_shot(image, mask, angle)
                 t_feats = encode(t_image)
-                cells.append(normalised_cells(t_feats.grid, matching.mask_to_grid(t_mask, t_feats) >= 0.5))
-                views.append((i, t_image, t_mask, t_feats))
+                t_cells = matching.mask_to_grid(t_mask, t_feats) >= 0.5
+                cells.append(normalised_cells(t_feats.grid, t_cells))
+                turned_views.append(TurnedView(i, t_image, t_mask, t_feats, t_cells.numpy()))
             turned.append(torch.cat(cells))
     full, held_out = fit_shot_heads(grids, fg_cells, bg_cells, extra_neg, turned)
     fg_scores, own, off_candidates = [], [], []
@@ -481,7 +484,7 @@ def fit_identity(decoder: MaskDecoder, images: list[np.ndarray], masks: list[np.
     off_candidates = sorted(off_candidates, key=lambda item: -item[1].score)[:MAX_CALIBRATION_NEGATIVES]
     cues, off_distances = _calibrate_cues(decoder, images, masks, features, full, embedding,
                                           [o for o in own if o is not None], off_candidates,
-                                          views, top_k)
+                                          turned_views, top_k)
     # A look-alike that the region cues reject does not raise the head's threshold: the head only
     # has to keep out what the cues could not.
     bg_scores = [c.score for (_, c, _), d in zip(off_candidates, off_distances, strict=True)
@@ -491,6 +494,18 @@ def fit_identity(decoder: MaskDecoder, images: list[np.ndarray], masks: list[np.
     # Below logit 0 the head itself says "not the concept", whatever the shots' spread.
     return IdentityModel(head=full, threshold=max(cal.threshold, 0.0), fg_low=cal.fg_low, bg_high=cal.bg_high,
                          cues=cues)
+
+
+class TurnedView(NamedTuple):
+    """A shot turned by one of ``SHOT_TURNS`` (``turned_shot``), encoded: ``shot`` its index, ``image``
+    ``H×W×3 uint8 RGB``, ``mask`` ``H×W bool``, ``features`` its encoding and ``cells`` the ``h×w`` bool
+    grid cells at least half covered by the object."""
+
+    shot: int
+    image: np.ndarray
+    mask: np.ndarray
+    features: Features
+    cells: np.ndarray
 
 
 def turned_shot(rgb: np.ndarray, mask: np.ndarray, angle: float) -> tuple[np.ndarray, np.ndarray]:
@@ -579,14 +594,13 @@ def _calibrate_cues(decoder: MaskDecoder, images: list[np.ndarray], masks: list[
                     features: list[Features], head, embedding: torch.Tensor,
                     own: list[tuple[int, Candidate, list[Candidate]]],
                     off: list[tuple[int, Candidate, list[Candidate]]],
-                    views: list = (), top_k: int = 1) -> tuple[CueCheck | None, list[float]]:
+                    turned: Sequence[TurnedView] = (), top_k: int = 1) -> tuple[CueCheck | None, list[float]]:
     """The concept's ``CueCheck`` and each ``off`` candidate's summed cue distance (decoded as a frame
     would be; inf where nothing could be described).
 
     The references are the shots' masks and the masks the decoder makes of the object in the shots
-    and in the turned shots ``views`` (shot index, turned ``H×W×3 uint8 RGB`` image, ``H×W bool`` mask,
-    features; each decoded from its best candidate on the object, as a frame would be, ``top_k`` its
-    presence pooling), so its own habits, e.g. a handle it loses at some angles, are part of "the same
+    and in the ``turned`` shots (each decoded from its best candidate on the object, as a frame would
+    be, ``top_k`` its presence pooling), so its own habits, e.g. a handle it loses at some angles, are part of "the same
     object"; a decode counts only at IoU ≥ ``OWN_DECODE_IOU`` with its shot's mask. The scale of
     each cue comes from the shots' spread (``cue_scale``); ``ACCEPT`` units is how far the sum may
     reach. None when no shot can be described. The check remembers the shots' light
@@ -598,16 +612,17 @@ def _calibrate_cues(decoder: MaskDecoder, images: list[np.ndarray], masks: list[
     habits = [(item[0], describe_region(images[item[0]], m)) for item, m in zip(own, decoded[:len(own)], strict=True)
               if matching.mask_iou(m, masks[item[0]]) >= OWN_DECODE_IOU]
     habits = [(i, d) for i, d in habits if d is not None]
-    for i, t_image, t_mask, t_feats in views:
-        cands = find_candidates(head.logits(t_feats.grid), t_feats.valid_hw, cell_pixels(t_feats), top_k, limit=8)
-        on, _ = split_candidates(cands, (matching.mask_to_grid(t_mask, t_feats) >= 0.5).numpy())
+    for view in turned:
+        f = view.features
+        cands = find_candidates(head.logits(f.grid), f.valid_hw, cell_pixels(f), top_k, limit=8)
+        on, _ = split_candidates(cands, view.cells)
         if not on:
             continue
-        m = _decode_candidates(decoder, [t_image], [t_feats], head, embedding, [(0, on[0], cands)])[0]
-        if matching.mask_iou(m, t_mask) >= OWN_DECODE_IOU:
-            d = describe_region(t_image, m)
+        m = _decode_candidates(decoder, [view.image], [f], head, embedding, [(0, on[0], cands)])[0]
+        if matching.mask_iou(m, view.mask) >= OWN_DECODE_IOU:
+            d = describe_region(view.image, m)
             if d is not None:
-                habits.append((i, d))
+                habits.append((view.shot, d))
     references = shots + habits
     if not references:
         return None, [float("inf")] * len(off)

@@ -130,10 +130,11 @@ def test_stored_identity_round_trips_and_is_not_refitted(taught, store, monkeypa
         assert ra.cut == rb.cut
         for x, y in ((ra.outline, rb.outline), (ra.palette, rb.palette)):
             assert (x is None) == (y is None) and (x is None or np.array_equal(x, y))
-    # The shots' silhouettes are rebuilt from the stored shots, the look-alikes' read back.
+    # The look-alikes seen at teach time are read back as they were written.
     assert len(a.cues.negatives) == len(b.cues.negatives)
     for ra, rb in zip(a.cues.negatives, b.cues.negatives, strict=True):
         assert np.array_equal(ra.colour, rb.colour) and np.array_equal(ra.pattern, rb.pattern)
+    # The shots' silhouettes are rebuilt from the stored shots, the look-alikes' read back.
     for xs, ys in ((a.cues.silhouettes, b.cues.silhouettes), (a.cues.views, b.cues.views),
                    (a.cues.rivals, b.cues.rivals)):
         assert len(xs) == len(ys) and all(np.array_equal(x, y) for x, y in zip(xs, ys, strict=True))
