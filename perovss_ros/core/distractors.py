@@ -12,7 +12,7 @@ hidden or out of view and the look-alike is the best thing left.
 
 Only confident frames add distractors (``learn``): a frame where the concept's choice is unsure
 could make the concept itself a distractor. Every frame moves them on (``associate``); one not
-seen for ``MAX_MISSED`` frames is dropped, so the memory forgets a look-alike that left.
+seen as itself for ``MAX_MISSED`` frames is dropped, so the memory forgets a look-alike that left.
 """
 
 from __future__ import annotations
@@ -62,7 +62,8 @@ class DistractorMemory:
         cells (where the concept is expected: its track's predicted box), unless what is left is more
         than ``MAX_GROWTH`` times its size (merged with a neighbour) or nothing: then it stays where it
         was. So a look-alike passing close never carries its distractor onto the concept. One that no region
-        continues counts a missed frame and is dropped after ``MAX_MISSED``. A grid of another size
+        continues, or only regions more than ``MAX_GROWTH`` times its size, counts a missed frame and is
+        dropped after ``MAX_MISSED``. A grid of another size
         (the image size changed) drops every distractor.
         """
         marked = [False] * len(regions)
@@ -80,9 +81,14 @@ class DistractorMemory:
                 # not carry the distractor onto the neighbour.
                 best = max(follows, key=lambda n: mask_iou(regions[n], item.cells))
                 cells = regions[best] & ~keep_out if keep_out is not None else regions[best]
-                if not cells.any() or int(cells.sum()) > MAX_GROWTH * int(item.cells.sum()):
-                    cells = item.cells
-                kept.append(Distractor(cells.copy(), 0))
+                if not cells.any():  # on the concept's way: it stays where it was
+                    kept.append(Distractor(item.cells, 0))
+                elif int(cells.sum()) <= MAX_GROWTH * int(item.cells.sum()):
+                    kept.append(Distractor(cells.copy(), 0))
+                elif item.missed < MAX_MISSED:
+                    # Merged into something larger, not seen as itself: it stays and counts a missed frame,
+                    # so a distractor left behind is not kept alive by whatever passes over its place.
+                    kept.append(Distractor(item.cells, item.missed + 1))
             elif item.missed < MAX_MISSED:
                 kept.append(Distractor(item.cells, item.missed + 1))
         self.items = kept

@@ -61,6 +61,19 @@ def test_a_distractor_does_not_take_on_a_region_merged_with_its_neighbour():
     assert memory.associate([block(5, 6), block(5, 14)]) == [False, True]
 
 
+def test_a_distractor_seen_only_inside_larger_regions_is_dropped_after_its_missed_frames():
+    memory = DistractorMemory()
+    memory.learn([block(5, 14)], [1.0], block(5, 5))
+    wide = block(4, 10, h=5, w=10)  # something much larger passing over where it was: not the look-alike itself
+    for frame in range(MAX_MISSED):
+        assert memory.associate([wide]) == [True]
+        assert len(memory.items) == 1 and memory.items[0].missed == frame + 1
+    memory.associate([wide])
+    assert memory.items == []
+    # The concept coming back to that place is then not taken for the look-alike.
+    assert memory.associate([block(5, 14)]) == [False]
+
+
 def test_learning_on_the_concept_drops_a_distractor_there():
     memory = DistractorMemory()
     memory.learn([block(5, 20)], [1.0], block(5, 5))
