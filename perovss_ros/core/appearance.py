@@ -309,10 +309,8 @@ class CueCheck:
         measure the outline against instead of the references' (``cut_units``). ``references``: the
         descriptors to measure against instead of ``self.references`` (``negative_distance``).
         """
-        if references is None:
-            units = self.weights * self.cue_units(desc)
-        else:
-            units = self.weights * (cue_distances(desc, list(references)) / self.scale)
+        refs = self.references if references is None else references
+        units = self.weights * (cue_distances(desc, list(refs)) / self.scale)
         at = CUES.index("outline")
         if outline is not None and desc.outline is not None:
             units[at] = self.weights[at] * shape_distance(desc.outline, outline[None]) / self.scale[at]

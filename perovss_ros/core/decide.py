@@ -477,8 +477,7 @@ def fit_identity(decoder: MaskDecoder, images: list[np.ndarray], masks: list[np.
         fg_scores.append(max((c.score for c in on), default=region_score(logits.numpy(), fg_cells[i].numpy(),
                                                                           top_k)))
         # ... and what the look-alikes still score after the head has seen them as negatives.
-        cands = find_candidates(full.logits(f.grid), f.valid_hw, cell_pixels(f), top_k, limit=8)
-        on, off = split_candidates(cands, fg_cells[i].numpy())
+        on, off, cands = _object_candidates(full, f, fg_cells[i].numpy(), top_k)
         own.append((i, on[0], cands) if on else None)
         off_candidates += [(i, c, cands) for c in off]
     off_candidates = sorted(off_candidates, key=lambda item: -item[1].score)[:MAX_CALIBRATION_NEGATIVES]
@@ -574,6 +573,16 @@ def _elsewhere(candidate: Candidate, candidates: list[Candidate]) -> list[Candid
     return [c for c in candidates if not (c.cells & candidate.cells).any()]
 
 
+def _object_candidates(head, features: Features, cells: np.ndarray, top_k: int
+                       ) -> tuple[list[Candidate], list[Candidate], list[Candidate]]:
+    """The candidates ``head`` finds in a teach image's ``features`` as in a frame, split into those on the
+    object's ``h×w`` bool ``cells`` and the others (``split_candidates``), and all of them."""
+    cands = find_candidates(head.logits(features.grid), features.valid_hw, cell_pixels(features), top_k,
+                            limit=MAX_CANDIDATES)
+    on, off = split_candidates(cands, cells)
+    return on, off, cands
+
+
 def _decode_candidates(decoder: MaskDecoder, images: list[np.ndarray], features: list[Features], head,
                        embedding: torch.Tensor, items: list[tuple[int, Candidate, list[Candidate]]]
                        ) -> list[np.ndarray]:
@@ -613,12 +622,10 @@ def _calibrate_cues(decoder: MaskDecoder, images: list[np.ndarray], masks: list[
               if matching.mask_iou(m, masks[item[0]]) >= OWN_DECODE_IOU]
     habits = [(i, d) for i, d in habits if d is not None]
     for view in turned:
-        f = view.features
-        cands = find_candidates(head.logits(f.grid), f.valid_hw, cell_pixels(f), top_k, limit=8)
-        on, _ = split_candidates(cands, view.cells)
+        on, _, cands = _object_candidates(head, view.features, view.cells, top_k)
         if not on:
             continue
-        m = _decode_candidates(decoder, [view.image], [f], head, embedding, [(0, on[0], cands)])[0]
+        m = _decode_candidates(decoder, [view.image], [view.features], head, embedding, [(0, on[0], cands)])[0]
         if matching.mask_iou(m, view.mask) >= OWN_DECODE_IOU:
             d = describe_region(view.image, m)
             if d is not None:
