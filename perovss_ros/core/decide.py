@@ -8,10 +8,12 @@ Per frame and concept (``segment_frame``):
    A candidate that continues a distractor (``core/distractors.py``: a region seen apart from the
    concept in a frame where its tracked candidate passed within ``SETTLE`` × accept) is not eligible.
 2. The plan is the eligible candidates, the one that continues the track (it touches the
-   predicted box) first. Each is decoded with its peak as the positive point, the other
-   candidates' peaks and PerSAM's argmin as negative points, and its region as the bound of the
-   mask (negative evidence cuts a touching look-alike off). A decoder without logits (classic)
-   skips refinement 2 (``run_cascade(refine=False)``).
+   predicted box) first (``plan_candidates``). When none has its peak inside the predicted box, the
+   track's own box (``track_candidate``) comes next, checked as a new detection. Each is decoded
+   with its peak as the positive point, the other candidates' peaks and PerSAM's argmin as
+   negative points, and its region as the bound of the mask (negative evidence cuts a touching
+   look-alike off). A decoder without logits (classic) skips refinement 2
+   (``run_cascade(refine=False)``).
 3. Region check (``core/appearance.py``): the decoded mask, the part of it where a touching
    neighbour is split off, or the part in the concept's own colours (``colour_support``), is
    described by colour, surface pattern and outline; its weighted distance to the shots must
@@ -236,6 +238,49 @@ def candidate_request(candidate: Candidate, others: list[Candidate], logits: tor
     )
 
 
+def plan_candidates(eligible: list[Candidate], track: TrackPrompt | None, on_track: np.ndarray | None,
+                    at_track: Candidate | None) -> tuple[list[Candidate], Candidate | None]:
+    """The order in which a concept's ``eligible`` candidates (best first) are decoded, and the one that
+    continues the track (``_continues``; ``on_track``: the track window's ``h×w`` bool cells), or None.
+
+    That one comes first. The track's own box (``at_track``, ``track_candidate``) comes next when no
+    eligible candidate has its peak inside the predicted box: the head may have lost the object
+    there while something beside it touches the window.
+    """
+    cont = [c for c in eligible if on_track is not None and track is not None and _continues(c, on_track, track)]
+    tracked = cont[0] if cont else None
+    plan = list(eligible)
+    if tracked is not None:
+        plan = [tracked] + [c for c in plan if c is not tracked]
+    if at_track is not None and track is not None and not any(_peak_in(c, track) for c in eligible):
+        plan.insert(0 if tracked is None else 1, at_track)
+    return plan, tracked
+
+
+def track_candidate(logits: torch.Tensor, features: Features, track: TrackPrompt, top_k: int,
+                    distractors: list[np.ndarray]) -> Candidate | None:
+    """A candidate where the track expects its object though the head found none there: the cells of
+    the predicted box (``track.predicted``) around its best logit, or None for a track that has
+    already coasted (``track.missed``), has no predicted box, or whose box a distractor's cells
+    (``h×w`` bool each) reach. It is decoded and checked as a new detection (no tracked slack): the
+    head misses a turned or partly hidden object more often than the region check does."""
+    predicted = getattr(track, "predicted", None)
+    if predicted is None:
+        return None
+    cells = _box_cells(predicted, features)
+    vh, vw = features.valid_hw
+    cells[vh:, :] = False
+    cells[:, vw:] = False
+    if not cells.any() or any((d & cells).any() for d in distractors):
+        return None
+    grid = logits.detach().float().numpy()
+    inside = np.where(cells, grid, -np.inf)
+    row, col = np.unravel_index(int(np.argmax(inside)), grid.shape)
+    px = cell_pixels(features)
+    return Candidate(cells=cells, peak=((col + 0.5) * px, (row + 0.5) * px),
+                     score=region_score(grid, cells, top_k), at_track=True)
+
+
 def acceptance_limit(cues: CueCheck, tracked: bool, desc: RegionDescriptor | None = None,
                      distance: float | None = None) -> float:
     """The largest summed cue distance that passes: ``cues.accept``, ``TRACKED_SLACK`` × that for the
@@ -336,14 +381,13 @@ def segment_frame(decoder: MaskDecoder, features: Features, rgb: np.ndarray, con
                         if not f and c.score >= min(model.threshold, 0.0)]
         else:
             eligible = candidates[i][:1]
-        if not eligible:
-            continue
-        cont = [c for c in eligible if on_track is not None and _continues(c, on_track, track)]
-        tracked[i] = cont[0] if cont else None
-        plan = list(eligible)
-        if tracked[i] is not None:
-            plan = [tracked[i]] + [c for c in plan if c is not tracked[i]]
-        plans[i] = plan
+        at_track = None
+        if gate and track is not None:
+            at_track = track_candidate(maps[i], features, track, concept.presence_k,
+                                       [c.cells for c, f in zip(candidates[i], followed, strict=True) if f])
+        plan, tracked[i] = plan_candidates(eligible, track, on_track, at_track)
+        if plan:
+            plans[i] = plan
     timings["match"] = time.perf_counter() - tick
     if not plans:
         return decision
@@ -563,6 +607,15 @@ def _continues(candidate: Candidate, on_track: np.ndarray, track: TrackPrompt) -
     predicted = getattr(track, "predicted", None)
     if not missed or predicted is None:
         return True
+    x, y = candidate.peak
+    return predicted[0] <= x <= predicted[2] and predicted[1] <= y <= predicted[3]
+
+
+def _peak_in(candidate: Candidate, track: TrackPrompt) -> bool:
+    """Whether ``candidate``'s peak lies inside the track's predicted box."""
+    predicted = getattr(track, "predicted", None)
+    if predicted is None:
+        return False
     x, y = candidate.peak
     return predicted[0] <= x <= predicted[2] and predicted[1] <= y <= predicted[3]
 

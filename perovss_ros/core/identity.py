@@ -100,12 +100,14 @@ class Candidate:
     """One candidate region of a concept in a frame.
 
     ``cells``: ``h×w`` bool grid cells of the region; ``peak``: ``(x, y)`` image pixels of its best
-    cell's centre; ``score``: mean of the ``k`` best logits over the region and its one-cell ring.
+    cell's centre; ``score``: mean of the ``k`` best logits over the region and its one-cell ring;
+    ``at_track``: not a region of the head's map but the track's predicted box (``decide.track_candidate``).
     """
 
     cells: np.ndarray
     peak: tuple[float, float]
     score: float
+    at_track: bool = False
 
 
 def grow_cells(cells: np.ndarray, rings: int = 1) -> np.ndarray:

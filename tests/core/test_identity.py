@@ -326,6 +326,54 @@ def test_a_coasting_track_is_continued_only_at_its_predicted_box():
     assert not _continues(candidate(300, 40), window, seen)  # outside the window altogether
 
 
+def test_the_tracks_own_box_is_a_candidate_where_the_head_found_none_at_its_prediction():
+    from perovss_ros.core.decide import plan_candidates, track_candidate
+    from perovss_ros.core.identity import Candidate, region_score
+    from perovss_ros.core.tracker import TrackPrompt
+    from perovss_ros.core.types import Features
+
+    # 8 px cells over a 320×240 image; the predicted box x 100..200, y 100..150 covers cells
+    # rows 12..18 and columns 12..24.
+    features = Features(grid=torch.zeros(1, 30, 40), image_hw=(240, 320), scale=1.0, stride=8.0, valid_hw=(30, 40))
+    logits = torch.full((30, 40), -3.0)
+    logits[16, 18] = -1.0  # the head's best cell in the box: still negative
+    logits[5, 35] = 2.0  # and a strong region far off
+    track = TrackPrompt(box=(80, 80, 220, 170), centre=(150, 125), predicted=(100, 100, 200, 150), missed=1)
+    at_track = track_candidate(logits, features, track, top_k=2, distractors=[])
+    assert at_track is not None and at_track.at_track
+    expected = np.zeros((30, 40), bool)
+    expected[12:19, 12:25] = True
+    assert np.array_equal(at_track.cells, expected)
+    assert at_track.peak == ((18 + 0.5) * 8, (16 + 0.5) * 8)
+    assert at_track.score == pytest.approx(region_score(logits.numpy(), expected, 2))
+    # None where a distractor reaches the box, or with no predicted box.
+    distractor = np.zeros((30, 40), bool)
+    distractor[18:22, 24:28] = True
+    assert track_candidate(logits, features, track, top_k=2, distractors=[distractor]) is None
+    assert track_candidate(logits, features, track._replace(predicted=None), top_k=2, distractors=[]) is None
+
+    window = np.zeros((30, 40), bool)
+    window[10:22, 10:28] = True
+
+    def candidate(x: float, y: float) -> Candidate:
+        cells = np.zeros((30, 40), bool)
+        cells[int(y // 8) - 2:int(y // 8) + 2, int(x // 8) - 2:int(x // 8) + 2] = True
+        return Candidate(cells=cells, peak=(x, y), score=1.0)
+
+    far, beside, at = candidate(290, 40), candidate(212, 125), candidate(150, 125)
+    seen = track._replace(missed=0)
+    # Something beside the prediction continues the track; the track's box is tried right after it.
+    plan, tracked = plan_candidates([far, beside], seen, window, at_track)
+    assert tracked is beside and plan == [beside, at_track, far]
+    # No eligible candidate near the track at all: the box comes first.
+    plan, tracked = plan_candidates([far], seen, window, at_track)
+    assert tracked is None and plan == [at_track, far]
+    # A candidate with its peak in the predicted box: the head found the object there, no box needed.
+    plan, tracked = plan_candidates([at, far], seen, window, at_track)
+    assert tracked is at and plan == [at, far]
+    assert plan_candidates([], None, None, None) == ([], None)
+
+
 def warmer(rgb: np.ndarray) -> np.ndarray:
     """``rgb`` under a warmer light: green and blue dimmed (no channel clips)."""
     return np.clip(rgb.astype(np.float32) * np.array([1.0, 0.88, 0.7], np.float32), 0, 255).astype(np.uint8)
