@@ -210,7 +210,17 @@ def colour_support(rgb: np.ndarray, mask: np.ndarray, support: np.ndarray | None
     if xs.size < MIN_PIXELS:
         return None
     cells, lit = _palette_cells(rgb[ys, xs].astype(np.float32))
-    shown = ~lit | support[cells[:, 0], cells[:, 1], cells[:, 2]]
+    return supported_part(mask, ~lit | support[cells[:, 0], cells[:, 1], cells[:, 2]])
+
+
+def supported_part(mask: np.ndarray, shown: np.ndarray) -> np.ndarray | None:
+    """The largest part of the ``H×W bool`` ``mask`` made of its ``shown`` pixels (bool, one per mask
+    pixel in ``np.nonzero`` order), opened and closed at a size relative to the mask's; None when that
+    trims less than ``MIN_TRIM`` of the mask or keeps less than ``MIN_SUPPORTED`` of it."""
+    mask = np.asarray(mask, bool)
+    ys, xs = np.nonzero(mask)
+    if xs.size < MIN_PIXELS:
+        return None
     kept = int(shown.sum())
     if kept > (1.0 - MIN_TRIM) * xs.size or kept < MIN_SUPPORTED * xs.size:
         return None

@@ -68,6 +68,7 @@ from perovss_ros.core.appearance import (
     cue_weights,
     describe_region,
     shot_views,
+    supported_part,
 )
 from perovss_ros.core.cascade import CascadeRequest, decoder_has_logits, run_cascade
 from perovss_ros.core.distractors import DistractorMemory
@@ -305,8 +306,10 @@ def acceptance_limit(cues: CueCheck, tracked: bool, desc: RegionDescriptor | Non
 
 def _best_option(mask: np.ndarray, rgb: np.ndarray, cues: CueCheck, image_map: torch.Tensor,
                  tracked: bool = False) -> tuple[np.ndarray, float, RegionDescriptor | None, np.ndarray | None]:
-    """The mask, its part where a touching neighbour is split off, or its part in the concept's own colours
-    (``colour_support``: a spill onto an occluder or the background cut off), that looks most like the concept.
+    """The mask, its part where a touching neighbour is split off, its part in the concept's own colours
+    (``colour_support``: a spill onto an occluder or the background cut off), or, for a mask that reaches
+    the image border, its part the head takes for the concept (``head_support``: a spill onto dark
+    background between the object and the border), that looks most like the concept.
 
     Returns that ``H×W bool`` mask, its summed cue distance (``CueCheck.distance``; inf when no
     option can be described), its description and its weighted cue units (None both then). Among
@@ -321,6 +324,9 @@ def _best_option(mask: np.ndarray, rgb: np.ndarray, cues: CueCheck, image_map: t
     trimmed = colour_support(rgb, mask, cues.support)
     if trimmed is not None:
         options.append(trimmed)
+    liked = head_support(mask, image_map) if touches_border(mask) else None
+    if liked is not None:
+        options.append(liked)
     for option in options:
         desc = describe_region(rgb, option)
         if desc is None:
@@ -588,6 +594,23 @@ class _FrameLight:
         if key not in self._relit:
             self._relit[key] = relit(self.rgb, gains)
         return self._relit[key]
+
+
+def touches_border(mask: np.ndarray) -> bool:
+    """Whether the ``H×W bool`` mask reaches the image border."""
+    return bool(mask[0].any() or mask[-1].any() or mask[:, 0].any() or mask[:, -1].any())
+
+
+def head_support(mask: np.ndarray, image_map: torch.Tensor) -> np.ndarray | None:
+    """The part of the ``H×W bool`` ``mask`` that the concept's head takes for the concept (``H×W`` logit
+    map above 0), cleaned as ``appearance.supported_part``; None when that trims too little or too much.
+    A decode that spilled onto background as dark as the object's dark parts (whose chromaticity
+    ``colour_support`` cannot judge) loses what the head, trained against the teach frames'
+    background, does not like."""
+    ys, xs = np.nonzero(mask)
+    if xs.size == 0:
+        return None
+    return supported_part(mask, image_map.numpy()[ys, xs] > 0.0)
 
 
 def _ambiguous(cost: float, mask: np.ndarray, passed: list[tuple[float, np.ndarray]]) -> bool:

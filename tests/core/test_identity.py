@@ -374,6 +374,32 @@ def test_the_tracks_own_box_is_a_candidate_where_the_head_found_none_at_its_pred
     assert plan_candidates([], None, None, None) == ([], None)
 
 
+def test_head_support_cuts_off_what_the_head_does_not_take_for_the_concept():
+    from perovss_ros.core.decide import head_support
+
+    yy, xx = np.mgrid[:120, :160]
+    disc = (yy - 60) ** 2 + (xx - 60) ** 2 <= 35 ** 2
+    strip = (xx >= 95) & (xx < 115) & (yy >= 20) & (yy < 100)  # a dark strip the decode took in, touching it
+    logits = torch.where(torch.from_numpy(disc), 2.0, -2.0)
+    part = head_support(disc | strip, logits)
+    assert part is not None and iou(part, disc) > 0.95 and not (part & strip & ~disc).any()
+    assert head_support(disc, logits) is None  # nothing to cut off
+    assert head_support(strip & ~disc, logits) is None  # none of it is the concept's
+    assert head_support(np.zeros_like(disc), logits) is None
+
+
+def test_a_mask_touches_the_border_when_any_edge_pixel_is_in_it():
+    from perovss_ros.core.decide import touches_border
+
+    mask = np.zeros((40, 60), bool)
+    mask[10:20, 10:20] = True
+    assert not touches_border(mask)
+    for edge in ((0, 15), (39, 15), (15, 0), (15, 59)):
+        edged = mask.copy()
+        edged[edge] = True
+        assert touches_border(edged)
+
+
 def warmer(rgb: np.ndarray) -> np.ndarray:
     """``rgb`` under a warmer light: green and blue dimmed (no channel clips)."""
     return np.clip(rgb.astype(np.float32) * np.array([1.0, 0.88, 0.7], np.float32), 0, 255).astype(np.uint8)
