@@ -131,15 +131,19 @@ def pattern_vector(rgb: np.ndarray, mask: np.ndarray, pixels: np.ndarray) -> np.
     return np.concatenate([[minority, density], harmonics]).astype(np.float32)
 
 
+def touches_border(mask: np.ndarray) -> bool:
+    """Whether the ``H×W bool`` mask reaches the image border (a region the border cuts)."""
+    return bool(mask[0].any() or mask[-1].any() or mask[:, 0].any() or mask[:, -1].any())
+
+
 def describe_region(rgb: np.ndarray, mask: np.ndarray) -> RegionDescriptor | None:
     """Cues of the ``H×W bool`` ``mask`` in ``H×W×3 uint8 RGB`` ``rgb``; None when it is too small."""
     mask = np.asarray(mask, bool)
     if int(mask.sum()) < MIN_PIXELS:
         return None
     pixels = _interior(mask)
-    cut = bool(mask[0].any() or mask[-1].any() or mask[:, 0].any() or mask[:, -1].any())
     return RegionDescriptor(colour=colour_histogram(rgb, pixels), pattern=pattern_vector(rgb, mask, pixels),
-                            outline=shape_signature(mask), cut=cut, palette=palette(rgb[pixels]))
+                            outline=shape_signature(mask), cut=touches_border(mask), palette=palette(rgb[pixels]))
 
 
 # A palette cell is one of the concept's colours where some reference view puts at least this share

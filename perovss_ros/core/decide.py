@@ -69,6 +69,7 @@ from perovss_ros.core.appearance import (
     describe_region,
     shot_views,
     supported_part,
+    touches_border,
 )
 from perovss_ros.core.cascade import CascadeRequest, decoder_has_logits, run_cascade
 from perovss_ros.core.distractors import DistractorMemory
@@ -261,10 +262,10 @@ def plan_candidates(eligible: list[Candidate], track: TrackPrompt | None, on_tra
 def track_candidate(logits: torch.Tensor, features: Features, track: TrackPrompt, top_k: int,
                     distractors: list[np.ndarray]) -> Candidate | None:
     """A candidate where the track expects its object though the head found none there: the cells of
-    the predicted box (``track.predicted``) around its best logit, or None for a track that has
-    already coasted (``track.missed``), has no predicted box, or whose box a distractor's cells
-    (``h×w`` bool each) reach. It is decoded and checked as a new detection (no tracked slack): the
-    head misses a turned or partly hidden object more often than the region check does."""
+    the predicted box (``track.predicted``) around its best logit, or None for a track with no
+    predicted box, or whose box a distractor's cells (``h×w`` bool each) reach. It is decoded and
+    checked as a new detection (no tracked slack): the head misses a turned or partly hidden object
+    more often than the region check does."""
     predicted = getattr(track, "predicted", None)
     if predicted is None:
         return None
@@ -596,11 +597,6 @@ class _FrameLight:
         return self._relit[key]
 
 
-def touches_border(mask: np.ndarray) -> bool:
-    """Whether the ``H×W bool`` mask reaches the image border."""
-    return bool(mask[0].any() or mask[-1].any() or mask[:, 0].any() or mask[:, -1].any())
-
-
 def head_support(mask: np.ndarray, image_map: torch.Tensor) -> np.ndarray | None:
     """The part of the ``H×W bool`` ``mask`` that the concept's head takes for the concept (``H×W`` logit
     map above 0), cleaned as ``appearance.supported_part``; None when that trims too little or too much.
@@ -608,8 +604,6 @@ def head_support(mask: np.ndarray, image_map: torch.Tensor) -> np.ndarray | None
     ``colour_support`` cannot judge) loses what the head, trained against the teach frames'
     background, does not like."""
     ys, xs = np.nonzero(mask)
-    if xs.size == 0:
-        return None
     return supported_part(mask, image_map.numpy()[ys, xs] > 0.0)
 
 
@@ -626,12 +620,9 @@ def _continues(candidate: Candidate, on_track: np.ndarray, track: TrackPrompt) -
     not take the track over)."""
     if not bool((candidate.cells & on_track).any()):
         return False
-    missed = getattr(track, "missed", 0)
-    predicted = getattr(track, "predicted", None)
-    if not missed or predicted is None:
+    if not getattr(track, "missed", 0) or getattr(track, "predicted", None) is None:
         return True
-    x, y = candidate.peak
-    return predicted[0] <= x <= predicted[2] and predicted[1] <= y <= predicted[3]
+    return _peak_in(candidate, track)
 
 
 def _peak_in(candidate: Candidate, track: TrackPrompt) -> bool:

@@ -389,7 +389,7 @@ def test_head_support_cuts_off_what_the_head_does_not_take_for_the_concept():
 
 
 def test_a_mask_touches_the_border_when_any_edge_pixel_is_in_it():
-    from perovss_ros.core.decide import touches_border
+    from perovss_ros.core.appearance import touches_border
 
     mask = np.zeros((40, 60), bool)
     mask[10:20, 10:20] = True
