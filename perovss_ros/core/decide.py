@@ -26,6 +26,10 @@ Per frame and concept (``segment_frame``):
    it and cut by the same border (``CueCheck.cut_units``: that part's colour, pattern and outline,
    the outline only when no look-alike seen at teach time fits it as well); each cue takes the
    nearer of the two. A look-alike that differs in one attribute lies far off in that cue.
+   The tracked candidate keeps its leniency only for a mask that stays on the object's last mask
+   (``continues_last_mask``: moved on by the track); such a mask is also checked without thin
+   strips it ran along a neighbour (``shape.without_strips``), and one that is the object partly
+   hidden (``partly_hidden``: inside the last mask and smaller) without its outline.
 4. Round 1: the tracked candidate (or the best one) of every concept, one batched decode. A
    tracked candidate within ``SETTLE`` × accept is kept; otherwise round 2 decodes the rest of the
    first ``MAX_DECODES``, and round 3 the others where none of those passed. Among the candidates
@@ -86,8 +90,8 @@ from perovss_ros.core.identity import (
 )
 from perovss_ros.core.illuminant import illuminant, light_change, relit, shots_light
 from perovss_ros.core.protocols import MaskDecoder
-from perovss_ros.core.shape import outline_options, silhouette
-from perovss_ros.core.tracker import TrackPrompt
+from perovss_ros.core.shape import outline_options, silhouette, without_strips
+from perovss_ros.core.tracker import TrackPrompt, margin_px
 from perovss_ros.core.types import BoxXYXY, Features, Guidance, Prompts
 
 # Candidates decoded in rounds 1-2 per concept and frame (the tracked one first, then the best head
@@ -129,6 +133,13 @@ SHOT_TURNS = (90.0, 180.0, 270.0)
 OUTLINE = CUES.index("outline")
 # Look-alike silhouettes kept per concept for border-cut masks (``CueCheck.rivals``).
 MAX_RIVALS = 4
+# The tracked candidate's mask continues the track where at least CONTINUES_INSIDE of it lies on the
+# object's last mask (moved on by the track, grown by the track's margin: ``on_last_mask``); where at
+# least PARTLY_HIDDEN_INSIDE does and it covers at most PARTLY_HIDDEN_AREA of that mask's area, it is
+# the object partly hidden (``partly_hidden``): an occluder cuts its outline.
+CONTINUES_INSIDE = 0.5
+PARTLY_HIDDEN_INSIDE = 0.9
+PARTLY_HIDDEN_AREA = 0.9
 
 
 @dataclass
@@ -306,19 +317,25 @@ def acceptance_limit(cues: CueCheck, tracked: bool, desc: RegionDescriptor | Non
 
 
 def _best_option(mask: np.ndarray, rgb: np.ndarray, cues: CueCheck, image_map: torch.Tensor,
-                 tracked: bool = False) -> tuple[np.ndarray, float, RegionDescriptor | None, np.ndarray | None]:
+                 tracked: bool = False, track: TrackPrompt | None = None
+                 ) -> tuple[np.ndarray, float, RegionDescriptor | None, np.ndarray | None, bool]:
     """The mask, its part where a touching neighbour is split off, its part in the concept's own colours
     (``colour_support``: a spill onto an occluder or the background cut off), or, for a mask that reaches
     the image border, its part the head takes for the concept (``head_support``: a spill onto dark
     background between the object and the border), that looks most like the concept.
 
     Returns that ``H×W bool`` mask, its summed cue distance (``CueCheck.distance``; inf when no
-    option can be described), its description and its weighted cue units (None both then). Among
-    options within ``OPTION_TIE`` units the one the head likes best (mean of the ``H×W`` logit map over
-    it) wins. For the ``tracked`` candidate the outline of a mask the image border cuts is left out:
-    the object is being followed out of view. A border-cut option that the whole shots turn down is
-    also measured against a shot placed over it and cut like it (``CueCheck.cut_units``), each cue
-    the nearer of the two.
+    option can be described), its description, its weighted cue units (None both then) and whether it
+    is judged as continuing the track. Among options within ``OPTION_TIE`` units the one the head likes
+    best (mean of the ``H×W`` logit map over it) wins.
+
+    For the ``tracked`` candidate an option continues the track where it stays on the object's last
+    mask (``on_last_mask``; any option when ``track`` has none); those options also come without thin
+    strips (``without_strips``), the outline of one the image border cuts is left out (the object is
+    being followed out of view), and one that fails and is the object partly hidden
+    (``partly_hidden``) is judged without its outline (its description's ``outline`` None), which an
+    occluder cuts. A border-cut option that the whole shots turn down is also measured against a shot
+    placed over it and cut like it (``CueCheck.cut_units``), each cue the nearer of the two.
     """
     scored = []
     options = outline_options(mask)
@@ -328,22 +345,34 @@ def _best_option(mask: np.ndarray, rgb: np.ndarray, cues: CueCheck, image_map: t
     liked = head_support(mask, image_map) if touches_border(mask) else None
     if liked is not None:
         options.append(liked)
-    for option in options:
+    held = [tracked and continues_last_mask(option, track) for option in options]
+    for option in [o for o, h in zip(options, held, strict=True) if h]:
+        # A handle as thin as a strip goes too, so only where the track vouches for the object.
+        stripped = without_strips(option)
+        if stripped is not None:
+            options.append(stripped)
+            held.append(True)
+    for option, on_track in zip(options, held, strict=True):
         desc = describe_region(rgb, option)
         if desc is None:
             continue
-        units = cues.weighted_units(desc, trust_cut_outline=not tracked)
-        if desc.cut and units.sum() > acceptance_limit(cues, tracked):
-            placed = cues.cut_units(desc, option, outline=not tracked)
+        units = cues.weighted_units(desc, trust_cut_outline=not on_track)
+        if desc.cut and units.sum() > acceptance_limit(cues, on_track):
+            placed = cues.cut_units(desc, option, outline=not on_track)
             if placed is not None:
                 units = np.minimum(units, placed)
-        scored.append((float(units.sum()), float(image_map[torch.from_numpy(option)].mean()), option, desc, units))
+        if (on_track and track is not None and desc.outline is not None
+                and units.sum() > acceptance_limit(cues, True) and partly_hidden(option, track)):
+            desc = replace(desc, outline=None)
+            units = cues.weighted_units(desc, trust_cut_outline=False)
+        scored.append((float(units.sum()), float(image_map[torch.from_numpy(option)].mean()), option, desc, units,
+                       on_track))
     if not scored:
-        return np.asarray(mask, bool), float("inf"), None, None
+        return np.asarray(mask, bool), float("inf"), None, None, tracked
     nearest = min(item[0] for item in scored)
-    distance, _, option, desc, units = max((item for item in scored if item[0] <= nearest + OPTION_TIE),
-                                           key=lambda item: item[1])
-    return option, distance, desc, units
+    distance, _, option, desc, units, on_track = max((item for item in scored if item[0] <= nearest + OPTION_TIE),
+                                                     key=lambda item: item[1])
+    return option, distance, desc, units, on_track
 
 
 def segment_frame(decoder: MaskDecoder, features: Features, rgb: np.ndarray, concepts: list, tracks: dict,
@@ -433,8 +462,8 @@ def segment_frame(decoder: MaskDecoder, features: Features, rgb: np.ndarray, con
             is_tracked = plans[i][n] is tracked[i]
             entry = None  # this row's trace entry, when tracing
             if gate and cues is not None:
-                mask, distance, desc, units = _best_option(mask, lit.under(cues), cues, decision.image_maps[i],
-                                                           is_tracked)
+                mask, distance, desc, units, is_tracked = _best_option(
+                    mask, lit.under(cues), cues, decision.image_maps[i], is_tracked, tracks.get(concepts[i].name))
                 limit = acceptance_limit(cues, is_tracked, desc, distance)
                 if trace is not None:
                     entry = CandidateTrace(i, mask, units, distance, limit, is_tracked,
@@ -446,8 +475,9 @@ def segment_frame(decoder: MaskDecoder, features: Features, rgb: np.ndarray, con
                 if is_tracked and distance <= SETTLE * cues.accept:
                     settled.add(i)
                 # Sure enough to learn distractors from: a border-cut tracked mask, whose outline was
-                # left out, must also pass with it (as a new detection would).
-                sure = i in settled and desc is not None and (
+                # left out, must also pass with it (as a new detection would); a partly hidden one
+                # (outline None) is not sure.
+                sure = i in settled and desc is not None and desc.outline is not None and (
                     not desc.cut or cues.distance(desc, trust_cut_outline=True) <= cues.accept)
                 # The head's own view breaks near-ties: one unit for a candidate that scores like the shots.
                 head = (plans[i][n].score - models[i].threshold) / max(models[i].fg_low - models[i].threshold, 0.5)
@@ -605,6 +635,45 @@ def head_support(mask: np.ndarray, image_map: torch.Tensor) -> np.ndarray | None
     background, does not like."""
     ys, xs = np.nonzero(mask)
     return supported_part(mask, image_map.numpy()[ys, xs] > 0.0)
+
+
+def on_last_mask(mask: np.ndarray, track: TrackPrompt | None) -> float | None:
+    """The share of the ``H×W bool`` ``mask`` that lies on the object's last mask moved on by the track
+    (``track.last_mask``), grown by the track's margin for its motion and turn since; None without a
+    last mask of this size, 0.0 for an empty mask."""
+    last = getattr(track, "last_mask", None)
+    if last is None or last.shape != mask.shape:
+        return None
+    area = int(mask.sum())
+    if area == 0:
+        return 0.0
+    reach = max(1, round(margin_px(mask.shape)))
+    rows, cols = np.nonzero(mask | last)
+    y0, x0 = max(0, rows.min() - reach), max(0, cols.min() - reach)
+    y1, x1 = rows.max() + reach + 1, cols.max() + reach + 1
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * reach + 1, 2 * reach + 1))
+    grown = cv2.dilate(last[y0:y1, x0:x1].astype(np.uint8), kernel) > 0
+    return int((mask[y0:y1, x0:x1] & grown).sum()) / area
+
+
+def continues_last_mask(mask: np.ndarray, track: TrackPrompt | None) -> bool:
+    """Whether the tracked candidate's ``H×W bool`` ``mask`` continues its track: at least
+    ``CONTINUES_INSIDE`` of it on the object's last mask (``on_last_mask``), or the track has no last
+    mask. A look-alike beside the object, whose candidate touched the track's window, does not."""
+    share = on_last_mask(mask, track)
+    return share is None or share >= CONTINUES_INSIDE
+
+
+def partly_hidden(mask: np.ndarray, track: TrackPrompt) -> bool:
+    """Whether the ``H×W bool`` ``mask`` of the tracked candidate is its object partly hidden: at least
+    ``PARTLY_HIDDEN_INSIDE`` of it on the object's last mask (``on_last_mask``), covering at most
+    ``PARTLY_HIDDEN_AREA`` of that mask's area. False without a last mask. A look-alike beside the
+    object, or a mask that spilled onto one, lies outside the last mask."""
+    last = getattr(track, "last_mask", None)
+    if last is None or int(mask.sum()) > PARTLY_HIDDEN_AREA * int(last.sum()):
+        return False
+    share = on_last_mask(mask, track)
+    return share is not None and share >= PARTLY_HIDDEN_INSIDE
 
 
 def _ambiguous(cost: float, mask: np.ndarray, passed: list[tuple[float, np.ndarray]]) -> bool:

@@ -112,6 +112,42 @@ def split_touching(mask: np.ndarray) -> list[list[np.ndarray]]:
     return splits
 
 
+# Thin strips (``without_strips``): the opening's diameter is this share of the mask's square-root area
+# (11 px across an object of 120×120 px); the result counts when it drops at least MIN_STRIP and keeps
+# at least MIN_STRIP_KEPT of the mask.
+STRIP_WIDTH = 0.09
+MIN_STRIP = 0.005
+MIN_STRIP_KEPT = 0.8
+
+
+def without_strips(mask: np.ndarray) -> np.ndarray | None:
+    """The ``H×W bool`` mask without thin strips along its edge: opened at a size relative to its own
+    (``STRIP_WIDTH``), its largest component. A decode that ran a few pixels along a touching
+    neighbour's edge has an outline that is mostly the strip's, whatever the object's shape. None when
+    that changes too little or too much (``MIN_STRIP``, ``MIN_STRIP_KEPT``)."""
+    m = np.ascontiguousarray(mask, dtype=np.uint8)
+    ys, xs = np.nonzero(m)
+    if xs.size < MIN_PIXELS:
+        return None
+    side = 2 * round(STRIP_WIDTH * np.sqrt(xs.size) / 2) + 1
+    if side < 3:
+        return None
+    y0, x0 = max(0, ys.min() - 1), max(0, xs.min() - 1)
+    crop = m[y0:ys.max() + 2, x0:xs.max() + 2]
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (side, side))
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(cv2.morphologyEx(crop, cv2.MORPH_OPEN, kernel),
+                                                               connectivity=8)
+    if count < 2:
+        return None
+    largest = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
+    kept = int(stats[largest, cv2.CC_STAT_AREA])
+    if kept > (1.0 - MIN_STRIP) * xs.size or kept < MIN_STRIP_KEPT * xs.size:
+        return None
+    out = np.zeros(m.shape, bool)
+    out[y0:y0 + crop.shape[0], x0:x0 + crop.shape[1]] = labels == largest
+    return out
+
+
 def outline_options(mask: np.ndarray) -> list[np.ndarray]:
     """The mask itself and every part of every ``split_touching`` split of it (``H×W bool`` each)."""
     whole = np.asarray(mask, bool)

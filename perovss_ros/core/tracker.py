@@ -8,7 +8,8 @@ keeps its track for up to ``coast_frames`` frames (``track_coast_frames``): move
 motion, the window one margin wider per missed frame; the object hidden for a frame, or turned
 down once, is then followed on rather than searched afresh. A track whose predicted box lies
 mostly outside the image (the object left the view) ends at once, and so does one that coasted
-its frames; the concept is then searched globally again.
+its frames; the concept is then searched globally again. The last mask found moves on with the
+predicted box (``TrackPrompt.last_mask``): what the next frame's mask of the same object should lie on.
 """
 
 from __future__ import annotations
@@ -29,12 +30,14 @@ class TrackPrompt(NamedTuple):
     """What the tracker tells the next frame: ``box`` (the predicted box expanded by the margin, the
     search window), its ``centre`` (an extra positive point) and ``predicted`` (the predicted box
     itself, to compare the new mask with; None when unknown). Boxes XYXY pixels. ``missed``: frames
-    the track has coasted (0: the concept was found in the last frame)."""
+    the track has coasted (0: the concept was found in the last frame). ``last_mask``: the last
+    ``H×W bool`` mask found, moved with its box onto ``predicted`` (None when unknown)."""
 
     box: BoxXYXY
     centre: tuple[float, float]
     predicted: BoxXYXY | None = None
     missed: int = 0
+    last_mask: np.ndarray | None = None
 
 
 @dataclass
@@ -42,13 +45,16 @@ class Track:
     """Last known box of a concept (XYXY pixels), the frame size it was seen in, and its last motion.
 
     ``velocity``: ``(dx, dy)`` pixels per frame of the box centre between the last two sightings;
-    ``missed``: frames since the concept was last found (the track coasts meanwhile).
+    ``missed``: frames since the concept was last found (the track coasts meanwhile); ``mask``: the
+    ``H×W bool`` mask it was last found with, whose tight box ``mask_box`` is (None: seeded from a box).
     """
 
     box: BoxXYXY
     image_hw: tuple[int, int]
     velocity: tuple[float, float] = (0.0, 0.0)
     missed: int = 0
+    mask: np.ndarray | None = None
+    mask_box: BoxXYXY | None = None
 
     def predicted_box(self) -> BoxXYXY:
         """The box moved by one frame of its last motion."""
@@ -76,6 +82,16 @@ def _mostly_outside(box: BoxXYXY, image_hw: tuple[int, int]) -> bool:
     return inside < 0.5 * max((box[2] - box[0]) * (box[3] - box[1]), 1e-9)
 
 
+def shifted(mask: np.ndarray, dx: float, dy: float) -> np.ndarray:
+    """The ``H×W bool`` mask moved by ``(dx, dy)`` pixels (rounded); what leaves the image is dropped."""
+    h, w = mask.shape
+    x, y = round(float(dx)), round(float(dy))
+    out = np.zeros((h, w), bool)
+    if abs(x) < w and abs(y) < h:
+        out[max(0, y):h + min(0, y), max(0, x):w + min(0, x)] = mask[max(0, -y):h - max(0, y), max(0, -x):w - max(0, x)]
+    return out
+
+
 def box_centre(box: BoxXYXY) -> tuple[float, float]:
     """Centre ``(x, y)`` of an XYXY box."""
     return (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
@@ -95,8 +111,11 @@ class Tracker:
         if track is None or track.image_hw != tuple(image_hw):
             return None
         box = track.predicted_box()
+        moved = None
+        if track.mask is not None and track.mask_box is not None:
+            moved = shifted(track.mask, box[0] - track.mask_box[0], box[1] - track.mask_box[1])
         return TrackPrompt(expand_box(box, image_hw, margin_px(image_hw) * (1 + track.missed)), box_centre(box), box,
-                           track.missed)
+                           track.missed, moved)
 
     def update(self, name: str, mask: np.ndarray | None) -> None:
         """Record this frame's ``H×W bool`` mask of ``name``. None or empty: not found; the track then
@@ -109,7 +128,7 @@ class Tracker:
                 self._tracks.pop(name, None)
             else:
                 self._tracks[name] = Track(box=old.predicted_box(), image_hw=old.image_hw, velocity=old.velocity,
-                                           missed=old.missed + 1)
+                                           missed=old.missed + 1, mask=old.mask, mask_box=old.mask_box)
             return
         image_hw = (int(mask.shape[0]), int(mask.shape[1]))
         old = self._tracks.get(name)
@@ -117,7 +136,8 @@ class Tracker:
         if old is not None and old.image_hw == image_hw:
             (ox, oy), (nx, ny) = box_centre(old.box), box_centre(box)
             velocity = (nx - ox, ny - oy)
-        self._tracks[name] = Track(box=box, image_hw=image_hw, velocity=velocity)
+        self._tracks[name] = Track(box=box, image_hw=image_hw, velocity=velocity, mask=np.asarray(mask, bool),
+                                   mask_box=box)
 
     def seed(self, name: str, box: BoxXYXY, image_hw: tuple[int, int]) -> None:
         """Start following ``name`` from a known box (e.g. the teacher's box on the first frame)."""

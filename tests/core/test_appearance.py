@@ -149,7 +149,7 @@ def test_the_region_check_scores_the_colour_supported_part_of_a_spilled_mask():
     img, found = frame({"mine": (120, 120, 0), "colour": (190, 120, 0)}, seed=8)
     both = found["mine"] | found["colour"]
     flat = torch.zeros(img.shape[:2])
-    option, distance, _, _ = _best_option(both, img, cues, flat)
+    option, distance, _, _, _ = _best_option(both, img, cues, flat)
     assert iou(option, found["mine"]) > 0.85
     assert distance < cues.accept
 
@@ -169,7 +169,7 @@ def test_a_border_cut_object_is_measured_against_a_shot_cut_the_same_way(place):
     mine = found["mine"]
     flat = torch.zeros(img.shape[:2])
     # Against the whole shots, the part in view has another outline: turned down.
-    _, whole, desc, whole_units = _best_option(mine, img, _cut_cues(), flat)
+    _, whole, desc, whole_units, _ = _best_option(mine, img, _cut_cues(), flat)
     assert desc.cut and whole > 4.5
     # Against a shot placed over it and cut by the same border, it is the concept: the outline alone
     # (without the shots' images) and with the placed shot's colour and pattern too.
@@ -177,7 +177,7 @@ def test_a_border_cut_object_is_measured_against_a_shot_cut_the_same_way(place):
     assert placement.iou > 0.85 and iou(placement.mask, mine) == pytest.approx(placement.iou)
     outline = CUES.index("outline")
     for extra in ({"silhouettes": silhouettes}, {"silhouettes": silhouettes, "views": views}):
-        _, distance, _, units = _best_option(mine, img, _cut_cues(**extra), flat)
+        _, distance, _, units, _ = _best_option(mine, img, _cut_cues(**extra), flat)
         assert distance <= 4.5 < whole
         assert units[outline] < 0.3 * whole_units[outline]
 
@@ -187,7 +187,7 @@ def test_a_border_cut_lookalike_of_another_colour_stays_turned_down():
     cues = _cut_cues(**dict(zip(("silhouettes", "views"), shot_views(images, masks), strict=True)))
     img, found = frame({"colour": (5, 120, 180)}, seed=6)
     flat = torch.zeros(img.shape[:2])
-    _, distance, desc, units = _best_option(found["colour"], img, cues, flat)
+    _, distance, desc, units, _ = _best_option(found["colour"], img, cues, flat)
     assert desc.cut and distance > 4.5
     assert units[CUES.index("colour")] > 4.5
 
@@ -238,3 +238,31 @@ def test_a_candidate_beyond_the_limit_is_judged_against_the_lookalikes_seen_at_t
     # Within the limit nothing changes, and without a description neither.
     assert acceptance_limit(cues, True, shot, 0.0) == acceptance_limit(cues, True) == TRACKED_SLACK * cues.accept
     assert CueCheck(references=(shot,), scale=np.ones(3), accept=4.5).negative_distance(like_shot) == float("inf")
+
+
+def test_a_thin_strip_along_a_neighbour_is_dropped_from_a_tracked_mask_only():
+    references = _references()
+    cues = CueCheck(references=references, scale=CUE_FLOORS.copy(), accept=4.5, weights=np.array([1.0, 1.0, 3.0]))
+    img, found = frame({"mine": (120, 120, 0)}, seed=8)
+    ys, xs = np.nonzero(found["mine"])
+    strip = np.zeros_like(found["mine"])
+    strip[ys.min() - 3:ys.min() + 2, xs.max() - 10:xs.max() + 70] = True  # 5 px wide, off the top right
+    spilled = found["mine"] | strip
+    flat = torch.zeros(img.shape[:2])
+    new, new_distance, _, _, _ = _best_option(spilled, img, cues, flat)
+    held, held_distance, _, _, on_track = _best_option(spilled, img, cues, flat, tracked=True)
+    assert on_track and held_distance < cues.accept < new_distance
+    assert not (held & strip & ~found["mine"]).any() and iou(held, found["mine"]) > 0.9
+    assert (new & strip).sum() == (spilled & strip).sum()  # a new candidate keeps it: not vouched for
+
+
+def test_without_strips_drops_a_thin_spur_and_leaves_a_plain_shape_alone():
+    from perovss_ros.core.shape import without_strips
+
+    yy, xx = np.mgrid[:240, :320]
+    disc = (xx - 160) ** 2 + (yy - 120) ** 2 < 50 ** 2
+    spur = disc | ((np.abs(yy - xx + 40) < 3) & (xx > 150) & (xx < 260))  # a 4 px diagonal line out of it
+    stripped = without_strips(spur)
+    assert stripped is not None and not stripped[220 - 40, 220] and iou(stripped, disc) > 0.97
+    assert without_strips(disc) is None  # nothing thin to drop
+    assert without_strips(np.zeros_like(disc)) is None

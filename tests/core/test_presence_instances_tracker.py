@@ -85,8 +85,10 @@ def test_a_track_coasts_on_its_last_motion_for_its_frames_then_ends():
     tracker.update("mug", mask)
     tracker.update("mug", np.roll(mask, 10, axis=1))  # moving right, 10 px a frame: box x 210..310
     tracker.update("mug", None)  # not found: the track moves on (x 220..320) and widens by one margin
-    box, centre, predicted, missed = tracker.prompt("mug", (480, 640))
+    box, centre, predicted, missed, last = tracker.prompt("mug", (480, 640))
     assert missed == 1
+    # The last mask found moves on with the prediction: two steps of 10 px since it was seen.
+    assert np.array_equal(last, np.roll(mask, 30, axis=1))
     assert predicted == (230, 100, 330, 150)  # the next frame's prediction: one more step
     assert centre == (280, 125)
     assert box == (210, 80, 350, 170)  # two margins of 10 px: one missed frame
@@ -98,8 +100,24 @@ def test_a_track_coasts_on_its_last_motion_for_its_frames_then_ends():
     tracker.update("mug", mask)
     tracker.update("mug", None)
     tracker.update("mug", np.roll(mask, 20, axis=1))
-    box, _, predicted, missed = tracker.prompt("mug", (480, 640))
+    box, _, predicted, missed, last = tracker.prompt("mug", (480, 640))
     assert predicted == (240, 100, 340, 150) and box == (230, 90, 350, 160) and missed == 0
+    assert np.array_equal(last, np.roll(mask, 40, axis=1))
+
+
+def test_a_mask_moved_off_the_image_loses_what_leaves_it():
+    from perovss_ros.core.tracker import shifted
+
+    mask = np.zeros((6, 8), bool)
+    mask[1:3, 5:8] = True
+    moved = shifted(mask, 2.4, 1.0)  # rounded to 2 px right, 1 px down; two columns leave the image
+    expected = np.zeros((6, 8), bool)
+    expected[2:4, 7] = True
+    assert np.array_equal(moved, expected)
+    expected = np.zeros((6, 8), bool)
+    expected[0:2, 0:3] = True
+    assert np.array_equal(shifted(mask, -5.0, -1.0), expected)
+    assert not shifted(mask, 0.0, 6.0).any() and not shifted(mask, -8.0, 0.0).any()
 
 
 def test_a_track_leaving_the_image_ends_at_its_first_miss():
@@ -117,8 +135,11 @@ def test_tracker_follows_seen_concepts_and_drops_lost_ones():
     mask = np.zeros((480, 640), bool)
     mask[100:150, 200:300] = True
     tracker.update("mug", mask)
-    box, centre, _, _ = tracker.prompt("mug", (480, 640))
+    box, centre, _, _, last = tracker.prompt("mug", (480, 640))
     assert box == (190, 90, 310, 160)
+    assert np.array_equal(last, mask)  # not moving: where it was
+    tracker.seed("ball", (10, 10, 50, 50), (480, 640))
+    assert tracker.prompt("ball", (480, 640)).last_mask is None  # a box alone: no mask to move
     assert centre == (250, 125)
     assert tracker.prompt("mug", (240, 320)) is None  # another image size: search globally
     tracker.update("mug", np.zeros((480, 640), bool))
