@@ -433,6 +433,7 @@ def segment_frame(decoder: MaskDecoder, features: Features, rgb: np.ndarray, con
     # margin, candidate, sure (the tracked candidate, plainly passing on every cue: a frame distractors are learnt in)
     traced: dict[int, CandidateTrace] = {}  # the trace entry of each concept's current best
     passed: dict[int, list[tuple[float, np.ndarray]]] = {}  # per concept: cost and mask of each untracked pass
+    best_tracked: dict[int, bool] = {}  # per concept: whether its current best was judged as continuing the track
     # Round 1: each concept's tracked candidate (or its best one). A tracked candidate that clearly
     # passes the cues (SETTLE) is kept without decoding the rest: continuity, and one decode per
     # concept in the common case. Round 2: the rest of the first MAX_DECODES; round 3: the others,
@@ -489,11 +490,12 @@ def segment_frame(decoder: MaskDecoder, features: Features, rgb: np.ndarray, con
                 settled.add(i)
             if i not in best or cost < best[i][0]:
                 best[i] = (cost, mask, float(decoded.scores[row]), margin, plans[i][n], sure)
+                best_tracked[i] = is_tracked
                 if entry is not None:
                     traced[i] = entry
         timings["verify"] = timings.get("verify", 0.0) + time.perf_counter() - tick
     for i in list(best):
-        if best[i][4] is not tracked[i] and _ambiguous(best[i][0], best[i][1], passed.get(i, [])):
+        if not best_tracked[i] and _ambiguous(best[i][0], best[i][1], passed.get(i, [])):
             del best[i]
             traced.pop(i, None)
     for i, (_, mask, score, margin, cand, sure) in best.items():
