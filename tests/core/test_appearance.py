@@ -240,6 +240,23 @@ def test_a_candidate_beyond_the_limit_is_judged_against_the_lookalikes_seen_at_t
     assert CueCheck(references=(shot,), scale=np.ones(3), accept=4.5).negative_distance(like_shot) == float("inf")
 
 
+def test_a_new_candidate_nearer_a_lookalike_seen_at_teach_time_than_the_shots_does_not_pass():
+    shot, lookalike = _flat([1, 0, 0, 0]), _flat([0.5, 0, 0, 0.5])
+    plain = CueCheck(references=(shot,), scale=np.array([0.1, 1.0, 1.0]), accept=4.5)
+    cues = dataclasses.replace(plain, negatives=(lookalike,))
+    between = _flat([0.7, 0, 0, 0.3])  # Hellinger 0.40 to the shot (4.0 units), 0.15 to the look-alike
+    mine = _flat([0.95, 0, 0, 0.05])  # 0.16 to the shot, 0.39 to the look-alike
+    d_between, d_mine = cues.distance(between), cues.distance(mine)
+    assert d_between < cues.accept and cues.negative_distance(between) < d_between
+    assert d_between <= acceptance_limit(plain, False, between, d_between)  # passed without negatives
+    assert d_between > acceptance_limit(cues, False, between, d_between)  # the look-alike's side: not mine
+    assert d_between <= acceptance_limit(cues, True, between, d_between)  # a track is judged as before
+    assert d_mine <= acceptance_limit(cues, False, mine, d_mine)
+    # A border-cut one is left to the cut check (its outline was measured against a cut shot).
+    cut = dataclasses.replace(between, cut=True)
+    assert d_between <= acceptance_limit(cues, False, cut, d_between)
+
+
 def test_a_thin_strip_along_a_neighbour_is_dropped_from_a_tracked_mask_only():
     references = _references()
     cues = CueCheck(references=references, scale=CUE_FLOORS.copy(), accept=4.5, weights=np.array([1.0, 1.0, 3.0]))
