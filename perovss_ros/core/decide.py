@@ -22,7 +22,7 @@ Per frame and concept (``segment_frame``):
    ``cues.accept`` the look-alikes decoded at teach time (``CueCheck.negatives``) also judge it
    (``acceptance_limit``): nearer the shots than all of them, a new candidate may reach
    ``NEARER_SLACK`` × accept; nearer one of them, the tracked one only ``NEGATIVE_TRACKED_SLACK`` ×, and a
-   new one (not border-cut) does not pass even within accept (``NEGATIVE_VETO``). A
+   new one (not border-cut) does not pass even within accept. A
    border-cut mask that fails against the whole shots is also measured against a shot placed over
    it and cut by the same border (``CueCheck.cut_units``: that part's colour, pattern and outline,
    the outline only when no look-alike seen at teach time fits it as well); each cue takes the
@@ -114,9 +114,6 @@ TRACKED_SLACK = 2.0
 # like anything the concept is not); nearer one of them, the tracked candidate only NEGATIVE_TRACKED_SLACK ×
 # ACCEPT (a track that slid onto the look-alike riding beside the object lets go of it).
 NEARER_SLACK = 1.5
-# A new candidate (not cut by the border) nearer a look-alike seen at teach time than the shots is that
-# look-alike's kind, not the concept, even within ACCEPT.
-NEGATIVE_VETO = True
 NEGATIVE_TRACKED_SLACK = 1.5
 TRACK_BONUS = 1.0
 HEAD_WEIGHT = 1.0
@@ -309,13 +306,14 @@ def acceptance_limit(cues: CueCheck, tracked: bool, desc: RegionDescriptor | Non
     both sides): nearer, ``NEARER_SLACK`` × accept for a new candidate (a border-cut one excepted: its
     outline was measured against a placed, cut shot, the negatives are whole); not nearer,
     ``NEGATIVE_TRACKED_SLACK`` × accept for the tracked one and accept for a new one. A new candidate
-    that the border does not cut and that lies nearer a negative than the shots (``NEGATIVE_VETO``) does
-    not pass whatever its distance: the limit is then its negative distance, which it exceeds.
+    that the border does not cut and that lies nearer a negative than the shots does
+    not pass whatever its distance: the limit is then its negative distance, which it exceeds (the veto).
     """
     slack = TRACKED_SLACK if tracked else 1.0
     if desc is None or distance is None or not cues.negatives:
         return cues.accept * slack
-    if NEGATIVE_VETO and not tracked and not desc.cut:
+    if not tracked and not desc.cut:
+        # Nearer a look-alike seen at teach time than the shots: that look-alike's kind, even within accept.
         nearest = cues.negative_distance(desc)
         if nearest < distance:
             return min(cues.accept, nearest)
