@@ -136,7 +136,7 @@ class Tracker:
         if old is not None and old.image_hw == image_hw:
             (ox, oy), (nx, ny) = box_centre(old.box), box_centre(box)
             velocity = (nx - ox, ny - oy)
-        self._tracks[name] = Track(box=box, image_hw=image_hw, velocity=velocity, mask=np.asarray(mask, bool),
+        self._tracks[name] = Track(box=box, image_hw=image_hw, velocity=velocity, mask=np.array(mask, bool),
                                    mask_box=box)
 
     def seed(self, name: str, box: BoxXYXY, image_hw: tuple[int, int]) -> None:

@@ -138,6 +138,10 @@ def test_tracker_follows_seen_concepts_and_drops_lost_ones():
     box, centre, _, _, last = tracker.prompt("mug", (480, 640))
     assert box == (190, 90, 310, 160)
     assert np.array_equal(last, mask)  # not moving: where it was
+    changed = mask.copy()
+    tracker.update("cup", changed)
+    changed[:] = False  # the caller reuses its array: the track keeps what it was given
+    assert np.array_equal(tracker.prompt("cup", (480, 640)).last_mask, mask)
     tracker.seed("ball", (10, 10, 50, 50), (480, 640))
     assert tracker.prompt("ball", (480, 640)).last_mask is None  # a box alone: no mask to move
     assert centre == (250, 125)
