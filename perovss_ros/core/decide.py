@@ -253,15 +253,20 @@ def candidate_request(candidate: Candidate, others: list[Candidate], logits: tor
 
 
 def plan_candidates(eligible: list[Candidate], track: TrackPrompt | None, on_track: np.ndarray | None,
-                    at_track: Candidate | None) -> tuple[list[Candidate], Candidate | None]:
+                    at_track: Candidate | None, last_cells: np.ndarray | None = None
+                    ) -> tuple[list[Candidate], Candidate | None]:
     """The order in which a concept's ``eligible`` candidates (best first) are decoded, and the one that
     continues the track (``_continues``; ``on_track``: the track window's ``h×w`` bool cells), or None.
 
-    That one comes first. The track's own box (``at_track``, ``track_candidate``) comes next when no
-    eligible candidate has its peak inside the predicted box: the head may have lost the object
-    there while something beside it touches the window.
+    That one comes first: of those that continue it, the one with most cells on the object's last mask
+    (``last_cells``, ``h×w`` bool; None: the best one), so a look-alike beside the object that the head
+    scores higher does not take the tracked candidate's place. The track's own box (``at_track``,
+    ``track_candidate``) comes next when no eligible candidate has its peak inside the predicted box:
+    the head may have lost the object there while something beside it touches the window.
     """
     cont = [c for c in eligible if on_track is not None and track is not None and _continues(c, on_track, track)]
+    if last_cells is not None and cont:
+        cont = sorted(cont, key=lambda c: -int((c.cells & last_cells).sum()))  # stable: best score among equals
     tracked = cont[0] if cont else None
     plan = list(eligible)
     if tracked is not None:
@@ -431,7 +436,9 @@ def segment_frame(decoder: MaskDecoder, features: Features, rgb: np.ndarray, con
         if gate and track is not None:
             at_track = track_candidate(maps[i], features, track, concept.presence_k,
                                        [c.cells for c, f in zip(candidates[i], followed, strict=True) if f])
-        plan, tracked[i] = plan_candidates(eligible, track, on_track, at_track)
+        last = getattr(track, "last_mask", None)
+        last_cells = matching.mask_to_grid(last, features).numpy() >= 0.5 if last is not None else None
+        plan, tracked[i] = plan_candidates(eligible, track, on_track, at_track, last_cells)
         if plan:
             plans[i] = plan
     timings["match"] = time.perf_counter() - tick

@@ -477,3 +477,27 @@ def test_a_tracked_mask_inside_its_last_mask_and_smaller_is_the_object_partly_hi
     assert continues_last_mask(hidden, track) and continues_last_mask(spill, track)
     assert not continues_last_mask(beside, track)
     assert continues_last_mask(beside, track._replace(last_mask=None))
+
+
+def test_the_tracked_candidate_is_the_one_on_the_objects_last_mask():
+    from perovss_ros.core.decide import plan_candidates
+    from perovss_ros.core.identity import Candidate
+    from perovss_ros.core.tracker import TrackPrompt
+
+    window = np.zeros((30, 40), bool)  # 8 px cells: the track's window
+    window[10:22, 10:28] = True
+
+    def candidate(cols: slice, score: float) -> Candidate:
+        cells = np.zeros_like(window)
+        cells[12:20, cols] = True
+        return Candidate(cells=cells, peak=((cols.start + 2) * 8.0, 16 * 8.0), score=score)
+
+    beside, mine = candidate(slice(22, 28), 3.0), candidate(slice(12, 18), 2.0)  # both touch the window
+    last = np.zeros_like(window)
+    last[12:20, 12:17] = True  # where the object was last found, moved on
+    track = TrackPrompt(box=(80, 80, 224, 176), centre=(150, 125), predicted=(96, 96, 208, 160))
+    plan, tracked = plan_candidates([beside, mine], track, window, None, last)
+    assert tracked is mine and plan == [mine, beside]
+    # Without a last mask the head's order decides, as before.
+    plan, tracked = plan_candidates([beside, mine], track, window, None)
+    assert tracked is beside and plan == [beside, mine]
