@@ -135,7 +135,7 @@ OUTLINE = CUES.index("outline")
 # Look-alike silhouettes kept per concept for border-cut masks (``CueCheck.rivals``).
 MAX_RIVALS = 4
 # The tracked candidate's mask continues the track where at least CONTINUES_INSIDE of it lies on the
-# object's last mask (moved on by the track, grown by the track's margin: ``on_last_mask``); where at
+# object's last mask (moved on by the track, grown by the track's margin: ``LastMask.reach``); where at
 # least PARTLY_HIDDEN_INSIDE does and it covers at most PARTLY_HIDDEN_AREA of that mask's area, it is
 # the object partly hidden (``partly_hidden``): an occluder cuts its outline.
 CONTINUES_INSIDE = 0.5
@@ -360,7 +360,8 @@ def _best_option(mask: np.ndarray, rgb: np.ndarray, cues: CueCheck, image_map: t
     liked = head_support(mask, image_map) if touches_border(mask) else None
     if liked is not None:
         options.append(liked)
-    held = [tracked and continues_last_mask(option, track) for option in options]
+    last = last_mask_of(track) if tracked else None
+    held = [tracked and continues_last_mask(option, last) for option in options]
     for option in [o for o, h in zip(options, held, strict=True) if h]:
         # A handle as thin as a strip goes too, so only where the track vouches for the object.
         stripped = without_strips(option)
@@ -376,8 +377,8 @@ def _best_option(mask: np.ndarray, rgb: np.ndarray, cues: CueCheck, image_map: t
             placed = cues.cut_units(desc, option, outline=not on_track)
             if placed is not None:
                 units = np.minimum(units, placed)
-        if (on_track and track is not None and desc.outline is not None
-                and units.sum() > acceptance_limit(cues, True) and partly_hidden(option, track)):
+        if (on_track and desc.outline is not None and units.sum() > acceptance_limit(cues, True)
+                and partly_hidden(option, last)):
             desc = replace(desc, outline=None)
             units = cues.weighted_units(desc, trust_cut_outline=False)
         scored.append((float(units.sum()), float(image_map[torch.from_numpy(option)].mean()), option, desc, units,
@@ -656,42 +657,57 @@ def head_support(mask: np.ndarray, image_map: torch.Tensor) -> np.ndarray | None
     return supported_part(mask, image_map.numpy()[ys, xs] > 0.0)
 
 
-def on_last_mask(mask: np.ndarray, track: TrackPrompt | None) -> float | None:
-    """The share of the ``H×W bool`` ``mask`` that lies on the object's last mask moved on by the track
-    (``track.last_mask``), grown by the track's margin for its motion and turn since; None without a
-    last mask of this size, 0.0 for an empty mask."""
+class LastMask(NamedTuple):
+    """The tracked object's last ``H×W bool`` mask moved on by the track (``TrackPrompt.last_mask``), its
+    ``area`` in pixels, and ``reach``: the mask grown by the track's margin for the object's motion and
+    turn since (``H×W bool``), where a mask of the same object lies."""
+
+    mask: np.ndarray
+    area: int
+    reach: np.ndarray
+
+
+def last_mask_of(track: TrackPrompt | None) -> LastMask | None:
+    """``track``'s ``LastMask``, built once per decoded candidate and shared by its options; None without one."""
     last = getattr(track, "last_mask", None)
-    if last is None or last.shape != mask.shape:
+    if last is None:
+        return None
+    reach = np.zeros_like(last)
+    rows, cols = np.nonzero(last)
+    if cols.size:
+        grow = max(1, round(margin_px(last.shape)))
+        y0, x0 = max(0, rows.min() - grow), max(0, cols.min() - grow)
+        y1, x1 = rows.max() + grow + 1, cols.max() + grow + 1
+        kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * grow + 1, 2 * grow + 1))
+        reach[y0:y1, x0:x1] = cv2.dilate(last[y0:y1, x0:x1].astype(np.uint8), kernel) > 0
+    return LastMask(last, int(cols.size), reach)
+
+
+def on_last_mask(mask: np.ndarray, last: LastMask | None) -> float | None:
+    """The share of the ``H×W bool`` ``mask`` that lies within the last mask's ``reach``; None without a
+    last mask of this size, 0.0 for an empty mask."""
+    if last is None or last.mask.shape != mask.shape:
         return None
     area = int(mask.sum())
-    if area == 0:
-        return 0.0
-    reach = max(1, round(margin_px(mask.shape)))
-    rows, cols = np.nonzero(mask | last)
-    y0, x0 = max(0, rows.min() - reach), max(0, cols.min() - reach)
-    y1, x1 = rows.max() + reach + 1, cols.max() + reach + 1
-    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * reach + 1, 2 * reach + 1))
-    grown = cv2.dilate(last[y0:y1, x0:x1].astype(np.uint8), kernel) > 0
-    return int((mask[y0:y1, x0:x1] & grown).sum()) / area
+    return int((mask & last.reach).sum()) / area if area else 0.0
 
 
-def continues_last_mask(mask: np.ndarray, track: TrackPrompt | None) -> bool:
+def continues_last_mask(mask: np.ndarray, last: LastMask | None) -> bool:
     """Whether the tracked candidate's ``H×W bool`` ``mask`` continues its track: at least
     ``CONTINUES_INSIDE`` of it on the object's last mask (``on_last_mask``), or the track has no last
     mask. A look-alike beside the object, whose candidate touched the track's window, does not."""
-    share = on_last_mask(mask, track)
+    share = on_last_mask(mask, last)
     return share is None or share >= CONTINUES_INSIDE
 
 
-def partly_hidden(mask: np.ndarray, track: TrackPrompt) -> bool:
+def partly_hidden(mask: np.ndarray, last: LastMask | None) -> bool:
     """Whether the ``H×W bool`` ``mask`` of the tracked candidate is its object partly hidden: at least
     ``PARTLY_HIDDEN_INSIDE`` of it on the object's last mask (``on_last_mask``), covering at most
     ``PARTLY_HIDDEN_AREA`` of that mask's area. False without a last mask. A look-alike beside the
     object, or a mask that spilled onto one, lies outside the last mask."""
-    last = getattr(track, "last_mask", None)
-    if last is None or int(mask.sum()) > PARTLY_HIDDEN_AREA * int(last.sum()):
+    if last is None or int(mask.sum()) > PARTLY_HIDDEN_AREA * last.area:
         return False
-    share = on_last_mask(mask, track)
+    share = on_last_mask(mask, last)
     return share is not None and share >= PARTLY_HIDDEN_INSIDE
 
 

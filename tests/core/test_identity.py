@@ -453,30 +453,32 @@ def test_the_decoders_masks_of_the_turned_shots_are_references_too(taught):
 
 
 def test_a_tracked_mask_inside_its_last_mask_and_smaller_is_the_object_partly_hidden():
-    from perovss_ros.core.decide import continues_last_mask, partly_hidden
+    from perovss_ros.core.decide import continues_last_mask, last_mask_of, partly_hidden
     from perovss_ros.core.tracker import TrackPrompt
 
     last = np.zeros((240, 320), bool)
     last[100:160, 100:180] = True  # the object where the track expects it (4800 px)
     track = TrackPrompt(box=(90, 90, 190, 170), centre=(140, 130), predicted=(100, 100, 180, 160), last_mask=last)
+    on, no_mask = last_mask_of(track), last_mask_of(track._replace(last_mask=None))
+    assert no_mask is None
     hidden = last.copy()
     hidden[:, 140:150] = False  # a pole in front: 4200 px, all inside
-    assert partly_hidden(hidden, track)
-    assert partly_hidden(np.roll(hidden, 6, axis=1), track)  # moved a little further than predicted
-    assert not partly_hidden(last, track)  # whole: its outline is its own
+    assert partly_hidden(hidden, on)
+    assert partly_hidden(np.roll(hidden, 6, axis=1), on)  # moved a little further than predicted
+    assert not partly_hidden(last, on)  # whole: its outline is its own
     spill = last.copy()
     spill[:, 130:160] = False
     spill[120:140, 180:220] = True  # more hidden, but a neighbour taken in: 3800 px, 700 beyond reach
-    assert not partly_hidden(spill, track)
+    assert not partly_hidden(spill, on)
     beside = np.zeros_like(last)
     beside[100:160, 200:260] = True  # a look-alike beside the object
-    assert not partly_hidden(beside, track)
-    assert not partly_hidden(hidden, track._replace(last_mask=None))
+    assert not partly_hidden(beside, on)
+    assert not partly_hidden(hidden, no_mask)
     # Continuing the track at all takes half the mask on the last one: the spill does, the
     # look-alike beside does not; a track seeded from a box (no last mask) takes any mask.
-    assert continues_last_mask(hidden, track) and continues_last_mask(spill, track)
-    assert not continues_last_mask(beside, track)
-    assert continues_last_mask(beside, track._replace(last_mask=None))
+    assert continues_last_mask(hidden, on) and continues_last_mask(spill, on)
+    assert not continues_last_mask(beside, on)
+    assert continues_last_mask(beside, no_mask)
 
 
 def test_the_tracked_candidate_is_the_one_on_the_objects_last_mask():
