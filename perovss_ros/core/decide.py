@@ -124,6 +124,10 @@ AMBIGUITY = 1.0
 SETTLE = 0.5
 # Split options within this many units of the nearest are decided by the head.
 OPTION_TIE = 0.5
+# A candidate held back only by doubtful distractors (``Distractor.doubtful``: followed across where the
+# concept was expected) is decoded only when nothing else passed, and taken only within RECHECK ×
+# accept (plainly the concept on every cue): the distractor had been carried onto the concept.
+RECHECK = 0.75
 MAX_CALIBRATION_NEGATIVES = 8
 OWN_DECODE_IOU = 0.8
 # Hue turns (degrees) of the first shot's object, learnt as negatives.
@@ -419,18 +423,26 @@ def segment_frame(decoder: MaskDecoder, features: Features, rgb: np.ndarray, con
                   for i, c in enumerate(concepts)]
     decision = FrameDecision([None] * k, [cands[0].score for cands in candidates], [0.0] * k, margins=[0.0] * k)
     plans: dict[int, list[Candidate]] = {}
+    # Per concept: candidates held back only by doubtful distractors, checked last and strictly (RECHECK).
+    rechecks: dict[int, list[Candidate]] = {}
     tracked: dict[int, Candidate | None] = {}
     for i, concept in enumerate(concepts):
         model = models[i]
         memory = distractors.get(concept.name) if distractors is not None and gate else None
         track = tracks.get(concept.name)
         on_track = _box_cells(track[0], features) if track is not None else None
-        followed = [False] * len(candidates[i])
+        followed = doubted = [False] * len(candidates[i])
         if memory is not None:
             followed = memory.associate([c.cells for c in candidates[i]], on_track)
+            doubted = memory.only_doubtful([c.cells for c in candidates[i]])
         if gate:
             eligible = [c for c, f in zip(candidates[i], followed, strict=True)
                         if not f and c.score >= min(model.threshold, 0.0)]
+            # Held back only by distractors that passed where the concept was expected: one of them may have
+            # been carried onto it.
+            held = [c for c, d in zip(candidates[i], doubted, strict=True) if d and c.score >= model.threshold]
+            if held:
+                rechecks[i] = held
         else:
             eligible = candidates[i][:1]
         at_track = None
@@ -443,7 +455,7 @@ def segment_frame(decoder: MaskDecoder, features: Features, rgb: np.ndarray, con
         if plan:
             plans[i] = plan
     timings["match"] = time.perf_counter() - tick
-    if not plans:
+    if not plans and not rechecks:
         return decision
     decision.image_maps = matching.upsample_to_image(maps, features)
     refine = decoder_has_logits(decoder)
@@ -451,21 +463,28 @@ def segment_frame(decoder: MaskDecoder, features: Features, rgb: np.ndarray, con
     # margin, candidate, sure (the tracked candidate, plainly passing on every cue: a frame distractors are learnt in)
     traced: dict[int, CandidateTrace] = {}  # the trace entry of each concept's current best
     passed: dict[int, list[tuple[float, np.ndarray]]] = {}  # per concept: cost and mask of each untracked pass
+    released: set[int] = set()  # concepts whose pick is a held-back candidate that passed the recheck
     best_tracked: dict[int, bool] = {}  # per concept: whether its current best was judged as continuing the track
     # Round 1: each concept's tracked candidate (or its best one). A tracked candidate that clearly
     # passes the cues (SETTLE) is kept without decoding the rest: continuity, and one decode per
     # concept in the common case. Round 2: the rest of the first MAX_DECODES; round 3: the others,
-    # only for a concept none of whose candidates has passed yet.
+    # only for a concept none of whose candidates has passed yet; round 4, for such a concept still,
+    # the candidates held back as continuing a distractor, within RECHECK × accept.
     settled: set[int] = set()
-    for stage, (start, stop) in enumerate(((0, 1), (1, MAX_DECODES), (MAX_DECODES, MAX_CANDIDATES))):
-        todo = [(i, n) for i, plan in plans.items() if i not in settled and (stage < 2 or i not in best)
-                for n in range(start, min(stop, len(plan)))]
+    rounds = ((0, 1), (1, MAX_DECODES), (MAX_DECODES, MAX_CANDIDATES))
+    for stage in range(len(rounds) + 1):
+        recheck = stage == len(rounds)
+        if recheck:
+            todo = [(i, n, held[n]) for i, held in rechecks.items() if i not in best for n in range(len(held))]
+        else:
+            start, stop = rounds[stage]
+            todo = [(i, n, plan[n]) for i, plan in plans.items() if i not in settled and (stage < 2 or i not in best)
+                    for n in range(start, min(stop, len(plan)))]
         if not todo:
-            break
+            continue
         tick = time.perf_counter()
         requests = []
-        for i, n in todo:
-            cand = plans[i][n]
+        for i, _, cand in todo:
             requests.append(candidate_request(cand, _elsewhere(cand, candidates[i]), maps[i], features,
                                               concepts[i].embedding, tracks.get(concepts[i].name),
                                               concepts[i].scale_weights))
@@ -474,16 +493,18 @@ def segment_frame(decoder: MaskDecoder, features: Features, rgb: np.ndarray, con
         decoded = run_cascade(decoder, features, rgb, requests, mode=cascade, refine=refine)
         timings["decode"] = timings.get("decode", 0.0) + time.perf_counter() - tick
         tick = time.perf_counter()
-        for row, (i, n) in enumerate(todo):
+        for row, (i, n, cand) in enumerate(todo):
             mask, cues = decoded.masks[row], models[i].cues
             if not mask.any():
                 continue
-            is_tracked = plans[i][n] is tracked[i]
+            is_tracked = cand is tracked[i]
             entry = None  # this row's trace entry, when tracing
             if gate and cues is not None:
                 mask, distance, desc, units, is_tracked = _best_option(
                     mask, lit.under(cues), cues, decision.image_maps[i], is_tracked, tracks.get(concepts[i].name))
                 limit = acceptance_limit(cues, is_tracked, desc, distance)
+                if recheck:
+                    limit = min(limit, RECHECK * cues.accept)
                 if trace is not None:
                     entry = CandidateTrace(i, mask, units, distance, limit, is_tracked,
                                            desc is not None and desc.cut)
@@ -499,7 +520,7 @@ def segment_frame(decoder: MaskDecoder, features: Features, rgb: np.ndarray, con
                 sure = i in settled and desc is not None and desc.outline is not None and (
                     not desc.cut or cues.distance(desc, trust_cut_outline=True) <= cues.accept)
                 # The head's own view breaks near-ties: one unit for a candidate that scores like the shots.
-                head = (plans[i][n].score - models[i].threshold) / max(models[i].fg_low - models[i].threshold, 0.5)
+                head = (cand.score - models[i].threshold) / max(models[i].fg_low - models[i].threshold, 0.5)
                 cost = distance - HEAD_WEIGHT * float(np.clip(head, -1.0, 1.0)) - (TRACK_BONUS if is_tracked else 0.0)
                 if not is_tracked:
                     passed.setdefault(i, []).append((cost, mask))
@@ -507,7 +528,9 @@ def segment_frame(decoder: MaskDecoder, features: Features, rgb: np.ndarray, con
                 cost, margin, sure = float(n), 1.0, False
                 settled.add(i)
             if i not in best or cost < best[i][0]:
-                best[i] = (cost, mask, float(decoded.scores[row]), margin, plans[i][n], sure)
+                best[i] = (cost, mask, float(decoded.scores[row]), margin, cand, sure)
+                if recheck:
+                    released.add(i)
                 best_tracked[i] = is_tracked
                 if entry is not None:
                     traced[i] = entry
@@ -520,6 +543,9 @@ def segment_frame(decoder: MaskDecoder, features: Features, rgb: np.ndarray, con
         decision.masks[i] = mask
         decision.decode_scores[i] = score
         decision.margins[i] = margin
+        if i in released and distractors is not None and concepts[i].name in distractors:
+            # A distractor had taken on the concept itself (it passed on every cue): it is not one.
+            distractors[concepts[i].name].release(cand.cells)
         if sure and distractors is not None and concepts[i].name in distractors:
             taken = cand.cells | (matching.mask_to_grid(mask, features).numpy() > 0)
             distractors[concepts[i].name].learn([c.cells for c in candidates[i]], [c.score for c in candidates[i]],

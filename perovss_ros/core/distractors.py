@@ -42,10 +42,12 @@ MIN_SIZE_SHARE = 0.25
 @dataclass
 class Distractor:
     """One region followed as "not the concept": ``cells`` (``h×w`` bool grid) where it was last seen,
-    ``missed`` frames since then."""
+    ``missed`` frames since then, and whether it is ``doubtful``: it was followed onto a region that
+    reached where the concept was expected, so it may have been carried onto the concept."""
 
     cells: np.ndarray
     missed: int = 0
+    doubtful: bool = False
 
 
 class DistractorMemory:
@@ -81,16 +83,17 @@ class DistractorMemory:
                 # not carry the distractor onto the neighbour.
                 best = max(follows, key=lambda n: mask_iou(regions[n], item.cells))
                 cells = regions[best] & ~keep_out if keep_out is not None else regions[best]
+                doubtful = item.doubtful or (keep_out is not None and bool((regions[best] & keep_out).any()))
                 if not cells.any():  # on the concept's way: it stays where it was
-                    kept.append(Distractor(item.cells, 0))
+                    kept.append(Distractor(item.cells, 0, doubtful))
                 elif int(cells.sum()) <= MAX_GROWTH * int(item.cells.sum()):
-                    kept.append(Distractor(cells.copy(), 0))
+                    kept.append(Distractor(cells.copy(), 0, doubtful))
                 elif item.missed < MAX_MISSED:
                     # Merged into something larger, not seen as itself: it stays and counts a missed frame,
                     # so a distractor left behind is not kept alive by whatever passes over its place.
-                    kept.append(Distractor(item.cells, item.missed + 1))
+                    kept.append(Distractor(item.cells, item.missed + 1, doubtful))
             elif item.missed < MAX_MISSED:
-                kept.append(Distractor(item.cells, item.missed + 1))
+                kept.append(Distractor(item.cells, item.missed + 1, item.doubtful))
         self.items = kept
         return marked
 
@@ -115,6 +118,23 @@ class DistractorMemory:
             if cells.sum() >= least and not (cells & near).any() and not (cells & known).any():
                 self.items.append(Distractor(cells.copy(), 0))
                 known |= cells
+
+    def only_doubtful(self, regions: list[np.ndarray]) -> list[bool]:
+        """Which ``regions`` (``h×w`` bool cells each, as just given to ``associate``) continue a distractor,
+        and only ``doubtful`` ones: the regions a carried distractor may wrongly hold back."""
+        reaches = [(grow_cells(item.cells, FOLLOW_RINGS), item.doubtful) for item in self.items]
+        out = []
+        for cells in regions:
+            holders = [doubtful for reach, doubtful in reaches
+                       if cells.any() and (cells & reach).sum() >= FOLLOW_SHARE * cells.sum()]
+            out.append(bool(holders) and all(holders))
+        return out
+
+    def release(self, cells: np.ndarray) -> None:
+        """Drop the distractors whose following reach holds ``cells`` (``h×w`` bool): a region found to be
+        the concept after all (it passed the region check plainly)."""
+        self.items = [d for d in self.items
+                      if (cells & grow_cells(d.cells, FOLLOW_RINGS)).sum() < FOLLOW_SHARE * max(int(cells.sum()), 1)]
 
     def clear(self) -> None:
         """Forget every distractor."""

@@ -118,3 +118,31 @@ def test_fragments_much_smaller_than_the_concept_are_not_learnt():
     memory.learn([block(2, 20, 2, 2), block(10, 20, 3, 3)], [2.0, 1.0], concept)  # 4 cells: a fragment; 9 cells
     assert len(memory.items) == 1 and int(memory.items[0].cells.sum()) == 9
 
+
+
+def test_released_region_is_no_longer_taken_for_a_distractor():
+    memory = DistractorMemory()
+    memory.learn([block(5, 14), block(12, 24)], [2.0, 1.0], block(5, 5))
+    # The concept, lost, comes back beside the first look-alike: the distractor marks it.
+    assert memory.associate([block(5, 12), block(12, 24)]) == [True, True]
+    memory.release(block(5, 12))  # it passed the region check plainly: the concept after all
+    assert len(memory.items) == 1 and np.array_equal(memory.items[0].cells, block(12, 24))
+    assert memory.associate([block(5, 12), block(12, 24)]) == [False, True]
+    # A region away from every distractor releases nothing.
+    memory.release(block(0, 0, 2, 2))
+    assert len(memory.items) == 1
+
+
+def test_a_distractor_followed_across_where_the_concept_was_expected_is_doubtful():
+    memory = DistractorMemory()
+    memory.learn([block(5, 14), block(12, 24)], [2.0, 1.0], block(5, 5))
+    expected = block(4, 4, 5, 8)  # the concept's predicted box: columns 4-11
+    regions = [block(5, 10, w=6), block(12, 24)]  # the first look-alike reaches into the box
+    assert memory.associate(regions, keep_out=expected) == [True, True]
+    assert [item.doubtful for item in memory.items] == [True, False]
+    assert memory.only_doubtful(regions) == [True, False]
+    # Doubt stays with it as it moves on; a region no distractor holds is not held by doubt either.
+    later = [block(5, 13), block(12, 22)]
+    assert memory.associate(later) == [True, True]
+    assert memory.only_doubtful(later) == [True, False]
+    assert memory.only_doubtful([block(0, 0, 2, 2)]) == [False]

@@ -503,3 +503,23 @@ def test_the_tracked_candidate_is_the_one_on_the_objects_last_mask():
     # Without a last mask the head's order decides, as before.
     plan, tracked = plan_candidates([beside, mine], track, window, None)
     assert tracked is beside and plan == [beside, mine]
+
+
+def test_a_distractor_carried_onto_mine_where_the_track_expects_it_is_released(taught):
+    from perovss_ros.core.distractors import Distractor
+
+    iid = taught.concepts()[0].instance_id
+    taught.reset_tracking()
+    for step in range(3):  # mine alone, followed
+        img, masks = frame({"mine": (100 + 4 * step, 120, 3 * step)}, seed=12)
+        assert iou(taught.process(img).instance_mask == iid, masks["mine"]) > 0.6, step
+    # A distractor that a look-alike passing over mine had carried onto it: its cells are mine's.
+    features = taught.encoder.encode(img)
+    cells = matching.mask_to_grid(masks["mine"], features).numpy() >= 0.5
+    memory = taught._distractors["mine"]
+    memory.items = [Distractor(cells.copy())]
+    # Mine where the track expects it, plainly itself: found although the distractor marks it, and the
+    # distractor is dropped.
+    img, masks = frame({"mine": (116, 120, 9)}, seed=12)
+    assert iou(taught.process(img).instance_mask == iid, masks["mine"]) > 0.6
+    assert memory.items == []
