@@ -33,7 +33,8 @@ Per frame and concept (``segment_frame``):
    hidden (``partly_hidden``: inside the last mask and smaller) without its outline.
 4. Round 1: the tracked candidate (or the best one) of every concept, one batched decode. A
    tracked candidate within ``SETTLE`` × accept is kept; otherwise round 2 decodes the rest of the
-   first ``MAX_DECODES``, and round 3 the others where none of those passed. Among the candidates
+   first ``MAX_DECODES``, and round 3 the others where none of those passed; round 4, where still
+   none passed, the candidates that only doubtful distractors held back (``RECHECK``). Among the candidates
    that pass, the lowest cost wins: the cue distance, less ``HEAD_WEIGHT`` for a head score like
    the shots', less ``TRACK_BONUS`` for continuing the track. When none passes, the concept is
    absent in this frame. A winner that does not continue the track, with another candidate

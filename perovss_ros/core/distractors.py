@@ -13,6 +13,11 @@ hidden or out of view and the look-alike is the best thing left.
 Only confident frames add distractors (``learn``): a frame where the concept's choice is unsure
 could make the concept itself a distractor. Every frame moves them on (``associate``); one not
 seen as itself for ``MAX_MISSED`` frames is dropped, so the memory forgets a look-alike that left.
+
+A distractor followed onto a region that reached where the concept was expected is ``doubtful``:
+following by overlap may have carried it onto the concept. The decision gives a region that only
+doubtful distractors hold back one strict check (``core/decide.py``, ``RECHECK``) and, when the
+region plainly is the concept, ``release``s it.
 """
 
 from __future__ import annotations
