@@ -435,7 +435,7 @@ def segment_frame(decoder: MaskDecoder, features: Features, rgb: np.ndarray, con
         followed = doubted = [False] * len(candidates[i])
         if memory is not None:
             followed = memory.associate([c.cells for c in candidates[i]], on_track)
-            doubted = memory.only_doubtful([c.cells for c in candidates[i]])
+            doubted = memory.held_by_doubt
         if gate:
             eligible = [c for c, f in zip(candidates[i], followed, strict=True)
                         if not f and c.score >= min(model.threshold, 0.0)]

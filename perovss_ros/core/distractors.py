@@ -55,11 +55,22 @@ class Distractor:
     doubtful: bool = False
 
 
+def _follows(cells: np.ndarray, reach: np.ndarray) -> bool:
+    """Whether a region's ``h×w`` bool ``cells`` continue a distractor whose ``reach`` (its cells grown by
+    ``FOLLOW_RINGS``) holds at least ``FOLLOW_SHARE`` of them."""
+    return bool(cells.any()) and int((cells & reach).sum()) >= FOLLOW_SHARE * int(cells.sum())
+
+
 class DistractorMemory:
-    """Per concept: the regions followed as look-alikes, on one grid size. Not thread-safe by itself."""
+    """Per concept: the regions followed as look-alikes, on one grid size. Not thread-safe by itself.
+
+    ``held_by_doubt``: per region of the last ``associate``, whether the distractors that continue it are
+    all ``doubtful`` (and there is one): the regions a carried distractor may wrongly hold back.
+    """
 
     def __init__(self) -> None:
         self.items: list[Distractor] = []
+        self.held_by_doubt: list[bool] = []
 
     def associate(self, regions: list[np.ndarray], keep_out: np.ndarray | None = None) -> list[bool]:
         """Move every distractor onto this frame's candidate ``regions`` (``h×w`` bool cells each) and
@@ -74,21 +85,20 @@ class DistractorMemory:
         (the image size changed) drops every distractor.
         """
         marked = [False] * len(regions)
+        sure = [False] * len(regions)  # continued by a distractor that is not doubtful
         if self.items and regions and self.items[0].cells.shape != regions[0].shape:
             self.items = []
         kept = []
         for item in self.items:
             reach = grow_cells(item.cells, FOLLOW_RINGS)
-            follows = [n for n, cells in enumerate(regions)
-                       if cells.any() and (cells & reach).sum() >= FOLLOW_SHARE * cells.sum()]
-            for n in follows:
-                marked[n] = True
+            follows = [n for n, cells in enumerate(regions) if _follows(cells, reach)]
+            doubtful = item.doubtful
             if follows:
                 # The one most like it (IoU), not the largest: a region merged with a neighbour must
                 # not carry the distractor onto the neighbour.
                 best = max(follows, key=lambda n: mask_iou(regions[n], item.cells))
                 cells = regions[best] & ~keep_out if keep_out is not None else regions[best]
-                doubtful = item.doubtful or (keep_out is not None and bool((regions[best] & keep_out).any()))
+                doubtful = doubtful or (keep_out is not None and bool((regions[best] & keep_out).any()))
                 if not cells.any():  # on the concept's way: it stays where it was
                     kept.append(Distractor(item.cells, 0, doubtful))
                 elif int(cells.sum()) <= MAX_GROWTH * int(item.cells.sum()):
@@ -98,8 +108,12 @@ class DistractorMemory:
                     # so a distractor left behind is not kept alive by whatever passes over its place.
                     kept.append(Distractor(item.cells, item.missed + 1, doubtful))
             elif item.missed < MAX_MISSED:
-                kept.append(Distractor(item.cells, item.missed + 1, item.doubtful))
+                kept.append(Distractor(item.cells, item.missed + 1, doubtful))
+            for n in follows:
+                marked[n] = True
+                sure[n] = sure[n] or not doubtful
         self.items = kept
+        self.held_by_doubt = [m and not s for m, s in zip(marked, sure, strict=True)]
         return marked
 
     def learn(self, regions: list[np.ndarray], scores: list[float], concept_cells: np.ndarray) -> None:
@@ -124,23 +138,12 @@ class DistractorMemory:
                 self.items.append(Distractor(cells.copy(), 0))
                 known |= cells
 
-    def only_doubtful(self, regions: list[np.ndarray]) -> list[bool]:
-        """Which ``regions`` (``h×w`` bool cells each, as just given to ``associate``) continue a distractor,
-        and only ``doubtful`` ones: the regions a carried distractor may wrongly hold back."""
-        reaches = [(grow_cells(item.cells, FOLLOW_RINGS), item.doubtful) for item in self.items]
-        out = []
-        for cells in regions:
-            holders = [doubtful for reach, doubtful in reaches
-                       if cells.any() and (cells & reach).sum() >= FOLLOW_SHARE * cells.sum()]
-            out.append(bool(holders) and all(holders))
-        return out
-
     def release(self, cells: np.ndarray) -> None:
-        """Drop the distractors whose following reach holds ``cells`` (``h×w`` bool): a region found to be
-        the concept after all (it passed the region check plainly)."""
-        self.items = [d for d in self.items
-                      if (cells & grow_cells(d.cells, FOLLOW_RINGS)).sum() < FOLLOW_SHARE * max(int(cells.sum()), 1)]
+        """Drop the distractors that ``cells`` (``h×w`` bool) continue: a region found to be the concept
+        after all (it passed the region check plainly)."""
+        self.items = [d for d in self.items if not _follows(cells, grow_cells(d.cells, FOLLOW_RINGS))]
 
     def clear(self) -> None:
         """Forget every distractor."""
         self.items = []
+        self.held_by_doubt = []

@@ -140,9 +140,10 @@ def test_a_distractor_followed_across_where_the_concept_was_expected_is_doubtful
     regions = [block(5, 10, w=6), block(12, 24)]  # the first look-alike reaches into the box
     assert memory.associate(regions, keep_out=expected) == [True, True]
     assert [item.doubtful for item in memory.items] == [True, False]
-    assert memory.only_doubtful(regions) == [True, False]
+    assert memory.held_by_doubt == [True, False]
     # Doubt stays with it as it moves on; a region no distractor holds is not held by doubt either.
-    later = [block(5, 13), block(12, 22)]
-    assert memory.associate(later) == [True, True]
-    assert memory.only_doubtful(later) == [True, False]
-    assert memory.only_doubtful([block(0, 0, 2, 2)]) == [False]
+    later = [block(5, 13), block(12, 22), block(0, 0, 2, 2)]
+    assert memory.associate(later) == [True, True, False]
+    assert memory.held_by_doubt == [True, False, False]
+    memory.clear()
+    assert memory.held_by_doubt == []
