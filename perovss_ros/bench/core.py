@@ -183,7 +183,7 @@ def camera(args: argparse.Namespace):
 
 def _run_sequence(args: argparse.Namespace, seed: int, per_object: int) -> tuple[int, _Tally]:
     """Teach and run one scene; returns its number of personal objects and what it counted."""
-    from perovss_ros.bench.core_explain import explain_pair
+    from perovss_ros.bench.core_explain import explain_pair, truth_passes
     from perovss_ros.eval.metrics import classify_outcome, iou, lookalike_as_mine
 
     scene = quality_scene(args, seed, per_object)
@@ -214,7 +214,9 @@ def _run_sequence(args: argparse.Namespace, seed: int, per_object: int) -> tuple
             outcome = classify_outcome(pred, gt)
             tally.outcomes.add(outcome, lookalike_as_mine(pred, scene.lookalike_mask(i, obj.name)))
             if explain:
-                tally.causes.append(explain_pair(outcome, pipe.identity_trace.get(obj.name, []), gt))
+                judged = pipe.judge_region(obj.name, frame, gt) if outcome == "miss" else None
+                tally.causes.append(explain_pair(outcome, pipe.identity_trace.get(obj.name, []), gt,
+                                                 truth_passes(outcome, judged)))
     return num_objects, tally
 
 

@@ -14,6 +14,10 @@ scene's ground truth, names what happened to each pair that did not come out rig
 * a wrong pick or a false alarm, split by whether the pick continued the track (a look-alike the
   tracker locked onto) and, for a wrong pick, whether a decoded mask on my object was passed over.
 
+Each miss also says whether my object's ground-truth mask passes the region check as a new detection
+(``Pipeline.judge_region``): "true mask passes" puts the miss on the mask (the decode lost part of
+the object or spilled, or no candidate found it), "true mask fails too" on the identity check.
+
 The counts say where the errors come from; they change nothing in the decision.
 """
 
@@ -33,24 +37,27 @@ from perovss_ros.core.matching import mask_iou
 MINE_IOU = 0.5
 
 
-def explain_pair(outcome: str, traces: Sequence[CandidateTrace], gt: np.ndarray) -> str | None:
+def explain_pair(outcome: str, traces: Sequence[CandidateTrace], gt: np.ndarray,
+                 truth_passes: bool | None = None) -> str | None:
     """The cause of one (frame, object) pair's ``outcome`` (``eval.metrics.classify_outcome``), or None
     for a pair that came out right, a true absence, or a partial/spilled mask (a mask problem, not identity).
 
     ``traces``: this concept's decoded candidates in the frame; ``gt``: ``H×W bool`` ground truth of the
-    object (empty when absent).
+    object (empty when absent); ``truth_passes``: whether ``gt`` passes the region check as a new
+    detection (``Pipeline.judge_region``), added to a miss's cause; None: not said.
     """
     mine = [t for t in traces if gt.any() and mask_iou(t.mask, gt) >= MINE_IOU]
     if outcome == "miss":
+        truth = "" if truth_passes is None else ("; true mask passes" if truth_passes else "; true mask fails too")
         if not mine:
-            return "miss: no decoded mask on mine"
+            return "miss: no decoded mask on mine" + truth
         best = min(mine, key=lambda t: t.distance)
         if best.units is None:
-            return "miss: mine decoded, too small to describe"
+            return "miss: mine decoded, too small to describe" + truth
         if best.distance <= best.limit:
             return "miss: mine passed, tied with another region (ambiguous)"
         cue = CUES[int(np.argmax(best.units))]
-        return f"miss: mine decoded, turned down by {cue}" + (" (cut by the border)" if best.cut else "")
+        return f"miss: mine decoded, turned down by {cue}" + (" (cut by the border)" if best.cut else "") + truth
     if outcome in ("wrong_object", "false_alarm"):
         chosen = [t for t in traces if t.chosen]
         how = "tracked" if chosen and chosen[0].tracked else "untracked"
@@ -58,6 +65,14 @@ def explain_pair(outcome: str, traces: Sequence[CandidateTrace], gt: np.ndarray)
             return f"false alarm: {how} pick"
         return f"wrong: {how} pick, " + ("a decoded mask on mine too" if mine else "no decoded mask on mine")
     return None
+
+
+def truth_passes(outcome: str, judged: tuple[float, float] | None) -> bool | None:
+    """Whether a miss's ground-truth mask passed the region check, from its ``(distance, limit)``
+    (``Pipeline.judge_region``); None for other outcomes or an unjudged mask."""
+    if outcome != "miss" or judged is None:
+        return None
+    return judged[0] <= judged[1]
 
 
 def explain_counts(causes: Sequence[str | None]) -> Counter[str]:

@@ -396,6 +396,20 @@ def _best_option(mask: np.ndarray, rgb: np.ndarray, cues: CueCheck, image_map: t
     return option, distance, desc, units, on_track
 
 
+def judge_region(mask: np.ndarray, rgb: np.ndarray, cues: CueCheck, light_correction: bool = True
+                 ) -> tuple[float, float]:
+    """How the region check judges an ``H×W bool`` ``mask`` of the ``H×W×3 uint8 RGB`` frame ``rgb`` as a
+    new detection (not continuing a track) -> ``(distance, limit)``; it passes when ``distance <= limit``.
+
+    The mask is weighed as a decoded one is (``_best_option``: its split, colour-supported and
+    border-cut options too), without the head's support (no logit map). For diagnosis: would the
+    object's true mask have passed (``perovss bench core --explain``)?
+    """
+    frame = _FrameLight(rgb, enabled=light_correction).under(cues)
+    _, distance, desc, _, _ = _best_option(mask, frame, cues, torch.zeros(np.asarray(mask).shape))
+    return distance, acceptance_limit(cues, False, desc, distance)
+
+
 def segment_frame(decoder: MaskDecoder, features: Features, rgb: np.ndarray, concepts: list, tracks: dict,
                   gate: bool, timings: dict[str, float] | None = None, cascade: str = "full",
                   trace: list[CandidateTrace] | None = None,

@@ -146,6 +146,19 @@ class Pipeline:
             raise InvalidInputError("labelling is off (config 'labels' false); turn it on to set a vocabulary")
         self.scene.labeller.set_vocabulary(labels)
 
+    def judge_region(self, name: str, rgb: np.ndarray, mask: np.ndarray) -> tuple[float, float] | None:
+        """``(distance, limit)`` of concept ``name``'s region check on an ``H×W bool`` ``mask`` of the ``H×W×3
+        uint8 RGB`` frame ``rgb``, judged as a new detection (``decide.judge_region``); None for a concept
+        without a region check (identity off). For diagnosis; UnknownConceptError if ``name`` is not taught."""
+        with self._swap_lock:
+            concept = self._concepts.get(name)
+        if concept is None:
+            raise UnknownConceptError(f"no concept named {name!r}")
+        cues = concept.identity.cues if concept.identity is not None else None
+        if cues is None:
+            return None
+        return decide.judge_region(np.asarray(mask, bool), rgb, cues, self.config.light_correction)
+
     def process(self, rgb: np.ndarray) -> FrameResult:
         """Find every taught concept in an ``H×W×3 uint8 RGB`` frame.
 

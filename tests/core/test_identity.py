@@ -13,6 +13,7 @@ import torch
 from perovss_ros.core import build_pipeline, matching
 from perovss_ros.core.appearance import describe_region
 from perovss_ros.core.decide import TRACKED_SLACK
+from perovss_ros.core.errors import UnknownConceptError
 from perovss_ros.core.identity import (
     HARD_WEIGHT,
     find_candidates,
@@ -117,6 +118,22 @@ def test_identity_picks_mine_over_a_single_attribute_lookalike(taught, kind):
     found = out.instance_mask == taught.concepts()[0].instance_id
     assert iou(found, masks["mine"]) > 0.6
     assert (found & masks[kind]).sum() < 0.05 * masks[kind].sum()
+
+
+def test_judge_region_passes_mines_true_mask_and_turns_down_each_lookalikes(taught):
+    img, masks = frame({"mine": (230, 110, 20), "colour": (90, 60, -30), "pattern": (90, 180, 60),
+                        "shape": (250, 200, 0)}, seed=12)
+    distance, limit = taught.judge_region("mine", img, masks["mine"])
+    assert distance <= limit
+    for kind in ("colour", "pattern", "shape"):
+        distance, limit = taught.judge_region("mine", img, masks[kind])
+        assert distance > limit, kind
+    with pytest.raises(UnknownConceptError):
+        taught.judge_region("not_taught", img, masks["mine"])
+    plain = build_pipeline({"backend": "classic", "concept_store": "", "identity": False})
+    images, shots = teach_frames()
+    plain.teach("mine", images, masks=shots)
+    assert plain.judge_region("mine", img, masks["mine"]) is None  # no region check without identity
 
 
 def test_lookalikes_alone_are_not_mine(taught):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from perovss_ros.bench.core_explain import explain_counts, explain_pair, explain_text
+from perovss_ros.bench.core_explain import explain_counts, explain_pair, explain_text, truth_passes
 from perovss_ros.core.decide import CandidateTrace
 
 
@@ -27,6 +27,18 @@ def test_a_miss_names_the_cue_that_turned_mine_down():
     assert cause == "miss: mine decoded, turned down by outline (cut by the border)"
     whole = _trace(_square(6, 5), [4.0, 0.4, 1.0])
     assert explain_pair("miss", [whole], gt) == "miss: mine decoded, turned down by colour"
+
+
+def test_a_miss_says_whether_the_true_mask_passes():
+    gt = _square(5, 5)
+    mine = _trace(_square(5, 5), [0.5, 0.4, 4.0])
+    assert explain_pair("miss", [mine], gt, truth_passes(
+        "miss", (3.0, 4.5))) == "miss: mine decoded, turned down by outline; true mask passes"
+    assert explain_pair("miss", [], gt, truth_passes(
+        "miss", (6.0, 4.5))) == "miss: no decoded mask on mine; true mask fails too"
+    # Only misses are judged; an unjudged mask adds nothing.
+    assert truth_passes("wrong_object", (3.0, 4.5)) is None
+    assert explain_pair("miss", [mine], gt, truth_passes("miss", None)) == "miss: mine decoded, turned down by outline"
 
 
 def test_a_miss_where_mine_passed_beside_an_equal_region_is_called_ambiguous():
