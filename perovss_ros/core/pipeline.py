@@ -149,7 +149,11 @@ class Pipeline:
     def judge_region(self, name: str, rgb: np.ndarray, mask: np.ndarray) -> tuple[float, float] | None:
         """``(distance, limit)`` of concept ``name``'s region check on an ``H×W bool`` ``mask`` of the ``H×W×3
         uint8 RGB`` frame ``rgb``, judged as a new detection (``decide.judge_region``); None for a concept
-        without a region check (identity off). For diagnosis; UnknownConceptError if ``name`` is not taught."""
+        without a region check (identity off). For diagnosis; UnknownConceptError if ``name`` is not taught,
+        InvalidInputError for a bad image or a mask that is empty or not the image's size."""
+        validate_name(name)
+        rgb = check_image(rgb, self.config.max_image_pixels)
+        mask = check_mask(mask, rgb.shape[:2])
         with self._swap_lock:
             concept = self._concepts.get(name)
         if concept is None:
@@ -157,7 +161,7 @@ class Pipeline:
         cues = concept.identity.cues if concept.identity is not None else None
         if cues is None:
             return None
-        return decide.judge_region(np.asarray(mask, bool), rgb, cues, self.config.light_correction)
+        return decide.judge_region(mask, rgb, cues, self.config.light_correction)
 
     def process(self, rgb: np.ndarray) -> FrameResult:
         """Find every taught concept in an ``H×W×3 uint8 RGB`` frame.

@@ -13,7 +13,7 @@ import torch
 from perovss_ros.core import build_pipeline, matching
 from perovss_ros.core.appearance import describe_region
 from perovss_ros.core.decide import TRACKED_SLACK
-from perovss_ros.core.errors import UnknownConceptError
+from perovss_ros.core.errors import InvalidInputError, UnknownConceptError
 from perovss_ros.core.identity import (
     HARD_WEIGHT,
     find_candidates,
@@ -130,6 +130,10 @@ def test_judge_region_passes_mines_true_mask_and_turns_down_each_lookalikes(taug
         assert distance > limit, kind
     with pytest.raises(UnknownConceptError):
         taught.judge_region("not_taught", img, masks["mine"])
+    with pytest.raises(InvalidInputError, match="but its image is"):
+        taught.judge_region("mine", img, masks["mine"][:-1])
+    with pytest.raises(InvalidInputError, match="empty"):
+        taught.judge_region("mine", img, np.zeros_like(masks["mine"]))
     plain = build_pipeline({"backend": "classic", "concept_store": "", "identity": False})
     images, shots = teach_frames()
     plain.teach("mine", images, masks=shots)
