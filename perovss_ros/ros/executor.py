@@ -8,6 +8,12 @@ thousands of times a second, holding the GIL itself: under a 30 Hz camera it too
 of a core and slowed frame processing several-fold (`perovss bench node`). This executor
 submits a Task once and, while it is still queued, waits briefly for the pool instead.
 It overrides ``_spin_once_impl``, a private method; rclpy is pinned in requirements.txt.
+
+``spin`` also wakes every ``SPIN_WAKE_S`` when nothing is ready. Two fresh-clone suite runs saw a
+node not exit on SIGINT (after a CLEANUP and a CONFIGURE); its stacks showed the main thread still
+waiting in ``rcl_wait``, so the wake-up of the wait never came. With a bounded wait the spin loop
+sees a context that was shut down, and a SIGINT that Python delivers as KeyboardInterrupt, within
+that time.
 """
 
 from __future__ import annotations
@@ -25,6 +31,8 @@ from rclpy.executors import (
 
 #: Longest wait for the pool to start a queued callback before looking for other work (s).
 QUEUED_WAIT_S = 0.005
+#: Longest wait for work before the spin loop checks for shutdown again (s).
+SPIN_WAKE_S = 0.5
 
 
 class NodeExecutor(MultiThreadedExecutor):
@@ -37,6 +45,11 @@ class NodeExecutor(MultiThreadedExecutor):
         self._pool_started = threading.Event()
         #: Tasks handed to the pool (for tests and diagnostics).
         self.submitted = 0
+
+    def spin(self) -> None:
+        """Execute callbacks until shutdown, looking for shutdown at least every ``SPIN_WAKE_S``."""
+        while self._context.ok() and not self._is_shutdown:
+            self.spin_once(timeout_sec=SPIN_WAKE_S)
 
     def _spin_once_impl(self, timeout_sec=None, wait_condition: Callable[[], bool] = lambda: False) -> None:
         try:

@@ -7,6 +7,7 @@ day a pinned rclpy no longer does it, the test says NodeExecutor can go.
 
 from __future__ import annotations
 
+import _thread
 import threading
 import time
 
@@ -16,7 +17,7 @@ from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.executors import MultiThreadedExecutor
 from std_msgs.msg import Empty
 
-from perovss_ros.ros.executor import NodeExecutor
+from perovss_ros.ros.executor import SPIN_WAKE_S, NodeExecutor
 
 pytestmark = pytest.mark.ros
 
@@ -70,6 +71,30 @@ def test_node_executor_submits_a_waiting_callback_once_and_runs_it(ros_domain_id
     submits, ran = _submits_while_pool_busy(NodeExecutor, ros_domain_id)
     assert submits <= 2, f"the waiting callback was submitted {submits} times"
     assert ran, "the waiting callback never ran once the pool was free"
+
+
+def test_spin_ends_on_an_interrupt_that_does_not_wake_its_wait(ros_domain_id: int) -> None:
+    # ``interrupt_main`` raises KeyboardInterrupt in this (main) thread as a SIGINT would, without
+    # the signal that rclpy's handler turns into a wake-up: the spin loop must notice it by itself.
+    context = rclpy.Context()
+    rclpy.init(context=context, domain_id=ros_domain_id)
+    node = rclpy.create_node("executor_interrupt_test", context=context)
+    executor = NodeExecutor(num_threads=2, context=context)
+    executor.add_node(node)
+    threading.Timer(0.3, _thread.interrupt_main).start()
+    # Were the loop never to wake, shutting the context down 10 s on ends the test instead of hanging it.
+    watchdog = threading.Timer(10.0, lambda: rclpy.try_shutdown(context=context))
+    watchdog.start()
+    tick = time.monotonic()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            executor.spin()
+            time.sleep(1.0)  # a spin that ended without the interrupt: let it arrive here, and fail on time
+        assert time.monotonic() - tick < 0.3 + 2 * SPIN_WAKE_S + 1.0
+    finally:
+        watchdog.cancel()
+        executor.shutdown(timeout_sec=2.0)
+        rclpy.try_shutdown(context=context)
 
 
 def test_rclpy_multithreaded_executor_still_busy_loops(ros_domain_id: int) -> None:
