@@ -8,6 +8,7 @@ day a pinned rclpy no longer does it, the test says NodeExecutor can go.
 from __future__ import annotations
 
 import _thread
+import signal
 import threading
 import time
 
@@ -73,15 +74,21 @@ def test_node_executor_submits_a_waiting_callback_once_and_runs_it(ros_domain_id
     assert ran, "the waiting callback never ran once the pool was free"
 
 
+def _raise_interrupt(_signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def test_spin_ends_on_an_interrupt_that_does_not_wake_its_wait(ros_domain_id: int) -> None:
-    # ``interrupt_main`` raises KeyboardInterrupt in this (main) thread as a SIGINT would, without
-    # the signal that rclpy's handler turns into a wake-up: the spin loop must notice it by itself.
+    # ``interrupt_main`` runs a Python signal handler in this (main) thread without the signal reaching
+    # the process, so nothing wakes rcl_wait: the spin loop must notice the KeyboardInterrupt by itself.
+    # SIGUSR1, not SIGINT: the suite's SIGINT handling (rclpy's, pytest's) stays as it is.
+    previous = signal.signal(signal.SIGUSR1, _raise_interrupt)
     context = rclpy.Context()
     rclpy.init(context=context, domain_id=ros_domain_id)
     node = rclpy.create_node("executor_interrupt_test", context=context)
     executor = NodeExecutor(num_threads=2, context=context)
     executor.add_node(node)
-    threading.Timer(0.3, _thread.interrupt_main).start()
+    threading.Timer(0.3, _thread.interrupt_main, args=(signal.SIGUSR1,)).start()
     # Were the loop never to wake, shutting the context down 10 s on ends the test instead of hanging it.
     watchdog = threading.Timer(10.0, lambda: rclpy.try_shutdown(context=context))
     watchdog.start()
@@ -95,6 +102,7 @@ def test_spin_ends_on_an_interrupt_that_does_not_wake_its_wait(ros_domain_id: in
         watchdog.cancel()
         executor.shutdown(timeout_sec=2.0)
         rclpy.try_shutdown(context=context)
+        signal.signal(signal.SIGUSR1, previous)
 
 
 def test_rclpy_multithreaded_executor_still_busy_loops(ros_domain_id: int) -> None:
