@@ -30,7 +30,9 @@ Per frame and concept (``segment_frame``):
    The tracked candidate keeps its leniency only for a mask that stays on the object's last mask
    (``continues_last_mask``: moved on by the track); such a mask is also checked without thin
    strips it ran along a neighbour (``shape.without_strips``), and one that is the object partly
-   hidden (``partly_hidden``: inside the last mask and smaller) without its outline.
+   hidden (``partly_hidden``: inside the last mask and smaller) without its outline. The tracked
+   candidate's mask is also checked cut back to that last mask's reach (``within_reach``): a decode
+   that ran onto a neighbour or the background beyond where the object can be loses that part.
 4. Round 1: the tracked candidate (or the best one) of every concept, one batched decode. A
    tracked candidate within ``SETTLE`` × accept is kept; otherwise round 2 decodes the rest of the
    first ``MAX_DECODES``, and round 3 the others where none of those passed; round 4, where still
@@ -146,6 +148,10 @@ MAX_RIVALS = 4
 CONTINUES_INSIDE = 0.5
 PARTLY_HIDDEN_INSIDE = 0.9
 PARTLY_HIDDEN_AREA = 0.9
+# A tracked mask is also checked within its last mask's reach (``within_reach``) when that keeps at least
+# this share of it and cuts off at least WITHIN_REACH_CUT.
+WITHIN_REACH_KEPT = 0.6
+WITHIN_REACH_CUT = 0.02
 
 
 @dataclass
@@ -366,6 +372,9 @@ def _best_option(mask: np.ndarray, rgb: np.ndarray, cues: CueCheck, image_map: t
     if liked is not None:
         options.append(liked)
     last = last_mask_of(track) if tracked else None
+    within = within_reach(mask, last)
+    if within is not None:
+        options.append(within)
     held = [tracked and continues_last_mask(option, last) for option in options]
     for option in [o for o, h in zip(options, held, strict=True) if h]:
         # A handle as thin as a strip goes too, so only where the track vouches for the object.
@@ -731,6 +740,17 @@ def on_last_mask(mask: np.ndarray, last: LastMask | None) -> float | None:
         return None
     area = int(mask.sum())
     return int((mask & last.reach).sum()) / area if area else 0.0
+
+
+def within_reach(mask: np.ndarray, last: LastMask | None) -> np.ndarray | None:
+    """The tracked candidate's ``H×W bool`` ``mask`` cut back to its last mask's ``reach`` (where the object
+    can be now): a decode that spilled onto a neighbour or the background beyond it loses the spill. None
+    without a last mask of this size, or when that keeps less than ``WITHIN_REACH_KEPT`` of the mask (then
+    the mask is not the object moved on: no cut makes it so) or cuts off less than ``WITHIN_REACH_CUT``."""
+    share = on_last_mask(mask, last)
+    if share is None or not WITHIN_REACH_KEPT <= share <= 1.0 - WITHIN_REACH_CUT:
+        return None
+    return mask & last.reach
 
 
 def continues_last_mask(mask: np.ndarray, last: LastMask | None) -> bool:

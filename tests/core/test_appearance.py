@@ -273,6 +273,38 @@ def test_a_thin_strip_along_a_neighbour_is_dropped_from_a_tracked_mask_only():
     assert (new & strip).sum() == (spilled & strip).sum()  # a new candidate keeps it: not vouched for
 
 
+def test_a_tracked_mask_that_spilled_beyond_where_its_object_was_is_checked_cut_back_to_its_reach():
+    from perovss_ros.core.decide import last_mask_of, within_reach
+    from perovss_ros.core.tracker import TrackPrompt
+
+    references = _references()
+    cues = CueCheck(references=references, scale=CUE_FLOORS.copy(), accept=4.5, weights=np.array([1.0, 1.0, 3.0]))
+    img, found = frame({"mine": (120, 120, 0)}, seed=8)
+    mine = found["mine"]
+    ys, xs = np.nonzero(mine)
+    # A thick spill off its right side onto a neighbour that looks like its own surface: neither colour
+    # support nor the strip cut removes it.
+    r0, r1, c0, c1 = ys.min() + 15, ys.min() + 35, xs.max() - 2, xs.max() + 30
+    img = img.copy()
+    img[r0:r1, c0:c1] = img[r0:r1, c0 - 32:c1 - 32]
+    blob = np.zeros_like(mine)
+    blob[r0:r1, c0:c1] = True
+    spilled = mine | blob
+    box = (float(xs.min()), float(ys.min()), float(xs.max() + 1), float(ys.max() + 1))
+    track = TrackPrompt(box=box, centre=((box[0] + box[2]) / 2, (box[1] + box[3]) / 2), predicted=box,
+                        last_mask=mine)
+    last = last_mask_of(track)
+    flat = torch.zeros(img.shape[:2])
+    _, new_distance, _, _, _ = _best_option(spilled, img, cues, flat)
+    held, held_distance, _, _, on_track = _best_option(spilled, img, cues, flat, tracked=True, track=track)
+    assert on_track and held_distance < cues.accept < new_distance
+    assert not (held & ~last.reach).any() and iou(held, mine) > 0.9
+    # Nothing beyond the reach: nothing to cut. Mostly elsewhere: not the object moved on, no cut makes it so.
+    assert within_reach(mine, last) is None
+    assert within_reach(np.roll(mine, 150, axis=1), last) is None
+    assert within_reach(spilled, last_mask_of(track._replace(last_mask=None))) is None
+
+
 def test_without_strips_drops_a_thin_spur_and_leaves_a_plain_shape_alone():
     from perovss_ros.core.shape import without_strips
 
