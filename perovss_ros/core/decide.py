@@ -414,8 +414,10 @@ def judge_region(mask: np.ndarray, rgb: np.ndarray, cues: CueCheck, light_correc
     border-cut options too), without the head's support (no logit map). For diagnosis: would the
     object's true mask have passed (``perovss bench core --explain``)?
     """
-    frame = _FrameLight(rgb, enabled=light_correction).under(cues)
-    _, distance, desc, _, _ = _best_option(mask, frame, cues, torch.zeros(np.asarray(mask).shape))
+    flat = torch.zeros(np.asarray(mask).shape)
+    _, distance, desc, _, _ = min((_best_option(mask, view, cues, flat)
+                                   for view in _FrameLight(rgb, enabled=light_correction).views(cues)),
+                                  key=lambda judged: judged[1])
     return distance, acceptance_limit(cues, False, desc, distance)
 
 
@@ -434,7 +436,7 @@ def segment_frame(decoder: MaskDecoder, features: Features, rgb: np.ndarray, con
     ``trace``, when given, receives a ``CandidateTrace`` per decoded candidate (for diagnosis).
     ``distractors``: name -> the concept's ``DistractorMemory`` (``core/distractors.py``), moved on and
     taught in place; a candidate that continues a distractor is not decoded. None: no distractors.
-    ``light_correction``: describe candidates under each concept's shots' light (``_FrameLight``).
+    ``light_correction``: describe candidates under each concept's shots' light too (``_FrameLight.views``).
     """
     timings = {} if timings is None else timings
     tick = time.perf_counter()
@@ -524,8 +526,9 @@ def segment_frame(decoder: MaskDecoder, features: Features, rgb: np.ndarray, con
             is_tracked = cand is tracked[i]
             entry = None  # this row's trace entry, when tracing
             if gate and cues is not None:
-                mask, distance, desc, units, is_tracked = _best_option(
-                    mask, lit.under(cues), cues, decision.image_maps[i], is_tracked, tracks.get(concepts[i].name))
+                mask, distance, desc, units, is_tracked = min(
+                    (_best_option(mask, view, cues, decision.image_maps[i], is_tracked, tracks.get(concepts[i].name))
+                     for view in lit.views(cues)), key=lambda judged: judged[1])
                 limit = acceptance_limit(cues, is_tracked, desc, distance)
                 if recheck:
                     limit = min(limit, RECHECK * cues.accept)
@@ -695,6 +698,14 @@ class _FrameLight:
         if key not in self._relit:
             self._relit[key] = relit(self.rgb, gains)
         return self._relit[key]
+
+    def views(self, cues: CueCheck) -> tuple[np.ndarray, ...]:
+        """The frames a region is judged in for ``cues``: under the shots' light (``under``) and, where that
+        differs from the frame, the frame itself; the region's nearer description counts. The light's
+        estimate moves a few per cent when the objects in view change under the same light, and near-white
+        colours then cross chromaticity bins: a wrong correction must not turn the object down."""
+        relit_frame = self.under(cues)
+        return (relit_frame,) if relit_frame is self.rgb else (relit_frame, self.rgb)
 
 
 def head_support(mask: np.ndarray, image_map: torch.Tensor) -> np.ndarray | None:

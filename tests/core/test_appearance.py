@@ -305,6 +305,29 @@ def test_a_tracked_mask_that_spilled_beyond_where_its_object_was_is_checked_cut_
     assert within_reach(spilled, last_mask_of(track._replace(last_mask=None))) is None
 
 
+def test_a_region_is_also_judged_in_the_frame_as_it_is_when_the_light_correction_is_wrong():
+    from perovss_ros.core.decide import _FrameLight, judge_region
+    from perovss_ros.core.illuminant import illuminant
+
+    img, found = frame({"mine": (90, 120, 0), "colour": (230, 120, 30)}, seed=8)
+    own = illuminant(img)
+    # The shots' light as an estimate fooled by the objects in view would have it: 15 % redder, 15 % less
+    # blue than this frame's, where the light is in fact the same.
+    fooled = own * np.array([1.15, 1.0, 0.85], np.float32)
+    cues = CueCheck(references=_references(), scale=CUE_FLOORS.copy(), accept=4.5,
+                    light=(fooled / fooled.mean()).astype(np.float32))
+    views = _FrameLight(img, True).views(cues)
+    assert len(views) == 2 and views[1] is img and not np.array_equal(views[0], img)
+    flat = torch.zeros(img.shape[:2])
+    assert _best_option(found["mine"], views[0], cues, flat)[1] > cues.accept  # relit alone: turned down
+    distance, limit = judge_region(found["mine"], img, cues)
+    assert distance <= limit
+    distance, limit = judge_region(found["colour"], img, cues)
+    assert distance > limit  # the blue look-alike stays out in both views
+    same = dataclasses.replace(cues, light=own)  # nothing to correct: the frame alone
+    assert len(_FrameLight(img, True).views(same)) == 1 and _FrameLight(img, True).views(same)[0] is img
+
+
 def test_without_strips_drops_a_thin_spur_and_leaves_a_plain_shape_alone():
     from perovss_ros.core.shape import without_strips
 
