@@ -405,6 +405,15 @@ def _best_option(mask: np.ndarray, rgb: np.ndarray, cues: CueCheck, image_map: t
     return option, distance, desc, units, on_track
 
 
+def _best_option_in_views(mask: np.ndarray, lit: _FrameLight, cues: CueCheck, image_map: torch.Tensor,
+                          tracked: bool = False, track: TrackPrompt | None = None
+                          ) -> tuple[np.ndarray, float, RegionDescriptor | None, np.ndarray | None, bool]:
+    """``_best_option`` in each of the frame's views for ``cues`` (``_FrameLight.views``): the one with the
+    smallest distance (the view under the shots' light on a tie)."""
+    return min((_best_option(mask, view, cues, image_map, tracked, track) for view in lit.views(cues)),
+               key=lambda judged: judged[1])
+
+
 def judge_region(mask: np.ndarray, rgb: np.ndarray, cues: CueCheck, light_correction: bool = True
                  ) -> tuple[float, float]:
     """How the region check judges an ``H×W bool`` ``mask`` of the ``H×W×3 uint8 RGB`` frame ``rgb`` as a
@@ -414,10 +423,8 @@ def judge_region(mask: np.ndarray, rgb: np.ndarray, cues: CueCheck, light_correc
     border-cut options too), without the head's support (no logit map). For diagnosis: would the
     object's true mask have passed (``perovss bench core --explain``)?
     """
-    flat = torch.zeros(np.asarray(mask).shape)
-    _, distance, desc, _, _ = min((_best_option(mask, view, cues, flat)
-                                   for view in _FrameLight(rgb, enabled=light_correction).views(cues)),
-                                  key=lambda judged: judged[1])
+    _, distance, desc, _, _ = _best_option_in_views(mask, _FrameLight(rgb, enabled=light_correction), cues,
+                                                    torch.zeros(np.asarray(mask).shape))
     return distance, acceptance_limit(cues, False, desc, distance)
 
 
@@ -526,9 +533,8 @@ def segment_frame(decoder: MaskDecoder, features: Features, rgb: np.ndarray, con
             is_tracked = cand is tracked[i]
             entry = None  # this row's trace entry, when tracing
             if gate and cues is not None:
-                mask, distance, desc, units, is_tracked = min(
-                    (_best_option(mask, view, cues, decision.image_maps[i], is_tracked, tracks.get(concepts[i].name))
-                     for view in lit.views(cues)), key=lambda judged: judged[1])
+                mask, distance, desc, units, is_tracked = _best_option_in_views(
+                    mask, lit, cues, decision.image_maps[i], is_tracked, tracks.get(concepts[i].name))
                 limit = acceptance_limit(cues, is_tracked, desc, distance)
                 if recheck:
                     limit = min(limit, RECHECK * cues.accept)
