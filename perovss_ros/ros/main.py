@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import faulthandler
+import signal
 import sys
 
 import rclpy
@@ -14,6 +16,8 @@ from perovss_ros.ros.node import PerovssNode
 
 # Image callback, worker publishing, services, find goals and captures each hold a thread.
 EXECUTOR_THREADS = 8
+#: ``kill -USR1 <pid>`` prints the stack of every thread of a running node to its stderr.
+STACKS_SIGNAL = signal.SIGUSR1
 
 
 def run_node(argv: list[str] | None = None) -> int:
@@ -27,6 +31,8 @@ def run_node(argv: list[str] | None = None) -> int:
     except ValueError as exc:
         print(f"perovss node: {exc}", file=sys.stderr)
         return 2
+    # A node that stops answering can then be asked where each thread is, without stopping it.
+    faulthandler.register(STACKS_SIGNAL, all_threads=True)
     rclpy.init(args=args)
     node = PerovssNode()
     executor = NodeExecutor(num_threads=EXECUTOR_THREADS)

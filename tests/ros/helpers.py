@@ -7,7 +7,9 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
+import traceback
 from collections.abc import Callable
 from pathlib import Path
 
@@ -16,6 +18,8 @@ from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from perovss_ros.ros.client import NodeUnavailableError, PerovssClient
 
 ROOT = Path(__file__).resolve().parents[2]
+#: Nodes this test process started, with their logs: an unanswered call reports where each one is.
+_STARTED: list[tuple[subprocess.Popen, Path]] = []
 
 
 def ros_env(domain_id: int) -> dict[str, str]:
@@ -29,8 +33,38 @@ def ros_env(domain_id: int) -> dict[str, str]:
 def start_perovss(domain_id: int, args: list[str], log: Path) -> subprocess.Popen:
     """Run ``python -m perovss_ros.cli ARGS`` with stdout+stderr into ``log``."""
     handle = open(log, "w")  # noqa: SIM115 - closed by the OS when the child exits; read via the path
-    return subprocess.Popen([sys.executable, "-m", "perovss_ros.cli", *args], cwd=ROOT,
+    proc = subprocess.Popen([sys.executable, "-m", "perovss_ros.cli", *args], cwd=ROOT,
                             env=ros_env(domain_id), stdout=handle, stderr=subprocess.STDOUT)
+    _STARTED[:] = [(p, path) for p, path in _STARTED if p.poll() is None]
+    _STARTED.append((proc, log))
+    return proc
+
+
+def where_everyone_is() -> str:
+    """The stacks of every running node this process started (``STACKS_SIGNAL``) and of this process.
+
+    For the failure message of a call nobody answered: was the node busy in a callback, idle in its
+    wait, or was the answer lost on this side? The nodes keep running."""
+    from perovss_ros.ros.main import STACKS_SIGNAL
+
+    def written_since(log: Path, start: int) -> str:
+        return log.read_bytes()[start:].decode(errors="replace") if log.exists() else ""
+
+    parts = []
+    for proc, log in _STARTED:
+        if proc.poll() is not None:
+            continue
+        start = log.stat().st_size if log.exists() else 0
+        proc.send_signal(STACKS_SIGNAL)
+        wait_for(lambda log=log, start=start: "Thread 0x" in written_since(log, start), 5, step=0.1)
+        time.sleep(0.5)  # the rest of the dump
+        parts.append(f"--- node pid {proc.pid} ({log.name}), stacks on request:\n"
+                     + written_since(log, start)[-6000:])
+    names = {t.ident: t.name for t in threading.enumerate()}
+    for ident, frame in sys._current_frames().items():
+        parts.append(f"--- this process, thread {names.get(ident, ident)}:\n"
+                     + "".join(traceback.format_stack(frame)[-8:]))
+    return "\n".join(parts)
 
 
 def stop(proc: subprocess.Popen, timeout: float = 20.0, dump: bool = False) -> int:
@@ -103,7 +137,14 @@ class RosHarness(PerovssClient):
         try:
             return super().call(srv_type, name, request, timeout, probe=probe or self._probes[srv_type])
         except NodeUnavailableError as exc:
-            raise AssertionError(str(exc)) from None
+            raise AssertionError(f"{exc}\n{where_everyone_is()}") from None
+
+    def find(self, *args, **kwargs):
+        """PerovssClient.find; an unanswered goal fails the test with everyone's stacks."""
+        try:
+            return super().find(*args, **kwargs)
+        except NodeUnavailableError as exc:
+            raise AssertionError(f"{exc}\n{where_everyone_is()}") from None
 
 
 def reliable(depth: int = 10) -> QoSProfile:

@@ -27,7 +27,7 @@ from perovss_ros.ros.image_conversion import instance_image_to_array, mask_to_im
 from perovss_ros.ros.node import WARN_PERIOD_S
 from perovss_ros.sim.scenes import make_scene
 from tests.conftest import next_ros_domain_id
-from tests.ros.helpers import RosHarness, node_cmd, reliable, start_perovss, stop, wait_for
+from tests.ros.helpers import RosHarness, node_cmd, reliable, start_perovss, stop, wait_for, where_everyone_is
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
 
@@ -287,6 +287,20 @@ def test_bad_requests_fail_clearly_and_lose_nothing(perovss, scene, taught) -> N
     assert perovss["proc"].poll() is None, "the node keeps running"
     assert _concept_names(ros) == before, "no concept lost or half-made"
     assert (perovss["store"] / obj.name).is_dir(), "the stored concept is untouched"
+
+
+def test_a_running_node_prints_its_stacks_on_request_and_goes_on(perovss, scene) -> None:
+    """What an unanswered call's failure message shows: each node thread's stack, then the node carries on."""
+    before = _concept_names(perovss["ros"])
+    report = where_everyone_is()
+    node_part = report.split("--- this process")[0]
+    assert f"node pid {perovss['proc'].pid}" in node_part, report
+    assert "Thread 0x" in node_part and "executor" in node_part, "every thread, the spinning one included"
+    assert "--- this process, thread" in report
+    assert perovss["proc"].poll() is None
+    assert _concept_names(perovss["ros"]) == before, "still answering"
+    seg = perovss["stream"].send(scene.frames[0])
+    assert (seg.instance_mask.width, seg.instance_mask.height) == SIZE, "still segmenting"
 
 
 def test_unsupported_stream_encoding_is_warned_once_and_skipped(perovss, scene) -> None:
