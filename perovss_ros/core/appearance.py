@@ -28,6 +28,7 @@ decoded mask that spilled onto something else is cut back to them (``colour_supp
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 
@@ -150,8 +151,10 @@ def describe_region(rgb: np.ndarray, mask: np.ndarray) -> RegionDescriptor | Non
 # of its pixels.
 SUPPORT_SHARE = 0.01
 # The colour-supported part of a mask is an option of its own only when it drops at least this share
-# of the mask (less is noise) and keeps at least MIN_SUPPORTED of it (less is a speck, not the object).
-MIN_TRIM = 0.08
+# of the mask (less is the opening's noise) and keeps at least MIN_SUPPORTED of it (less is a speck, not
+# the object). A spill of 5 % of the mask onto background can move the colour cue past the limit where
+# a colour look-alike weighs it up (dev 3460's book: 6.6 units from the shots against 4.0 without it).
+MIN_TRIM = 0.03
 MIN_SUPPORTED = 0.2
 # Brightness tiers of the palette: half an octave each (a cell widened by one tier either way takes a
 # change of light of about ±40 %), from MIN_BRIGHTNESS to white.
@@ -182,19 +185,31 @@ def palette(rgb_values: np.ndarray) -> np.ndarray:
     return (out / max(float(out.sum()), 1.0)).reshape(CHROMA_BINS, CHROMA_BINS, TIERS)
 
 
-def palette_support(references: tuple[RegionDescriptor, ...] | list) -> np.ndarray | None:
+def palette_support(palettes: Sequence[np.ndarray]) -> np.ndarray | None:
     """``CHROMA_BINS×CHROMA_BINS×TIERS`` bool: the palette cells that are the concept's colours (cells with at
-    least ``SUPPORT_SHARE`` of some reference's pixels, each widened by one chromaticity bin and one tier);
-    None when no reference has a palette."""
-    charts = [r.palette for r in references if r.palette is not None]
-    if not charts:
+    least ``SUPPORT_SHARE`` of the pixels of some of its ``palettes`` (``palette``), each widened by one
+    chromaticity bin and one tier); None without palettes."""
+    if not palettes:
         return None
-    seen = (np.max(charts, axis=0) >= SUPPORT_SHARE).astype(np.uint8)
+    seen = (np.max(palettes, axis=0) >= SUPPORT_SHARE).astype(np.uint8)
     near = np.stack([cv2.dilate(seen[..., t], np.ones((3, 3), np.uint8)) for t in range(TIERS)], axis=2) > 0
     support = near.copy()
     support[..., 1:] |= near[..., :-1]
     support[..., :-1] |= near[..., 1:]
     return support
+
+
+def shot_palettes(silhouettes: Sequence[np.ndarray], views: Sequence[np.ndarray]) -> list[np.ndarray]:
+    """The ``palette`` of each shot's own pixels, rim left out as ``describe_region`` does: ``silhouettes``
+    (``h×w bool``) over ``views`` (``h×w×3 uint8 RGB``), as ``shot_views`` makes them."""
+    palettes = []
+    for silhouette, view in zip(silhouettes, views, strict=True):
+        # Padded, so that the rim is also taken off where the mask meets the edge of its box.
+        pad = 2 + round(0.05 * np.sqrt(max(int(silhouette.sum()), 1)))
+        inner = _interior(np.pad(silhouette, pad))[pad:-pad, pad:-pad]
+        if int(inner.sum()) >= MIN_PIXELS:
+            palettes.append(palette(view[inner]))
+    return palettes
 
 
 def colour_support(rgb: np.ndarray, mask: np.ndarray, support: np.ndarray | None) -> np.ndarray | None:
@@ -306,8 +321,16 @@ class CueCheck:
 
     @cached_property
     def support(self) -> np.ndarray | None:
-        """The concept's palette cells (``palette_support`` of the references)."""
-        return palette_support(self.references)
+        """The concept's palette cells: ``palette_support`` of the shots' own pixels (``views`` under
+        ``silhouettes``), or of the references' palettes where no views are kept.
+
+        The decoder's masks of the shots are left out: they count as references from IoU
+        ``decide.OWN_DECODE_IOU`` (0.8) with the shot, so one may hold a rim or a pocket of background, and at
+        ``SUPPORT_SHARE`` that background's colours would become the concept's (dev 3454's mug: 92 % of
+        the background around it against 2 % from the shots alone), so no spill onto it is cut off."""
+        if self.views:
+            return palette_support(shot_palettes(self.silhouettes, self.views))
+        return palette_support([r.palette for r in self.references if r.palette is not None])
 
     def cue_units(self, desc: RegionDescriptor) -> np.ndarray:
         """Per cue the distance to the nearest reference in units of ``scale`` -> float64 (3,)."""
