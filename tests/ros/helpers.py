@@ -18,7 +18,8 @@ from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from perovss_ros.ros.client import NodeUnavailableError, PerovssClient
 
 ROOT = Path(__file__).resolve().parents[2]
-#: Nodes this test process started, with their logs: an unanswered call reports where each one is.
+#: Nodes (``perovss node``) this test process started, with their logs: an unanswered call reports where
+#: each one is.
 _STARTED: list[tuple[subprocess.Popen, Path]] = []
 
 
@@ -36,7 +37,8 @@ def start_perovss(domain_id: int, args: list[str], log: Path) -> subprocess.Pope
     proc = subprocess.Popen([sys.executable, "-m", "perovss_ros.cli", *args], cwd=ROOT,
                             env=ros_env(domain_id), stdout=handle, stderr=subprocess.STDOUT)
     _STARTED[:] = [(p, path) for p, path in _STARTED if p.poll() is None]
-    _STARTED.append((proc, log))
+    if args[:1] == ["node"]:  # only the node prints its stacks on STACKS_SIGNAL; it would end the others
+        _STARTED.append((proc, log))
     return proc
 
 
