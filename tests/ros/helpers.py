@@ -36,17 +36,17 @@ def start_perovss(domain_id: int, args: list[str], log: Path) -> subprocess.Pope
     handle = open(log, "w")  # noqa: SIM115 - closed by the OS when the child exits; read via the path
     proc = subprocess.Popen([sys.executable, "-m", "perovss_ros.cli", *args], cwd=ROOT,
                             env=ros_env(domain_id), stdout=handle, stderr=subprocess.STDOUT)
-    _STARTED[:] = [(p, path) for p, path in _STARTED if p.poll() is None]
     if args[:1] == ["node"]:  # only the node prints its stacks on STACKS_SIGNAL; it would end the others
-        _STARTED.append((proc, log))
+        _STARTED[:] = [*_STARTED[-7:], (proc, log)]
     return proc
 
 
 def where_everyone_is() -> str:
-    """The stacks of every running node this process started (``STACKS_SIGNAL``) and of this process.
+    """The stacks of every running node this process started (``STACKS_SIGNAL``) and of this process,
+    and the end of the log of one that ended without being stopped (``stop``).
 
     For the failure message of a call nobody answered: was the node busy in a callback, idle in its
-    wait, or was the answer lost on this side? The nodes keep running."""
+    wait, dead, or was the answer lost on this side? The running nodes keep running."""
     from perovss_ros.ros.main import STACKS_SIGNAL
 
     def written_since(log: Path, start: int) -> str:
@@ -54,7 +54,9 @@ def where_everyone_is() -> str:
 
     parts = []
     for proc, log in _STARTED:
-        if proc.poll() is not None:
+        if proc.poll() is not None:  # it ended: how, and its last words
+            parts.append(f"--- node pid {proc.pid} ({log.name}) exited with {proc.returncode}; its log ends:\n"
+                         + written_since(log, 0)[-4000:])
             continue
         start = log.stat().st_size if log.exists() else 0
         proc.send_signal(STACKS_SIGNAL)
@@ -76,6 +78,7 @@ def stop(proc: subprocess.Popen, timeout: float = 20.0, dump: bool = False) -> i
     both cores (one fresh-clone run saw a node take over 10 s after a CONFIGURE, another over 20 s
     after a CLEANUP and CONFIGURE). A node still running after SIGINT gets SIGABRT before SIGKILL,
     so its stacks (``PYTHONFAULTHANDLER``) are in its log for the failure message."""
+    _STARTED[:] = [(p, log) for p, log in _STARTED if p is not proc]
     if proc.poll() is None:
         proc.send_signal(signal.SIGABRT if dump else signal.SIGINT)
         try:

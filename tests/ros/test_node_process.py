@@ -543,9 +543,13 @@ def test_bad_configuration_fails_with_one_clear_line(tmp_path: Path) -> None:
                                                         f"checkpoint:={tmp_path / 'missing.pth'}"), log)
     try:
         proc.wait(60)
+        # A node that ended without being stopped: an unanswered call's report says how, with its log.
+        report = where_everyone_is()
     finally:
         stop(proc)
     assert proc.returncode == 1
+    assert f"node pid {proc.pid} (bad.log) exited with 1" in report and "missing.pth" in report, report
+    assert f"node pid {proc.pid}" not in where_everyone_is(), "once stopped, it is left out"
     errors = [line for line in log.read_text().splitlines() if "configure failed" in line]
     assert len(errors) == 1 and "missing.pth" in errors[0], log.read_text()
     assert "Traceback" not in log.read_text()
