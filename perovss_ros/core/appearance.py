@@ -62,11 +62,15 @@ class RegionDescriptor:
     palette: np.ndarray | None = None
 
 
+def _rim_px(area: int) -> int:
+    """The width in pixels of the rim ``_interior`` takes off a mask of ``area`` pixels."""
+    return max(1, round(0.04 * np.sqrt(area)))
+
+
 def _interior(mask: np.ndarray) -> np.ndarray:
     """The mask without its rim (a few pixels, relative to its size), or the mask when that is too small."""
     m = np.ascontiguousarray(mask, dtype=np.uint8)
-    area = int(m.sum())
-    rim = max(1, round(0.04 * np.sqrt(area)))
+    rim = _rim_px(int(m.sum()))
     inner = cv2.erode(m, np.ones((2 * rim + 1, 2 * rim + 1), np.uint8)) > 0
     return inner if int(inner.sum()) >= MIN_PIXELS else m > 0
 
@@ -205,7 +209,7 @@ def shot_palettes(silhouettes: Sequence[np.ndarray], views: Sequence[np.ndarray]
     palettes = []
     for silhouette, view in zip(silhouettes, views, strict=True):
         # Padded, so that the rim is also taken off where the mask meets the edge of its box.
-        pad = 2 + round(0.05 * np.sqrt(max(int(silhouette.sum()), 1)))
+        pad = _rim_px(int(silhouette.sum())) + 1
         inner = _interior(np.pad(silhouette, pad))[pad:-pad, pad:-pad]
         if int(inner.sum()) >= MIN_PIXELS:
             palettes.append(palette(view[inner]))

@@ -139,17 +139,22 @@ class RosHarness(PerovssClient):
 
     def call(self, srv_type: type, name: str, request: object, timeout: float = 60.0, probe: object = None):
         """Call a service once, after proving the round trip with the type's harmless probe."""
-        try:
+        with _unanswered_fails_the_test():
             return super().call(srv_type, name, request, timeout, probe=probe or self._probes[srv_type])
-        except NodeUnavailableError as exc:
-            raise AssertionError(f"{exc}\n{where_everyone_is()}") from None
 
     def find(self, *args, **kwargs):
         """PerovssClient.find; an unanswered goal fails the test with everyone's stacks."""
-        try:
+        with _unanswered_fails_the_test():
             return super().find(*args, **kwargs)
-        except NodeUnavailableError as exc:
-            raise AssertionError(f"{exc}\n{where_everyone_is()}") from None
+
+
+@contextlib.contextmanager
+def _unanswered_fails_the_test():
+    """A NodeUnavailableError becomes the test's failure, with where every process was (``where_everyone_is``)."""
+    try:
+        yield
+    except NodeUnavailableError as exc:
+        raise AssertionError(f"{exc}\n{where_everyone_is()}") from None
 
 
 def reliable(depth: int = 10) -> QoSProfile:
