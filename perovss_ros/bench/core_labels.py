@@ -147,7 +147,8 @@ def run_labels(args: argparse.Namespace) -> dict:
         print(f"  generic mIoU taught against untaught not measurable: {exc}")
         nan = float("nan")
         compared = {"miou_with": nan, "miou_without": nan, "delta_points": nan, "within_tolerance": False,
-                    "tolerance_points": COMPARE_TOLERANCE_POINTS}
+                    "tolerance_points": COMPARE_TOLERANCE_POINTS,
+                    "outside_personal": {"miou_with": nan, "miou_without": nan, "delta_points": nan}}
     frames = len(times["on"])
     ms = {run: 1000 * float(np.mean(times[run])) for run in RUNS}
     result = {
@@ -159,6 +160,7 @@ def run_labels(args: argparse.Namespace) -> dict:
         "lookalike_object_frames": on["lookalike_fp"]["object_frames"],
         "miou_with": compared["miou_with"], "miou_without": compared["miou_without"],
         "delta_points": compared["delta_points"],
+        "outside_personal": compared["outside_personal"],
         "ms_on": ms["on"], "ms_off": ms["off"], "time_ratio": ms["on"] / ms["off"],
         "stages_ms": {run: {k: 1000 * sum(v) / frames for k, v in stages[run].items()} for run in RUNS},
         "summaries": summaries, "seeds": seeds, "difficulty": args.difficulty, "backend": args.backend,
@@ -193,6 +195,9 @@ def run_labels(args: argparse.Namespace) -> dict:
     print(f"  generic mIoU: taught {result['miou_with']:.3f}, untaught {result['miou_without']:.3f}, "
           f"{result['delta_points']:+.2f} points (within {compared['tolerance_points']:.0f}) "
           f"-> {verdict('miou_with_without')}")
+    outside = result["outside_personal"]
+    print(f"    outside the personal objects' pixels: taught {outside['miou_with']:.3f}, untaught "
+          f"{outside['miou_without']:.3f}, {outside['delta_points']:+.2f} points")
     print(f"  mean process(): on {ms['on']:.1f} ms, off {ms['off']:.1f} ms = {result['time_ratio']:.2f}× "
           f"(≤ {TARGET_TIME_RATIO}×) -> {verdict('time_ratio')}; untaught {ms['untaught']:.1f} ms")
     for run in RUNS:

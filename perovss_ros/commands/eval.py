@@ -304,6 +304,10 @@ def run(args: argparse.Namespace) -> int:
         print(f"generic mIoU with personal concepts {comparison['miou_with']:.3f}, without "
               f"{comparison['miou_without']:.3f}: {comparison['delta_points']:+.2f} points, {verdict} "
               f"{comparison['tolerance_points']:g}")
+        outside = comparison.get("outside_personal") or {}
+        if outside:
+            print(f"  outside the personal objects' pixels: with {outside['miou_with']:.3f}, without "
+                  f"{outside['miou_without']:.3f}: {outside['delta_points']:+.2f} points")
     for name, path in paths.items():
         print(f"  {name}: {path}")
     if comparison_error:

@@ -40,8 +40,14 @@ Definitions (``OpenVocabScorer``):
   table; right when some segment of that category has IoU ≥ 0.5 with it.
   ``non_personal`` repeats it over the objects that are no taught concept's
   (the generic labels alone: look-alikes, other objects).
+* **Generic mIoU outside the personal objects** (``miou_outside_personal``): the
+  same, over the pixels that are no personal object's in the personal ground
+  truth. A taught concept is segmented by the identity, often better than the
+  generic path segments the same object untaught, which raises the plain generic
+  mIoU; this one asks only whether everything else keeps its labels.
 * ``compare_runs``: generic mIoU of a run with personal concepts taught
-  against one without (the "keeps the open vocabulary" claim), in points.
+  against one without (the "keeps the open vocabulary" claim), in points, and
+  the same outside the personal objects.
 """
 
 from __future__ import annotations
@@ -127,6 +133,7 @@ class OpenVocabScorer:
         self._table_vocabulary: dict[str, None] = {}
         self._personal: dict[str, dict] = {}
         self._classes: dict[str, dict[str, int]] = {}
+        self._classes_outside: dict[str, dict[str, int]] = {}  # over pixels that are no personal object's
         self._lookalike: dict[str, list[int]] = {}
         self._right: dict[str, list[int]] = {}
         self._right_generic = [0, 0]  # object frames, right: objects that are no concept's
@@ -155,7 +162,7 @@ class OpenVocabScorer:
         if personal_gt is not None:
             self._add_personal(segments, personal, personal_gt)
         if classes is not None:
-            out["category_iou"] = self._add_classes(segments, categories, classes)
+            out["category_iou"] = self._add_classes(segments, categories, classes, personal_gt)
         if objects is not None:
             self._add_objects(segments, personal, categories, objects)
         return out
@@ -181,7 +188,8 @@ class OpenVocabScorer:
                 entry["frames_present"] += 1
                 entry["frame_ious"].append(inter / union)
 
-    def _add_classes(self, segments, categories: CategoryTable, classes: np.ndarray) -> float:
+    def _add_classes(self, segments, categories: CategoryTable, classes: np.ndarray,
+                     personal_gt: np.ndarray | None) -> float:
         words = list(dict.fromkeys([*categories.class_names.values(), *(s.category for s in segments if s.category)]))
         index = {w: k + 1 for k, w in enumerate(words)}
         gt = np.zeros(classes.shape, np.int32)
@@ -203,6 +211,13 @@ class OpenVocabScorer:
             entry["labelled_pixels"] += int(np.count_nonzero(g & (pred > 0)))
             if n_gt and word in self._vocabulary():
                 frame_ious.append(inter / (n_gt + n_pred - inter))
+            if personal_gt is not None:
+                rest = personal_gt == 0
+                g, p = g & rest, p & rest
+                inter, n_gt, n_pred = int(np.count_nonzero(g & p)), int(np.count_nonzero(g)), int(np.count_nonzero(p))
+                entry = self._classes_outside.setdefault(word, _counts())
+                entry["intersection"] += inter
+                entry["union"] += n_gt + n_pred - inter
         return float(np.mean(frame_ious)) if frame_ious else float("nan")
 
     def _add_objects(self, segments, personal, categories: CategoryTable, objects: np.ndarray) -> None:
@@ -259,6 +274,8 @@ class OpenVocabScorer:
                    "fraction": _share(self._classes[w]["labelled_pixels"], self._classes[w]["gt_pixels"])}
                for w in self._words if w not in vocabulary and w in self._classes}
         class_ious = [v["iou"] for v in per_class.values() if not math.isnan(v["iou"])]
+        outside = [_share(e["intersection"], e["union"]) for w, e in self._classes_outside.items() if w in vocabulary]
+        outside = [iou for iou in outside if not math.isnan(iou)]
         lookalike = {name: {"object_frames": n, "as_personal": m, "fraction": _share(m, n)}
                      for name, (n, m) in self._lookalike.items()}
         total_n = sum(v["object_frames"] for v in lookalike.values())
@@ -276,7 +293,8 @@ class OpenVocabScorer:
             "personal": personal,
             "iou_per_mean": float(np.mean(ious)) if ious else float("nan"),
             "generic": {"vocabulary": vocabulary, "per_class": per_class,
-                        "miou": float(np.mean(class_ious)) if class_ious else float("nan")},
+                        "miou": float(np.mean(class_ious)) if class_ious else float("nan"),
+                        "miou_outside_personal": float(np.mean(outside)) if outside else float("nan")},
             "off_vocabulary": off,
             "lookalike_fp": {"per_concept": lookalike, "object_frames": total_n, "as_personal": total_m,
                              "fraction": _share(total_m, total_n)},
@@ -294,8 +312,9 @@ def compare_runs(without: Mapping, with_personal: Mapping, tolerance_points: flo
     ``without`` and ``with_personal`` are ``OpenVocabScorer.summary()``
     dictionaries (or a ``metrics.json``'s ``open_vocab``) of two runs over the
     same frames. Returns both mIoUs, ``delta_points`` = 100 × (with − without),
-    ``within_tolerance`` (``|delta| ≤ tolerance_points``) and the per-class
-    deltas. InvalidInputError when a run labelled nothing (the comparison would
+    ``within_tolerance`` (``|delta| ≤ tolerance_points``), the per-class
+    deltas and ``outside_personal``: both runs' ``miou_outside_personal`` and their
+    ``delta_points`` (NaN where a run has none). InvalidInputError when a run labelled nothing (the comparison would
     be vacuous) or the vocabularies differ.
     """
     for name, run in (("without", without), ("with", with_personal)):
@@ -314,6 +333,9 @@ def compare_runs(without: Mapping, with_personal: Mapping, tolerance_points: flo
     per_class = {w: {"without": a["per_class"][w]["iou"], "with": b["per_class"][w]["iou"],
                      "delta_points": points(a["per_class"][w]["iou"], b["per_class"][w]["iou"])}
                  for w in a["vocabulary"]}
+    outside = (a.get("miou_outside_personal", float("nan")), b.get("miou_outside_personal", float("nan")))
     return {"miou_without": a["miou"], "miou_with": b["miou"], "delta_points": delta,
+            "outside_personal": {"miou_without": outside[0], "miou_with": outside[1],
+                                 "delta_points": points(*outside)},
             "within_tolerance": bool(abs(delta) <= tolerance_points) if not math.isnan(delta) else False,
             "tolerance_points": float(tolerance_points), "per_class": per_class}

@@ -132,6 +132,11 @@ def open_vocab_lines(ov: dict) -> list[str]:
                   f"{_fmt(comparison.get('miou_without'))} (`{comparison.get('without')}`): "
                   f"{_fmt(comparison.get('delta_points'))} points, {verdict} {comparison.get('tolerance_points')}.",
                   ""]
+        outside = comparison.get("outside_personal") or {}
+        if outside:
+            lines += [f"Outside the personal objects' pixels (what teaching must leave alone): taught "
+                      f"{_fmt(outside.get('miou_with'))}, without {_fmt(outside.get('miou_without'))}: "
+                      f"{_fmt(outside.get('delta_points'))} points.", ""]
     if ov.get("personal"):
         lines += ["| personal concept | IoU^per | per-frame mIoU | frames present | frames | on a same-category "
                   "look-alike |", "|---|---:|---:|---:|---:|---:|"]

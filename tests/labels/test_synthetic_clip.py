@@ -13,9 +13,8 @@ from perovss_ros.core.errors import CheckpointError
 from perovss_ros.core.labels import synthetic_clip
 from perovss_ros.core.labels.synthetic_world import caption_for, hide_part, render_sample, sprite_bank
 
-SMALL = synthetic_clip.Recipe(steps=2, batch_size=6, sprite_bank=8, warmup_steps=1, image_size=32, patch_size=8,
-                              vision_width=32, vision_layers=1, text_width=32, text_layers=1, heads=2, embed_dim=16,
-                              context_length=16, sprite_size=32)
+SMALL = synthetic_clip.Recipe(steps=2, batch_size=6, sprite_bank=8, warmup_steps=1, image_size=32, vision_width=8,
+                              text_width=32, text_layers=1, heads=2, embed_dim=16, context_length=16, sprite_size=32)
 
 
 def test_cache_key_follows_the_recipe() -> None:
@@ -25,6 +24,26 @@ def test_cache_key_follows_the_recipe() -> None:
     assert dataclasses.replace(SMALL, seed=1).key() != key
     assert dataclasses.replace(SMALL, steps=3).key() != key
     assert synthetic_clip.weights_path(SMALL, "/models").name == f"synthetic-clip-{key}.safetensors"
+
+
+def test_the_recipe_picks_the_image_tower() -> None:
+    from open_clip.modified_resnet import ModifiedResNet
+    from open_clip.transformer import VisionTransformer
+
+    assert synthetic_clip.DEFAULT_RECIPE.vision_tower == "resnet"
+    resnet = synthetic_clip.build_model(SMALL)
+    assert isinstance(resnet.visual, ModifiedResNet)
+    # Stages of one block each, the stem 8 wide: the last stage gives 8 × 32 channels.
+    assert [len(stage) for stage in (resnet.visual.layer1, resnet.visual.layer2, resnet.visual.layer3,
+                                     resnet.visual.layer4)] == [1, 1, 1, 1]
+    assert resnet.visual.attnpool.c_proj.in_features == 8 * 32
+    vit = synthetic_clip.build_model(dataclasses.replace(SMALL, vision_tower="vit", patch_size=8, vision_width=32,
+                                                         vision_layers=1))
+    assert isinstance(vit.visual, VisionTransformer) and vit.visual.patch_size == (8, 8)
+    # As read back from the recipe's JSON (a list), the key is the same.
+    assert synthetic_clip.Recipe(**{**dataclasses.asdict(SMALL), "resnet_layers": [1, 1, 1, 1]}).key() == SMALL.key()
+    with pytest.raises(ValueError, match="vision_tower"):
+        synthetic_clip.Recipe(vision_tower="convnext")
 
 
 def test_renders_are_deterministic_from_the_seed() -> None:

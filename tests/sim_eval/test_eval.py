@@ -252,13 +252,16 @@ def test_compare_with_reads_an_earlier_run(tmp_path):
 
     classes = np.zeros((4, 4), np.uint16)
     classes[:, :2] = 1  # 8 mug pixels
+    personal = np.zeros((4, 4), np.uint16)
+    personal[:, 0] = 1  # the first column's mug is my_mug
     table = CategoryTable({1: "mug"})
 
     def run(cols: int) -> EvalResult:
         mask = np.zeros((4, 4), bool)
         mask[:, :cols] = True
         scorer = OpenVocabScorer()
-        scorer.add([PredictedSegment("mug", "mug", False, mask)], [PersonalTruth("my_mug", 1)], table, None, classes)
+        scorer.add([PredictedSegment("mug", "mug", False, mask)], [PersonalTruth("my_mug", 1)], table, personal,
+                   classes)
         return EvalResult(meta={}, records=[], per_concept={}, overall={}, speed={}, open_vocab=scorer.summary())
 
     write_report(run(2), tmp_path / "without")  # mug IoU 8 / 8
@@ -266,5 +269,10 @@ def test_compare_with_reads_an_earlier_run(tmp_path):
     comparison = compare_with(result, str(tmp_path / "without"))
     assert comparison["delta_points"] == pytest.approx(100 * (8 / 12 - 1.0))
     assert not comparison["within_tolerance"] and result.open_vocab["comparison"] is comparison
+    # Outside my_mug's column: the other mug's 4 px against 4 predicted (1.0), then against 8 (4 / 8).
+    assert comparison["outside_personal"]["miou_without"] == pytest.approx(1.0)
+    assert comparison["outside_personal"]["delta_points"] == pytest.approx(100 * (4 / 8 - 1.0))
     paths = write_report(result, tmp_path / "with")
-    assert "not within" in paths["report"].read_text()
+    report = paths["report"].read_text()
+    assert "not within" in report
+    assert "Outside the personal objects' pixels" in report and "-50.000 points" in report

@@ -158,6 +158,31 @@ def test_bad_masks_are_refused():
                    CLASSES)
 
 
+def test_generic_miou_outside_the_personal_objects_by_hand():
+    taught = OpenVocabScorer()
+    taught.add(frame_one(), MY_MUG, TABLE, PERSONAL_GT, CLASSES, OBJECTS)
+    # Untaught: the same frame, my_mug's object named "mug" by the generic path with half its pixels, (0, 0-1).
+    untaught = OpenVocabScorer()
+    untaught.add([PredictedSegment("mug", "mug", False, _mask((0, 0), (0, 1))), *frame_one()[1:]], [], TABLE,
+                 PERSONAL_GT, CLASSES, OBJECTS)
+    t, u = taught.summary()["generic"], untaught.summary()["generic"]
+    # Plain, untaught: mug predicted (0, 0-1) and (0, 3-4), 4 of the 8 mug px -> 4 / 8; ball 4 / 6 as before.
+    assert u["miou"] == pytest.approx((4 / 8 + 4 / 6) / 2)
+    assert t["miou"] == pytest.approx((6 / 9 + 4 / 6) / 2)
+    # Outside my_mug's 4 px: taught, mug predicted at (0, 2) (my_mug's spill) and (0, 3-4), the other mug's 4 px
+    # true -> 2 / 5; untaught, (0, 3-4) -> 2 / 4. The ball is outside either way: 4 / 6.
+    assert t["miou_outside_personal"] == pytest.approx((2 / 5 + 4 / 6) / 2)
+    assert u["miou_outside_personal"] == pytest.approx((2 / 4 + 4 / 6) / 2)
+    out = compare_runs(untaught.summary(), taught.summary())
+    # Teaching raised the plain figure by the better mask of my_mug, and cost the rest the spill at (0, 2).
+    assert out["delta_points"] == pytest.approx(100 * (6 / 9 - 4 / 8) / 2)
+    assert out["outside_personal"]["delta_points"] == pytest.approx(100 * (2 / 5 - 2 / 4) / 2)
+    # Without a personal ground truth there is no "outside".
+    blind = OpenVocabScorer()
+    blind.add(frame_one(), [], TABLE, None, CLASSES, OBJECTS)
+    assert math.isnan(blind.summary()["generic"]["miou_outside_personal"])
+
+
 def _run(miou: float, per_class: dict[str, float], labelled: int = 5) -> dict:
     return {"labelled_segments": labelled,
             "generic": {"vocabulary": list(per_class), "miou": miou,

@@ -66,7 +66,9 @@ class OpenClipEncoder:
         self.device = torch.device(device)
         self.region_mode = "dense" if region_mode == "auto" and dense_ok else (
             "crops" if region_mode == "auto" else region_mode)
-        self.image_size: tuple[int, int] = tuple(int(s) for s in model.visual.image_size)  # type: ignore[assignment]
+        size = model.visual.image_size  # a ViT's (h, w); a ModifiedResNet's one int
+        self.image_size: tuple[int, int] = (int(size), int(size)) if isinstance(size, int) else (  # type: ignore[assignment]
+            int(size[0]), int(size[1]))
         self.dense_short_side = int(dense_short_side or min(self.image_size))
         self.crop_context = float(crop_context)
         self._mean = np.asarray(mean, np.float32)

@@ -2,8 +2,10 @@
 
 No CLIP weights can be downloaded on the build machines, and random weights label
 nothing, so ``perovss models build synthetic-clip`` trains one: a real open_clip
-architecture (``model_config``: ViT-S/16-like at 128 px, a 4-layer text tower)
-trained contrastively on ``synthetic_world`` renders and captions. It names the
+architecture (``model_config``: by default a small ModifiedResNet image tower at 96 px, the
+RN50 design at 1/4 of its width with one block per stage; a 4-layer text tower) trained
+contrastively on ``synthetic_world`` renders and captions. ``vision_tower: vit`` gives the
+earlier ViT (128 px, patch 16), which names hard-scene objects less well in the same time. It names the
 sim's five shapes, eight colours and five patterns, and answers "an object" for
 anything else; it means nothing on real images.
 
@@ -39,6 +41,7 @@ from perovss_ros.core.labels.synthetic_world import caption_for, render_sample, 
 NAME = "synthetic-clip"
 DESCRIPTION = "synthetic-clip: knows only the synthetic world (the sim's sprites), labels nothing real"
 FORMAT_VERSION = 3  # bump when training code changes what a recipe produces
+VISION_TOWERS = ("resnet", "vit")
 
 
 @dataclass(frozen=True)
@@ -52,10 +55,14 @@ class Recipe:
     grad_clip: float = 1.0
     weight_decay: float = 0.05
     warmup_steps: int = 20
-    image_size: int = 128
-    patch_size: int = 16
-    vision_width: int = 128
-    vision_layers: int = 4
+    # A convolutional tower: on ground-truth masks of hard dev scenes 1000-1011 it named 0.780 of 727
+    # object views against the ViT's 0.722 (128 px, width 128, 4 layers), in the same training time.
+    vision_tower: str = "resnet"
+    image_size: int = 96
+    patch_size: int = 16  # vit only
+    vision_width: int = 16  # resnet: the stem's width (stages 4x..32x it); vit: the token width
+    vision_layers: int = 4  # vit only
+    resnet_layers: tuple[int, ...] = (1, 1, 1, 1)  # resnet only: blocks per stage
     text_width: int = 128
     text_layers: int = 4
     heads: int = 4
@@ -66,6 +73,12 @@ class Recipe:
     max_turn: float = 180.0  # degrees either way: the scenes turn objects through a full circle
     hidden_rate: float = 0.15  # share of samples cut by a straight edge (border, occluder)
 
+    def __post_init__(self) -> None:
+        if self.vision_tower not in VISION_TOWERS:
+            raise ValueError(f"vision_tower must be one of {', '.join(VISION_TOWERS)}, got {self.vision_tower!r}")
+        # A recipe read back from JSON has a list here; the key and equality must not depend on that.
+        object.__setattr__(self, "resnet_layers", tuple(int(n) for n in self.resnet_layers))
+
     def key(self) -> str:
         """12 hex digits of SHA-256 over the recipe, the format version and the open_clip version."""
         blob = json.dumps({"recipe": dataclasses.asdict(self), "format": FORMAT_VERSION,
@@ -74,10 +87,14 @@ class Recipe:
 
     def model_config(self) -> dict:
         """The open_clip ``CLIP`` keyword arguments of this recipe's architecture."""
+        if self.vision_tower == "resnet":  # open_clip builds a ModifiedResNet when ``layers`` is a sequence
+            vision = {"image_size": self.image_size, "layers": list(self.resnet_layers), "width": self.vision_width}
+        else:
+            vision = {"image_size": self.image_size, "patch_size": self.patch_size, "width": self.vision_width,
+                      "layers": self.vision_layers, "head_width": self.vision_width // self.heads}
         return {
             "embed_dim": self.embed_dim,
-            "vision_cfg": {"image_size": self.image_size, "patch_size": self.patch_size, "width": self.vision_width,
-                           "layers": self.vision_layers, "head_width": self.vision_width // self.heads},
+            "vision_cfg": vision,
             "text_cfg": {"context_length": self.context_length, "vocab_size": 49408, "width": self.text_width,
                          "heads": self.heads, "layers": self.text_layers},
         }
@@ -143,6 +160,7 @@ def train(recipe: Recipe, progress: Callable[[int, float], None] | None = None) 
         return 0.5 * (1.0 + math.cos(math.pi * done))
 
     schedule = torch.optim.lr_scheduler.LambdaLR(optimiser, lr_at)
+
     for step in range(recipe.steps):
         samples = [render_sample(rng, recipe.image_size, bank, max_turn=recipe.max_turn, hidden_rate=recipe.hidden_rate)
                    for _ in range(recipe.batch_size)]
