@@ -113,6 +113,16 @@ def _counts() -> dict[str, int]:
     return {"intersection": 0, "union": 0, "gt_pixels": 0, "pred_pixels": 0, "labelled_pixels": 0}
 
 
+def _add_overlap(entry: dict[str, int], truth: np.ndarray, predicted: np.ndarray) -> tuple[int, int, int]:
+    """Add the ``H×W bool`` masks' intersection and union to ``entry``; returns ``(intersection, truth pixels,
+    predicted pixels)``."""
+    inter = int(np.count_nonzero(truth & predicted))
+    n_gt, n_pred = int(np.count_nonzero(truth)), int(np.count_nonzero(predicted))
+    entry["intersection"] += inter
+    entry["union"] += n_gt + n_pred - inter
+    return inter, n_gt, n_pred
+
+
 def _share(n: int, total: int) -> float:
     return n / total if total else float("nan")
 
@@ -199,25 +209,19 @@ class OpenVocabScorer:
         for s in segments:
             if s.category:
                 pred[np.asarray(s.mask, bool)] = index[s.category]
+        outside = personal_gt == 0 if personal_gt is not None else None
         frame_ious = []
         for word, k in index.items():
             g, p = gt == k, pred == k
-            inter, n_gt, n_pred = int(np.count_nonzero(g & p)), int(np.count_nonzero(g)), int(np.count_nonzero(p))
             entry = self._classes.setdefault(word, _counts())
-            entry["intersection"] += inter
-            entry["union"] += n_gt + n_pred - inter
+            inter, n_gt, n_pred = _add_overlap(entry, g, p)
             entry["gt_pixels"] += n_gt
             entry["pred_pixels"] += n_pred
             entry["labelled_pixels"] += int(np.count_nonzero(g & (pred > 0)))
             if n_gt and word in self._vocabulary():
                 frame_ious.append(inter / (n_gt + n_pred - inter))
-            if personal_gt is not None:
-                rest = personal_gt == 0
-                g, p = g & rest, p & rest
-                inter, n_gt, n_pred = int(np.count_nonzero(g & p)), int(np.count_nonzero(g)), int(np.count_nonzero(p))
-                entry = self._classes_outside.setdefault(word, _counts())
-                entry["intersection"] += inter
-                entry["union"] += n_gt + n_pred - inter
+            if outside is not None:
+                _add_overlap(self._classes_outside.setdefault(word, _counts()), g & outside, p & outside)
         return float(np.mean(frame_ious)) if frame_ious else float("nan")
 
     def _add_objects(self, segments, personal, categories: CategoryTable, objects: np.ndarray) -> None:

@@ -161,7 +161,6 @@ def train(recipe: Recipe, progress: Callable[[int, float], None] | None = None) 
         return 0.5 * (1.0 + math.cos(math.pi * done))
 
     schedule = torch.optim.lr_scheduler.LambdaLR(optimiser, lr_at)
-
     for step in range(recipe.steps):
         samples = [render_sample(rng, recipe.image_size, bank, max_turn=recipe.max_turn, hidden_rate=recipe.hidden_rate)
                    for _ in range(recipe.batch_size)]
